@@ -1,0 +1,25 @@
+//! The subdesk domain. Pure: no IO, no database, no clock or random ids of its own.
+//!
+//! - [`support_case`]: the `SupportCase` aggregate (open, comment, ... resolve, auto-resolve).
+//! - [`clock`]: the [`Clock`] trait through which aggregates learn the time; the binary
+//!   provides the system clock, tests and benchmarks a [`ManualClock`].
+//! - [`actor`]: who issued a command, as the domain sees it (role and id), used by rules such
+//!   as "internal comments only for agents".
+//! - [`upcast`]: turning stored events of older versions into the current shape.
+//!
+//! Every aggregate lives in its own folder with `commands.rs`, `events.rs`, `error.rs`,
+//! `aggregate.rs` and `tests.rs` (given / when / then on cqrs-es's `TestFramework`).
+
+pub mod actor;
+pub mod clock;
+pub mod support_case;
+pub mod upcast;
+
+pub use actor::{Actor, ActorRole};
+pub use clock::{Clock, ManualClock};
+
+/// A domain error that the HTTP edge turns into a `422` problem with a stable machine code.
+pub trait DomainError: std::error::Error {
+    /// Stable, snake_case, never renamed: clients switch on it.
+    fn code(&self) -> &'static str;
+}
