@@ -1,0 +1,29 @@
+//! subdesk read models and the machinery that keeps them up to date.
+//!
+//! - [`event`]: [`StoredEvent`], one row of the event log as readers see it, and the gap-free
+//!   catch-up read ([`event::read_batch`]) in `(tx_id, position)` order below the transaction
+//!   horizon.
+//! - [`runner`]: the [`Runner`] that applies batches to each [`Projection`] and advances its
+//!   checkpoint in the same transaction; one active runner per projection across processes;
+//!   woken by `LISTEN/NOTIFY`, with a polling fallback; `run_once` for tests.
+//! - [`rows`]: batch helpers that load, fold and write back read-model rows in one round trip
+//!   per table instead of one per event.
+//! - [`cases`]: the case list / detail / timeline read model.
+//!
+//! Projections know events and SQL, never HTTP. They use unqualified table names so that a
+//! rebuild can run the same code against shadow tables through `search_path`.
+
+pub mod cases;
+pub mod error;
+pub mod event;
+pub mod rows;
+pub mod runner;
+
+pub use error::ProjectionError;
+pub use event::{Checkpoint, StoredEvent};
+pub use runner::{Projection, Runner, RunnerConfig};
+
+/// Every projection of the product, in the order they are registered with the runner.
+pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
+    vec![std::sync::Arc::new(cases::CaseProjection)]
+}
