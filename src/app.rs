@@ -1,0 +1,135 @@
+//! The running application: shared state, and the API, projection runner and housekeeping
+//! tasks run side by side under one shutdown signal.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::PrometheusHandle;
+use subdesk_aggregates::support_case::{CasePolicy, CaseServices, SupportCase};
+use subdesk_aggregates::Clock;
+use subdesk_projections::{Runner, RunnerConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Authenticator;
+use crate::command::CommandBus;
+use crate::db::{DbError, Target};
+
+/// Tunables of a running server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bound on a read that waits for a read model to reach `min_position`.
+    pub read_wait: Duration,
+    pub projection: RunnerConfig,
+    pub aggregate_cache: usize,
+    pub pool_size: usize,
+    pub case_policy: CasePolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            read_wait: Duration::from_secs(5),
+            projection: RunnerConfig::default(),
+            aggregate_cache: 10_000,
+            pool_size: 16,
+            case_policy: CasePolicy::default(),
+        }
+    }
+}
+
+pub struct AppInner {
+    /// Primary: commands, read-model writes, tokens, idempotency.
+    pub pool: Pool,
+    /// Reads of read models and history (a replica when one is configured).
+    pub read_pool: Pool,
+    pub cases: CommandBus<SupportCase>,
+    pub runner: Arc<Runner>,
+    pub auth: Authenticator,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub metrics: PrometheusHandle,
+}
+
+/// Cheap to clone; what every handler receives.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state. Connections are made lazily, so this succeeds while the database
+    /// is down (the server then answers 503 until it is back).
+    pub fn build(
+        target: &Target,
+        read_target: &Target,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DbError> {
+        let pool = target.pool(settings.pool_size)?;
+        let read_pool = read_target.pool(settings.pool_size)?;
+        let sqlx = target.sqlx_pool(settings.pool_size);
+        let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone());
+        let cases = CommandBus::new(sqlx, pool.clone(), case_services, settings.aggregate_cache);
+        let runner = Arc::new(Runner::new(
+            pool.clone(),
+            Some(target.config.clone()),
+            subdesk_projections::all(),
+            settings.projection.clone(),
+        ));
+        Ok(Self(Arc::new(AppInner {
+            auth: Authenticator::new(pool.clone()),
+            pool,
+            read_pool,
+            cases,
+            runner,
+            clock,
+            settings,
+            metrics: crate::telemetry::metrics(),
+        })))
+    }
+}
+
+/// Serves the API on `listener` and runs the background work until `shutdown` is cancelled,
+/// then drains in-flight requests and waits for the background tasks to stop.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let runner = tokio::spawn(Arc::clone(&state.runner).run(shutdown.child_token()));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.child_token()));
+    let result = axum::serve(listener, crate::http::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    for task in [runner, housekeeping] {
+        if let Err(error) = task.await {
+            tracing::error!(%error, "background task ended abnormally");
+        }
+    }
+    result
+}
+
+/// Hourly chores: forget idempotency keys older than 24 hours.
+async fn housekeeping(state: AppState, shutdown: CancellationToken) {
+    loop {
+        match crate::idempotency::purge_expired(&state.pool).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency keys removed"),
+            Err(error) => tracing::warn!(%error, "idempotency key purge failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}

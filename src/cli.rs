@@ -1,0 +1,170 @@
+//! The binary's edge: each subcommand opens the database, does its work, and closes it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use subdesk_aggregates::ActorRole;
+use subdesk_projections::RunnerConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{serve, AppState, Settings};
+use crate::auth::{self, TokenSpec};
+use crate::clock::SystemClock;
+use crate::config::{Cli, Command, RoleArg, ScopeArg, ServeArgs, TokenCommand, TokenIssueArgs};
+use crate::db::{self, Database};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let database = Database::open(&cli.db)
+        .await
+        .context("opening the database")?;
+    let result = dispatch(&cli, &database).await;
+    database.close().await;
+    result
+}
+
+async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve(args) => serve_command(cli, database, args).await,
+        Command::Migrate => {
+            let applied = db::migrate(&database.target).await?;
+            if applied.is_empty() {
+                eprintln!("database is up to date");
+            }
+            for migration in applied {
+                eprintln!("applied {migration}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            db::migrate(&database.target).await?;
+            let pool = database.target.pool(2)?;
+            token_command(&pool, command).await
+        }
+    }
+}
+
+async fn serve_command(
+    cli: &Cli,
+    database: &Database,
+    args: &ServeArgs,
+) -> anyhow::Result<ExitCode> {
+    db::migrate(&database.target)
+        .await
+        .context("applying migrations")?;
+    let settings = Settings {
+        read_wait: args.read_wait,
+        projection: RunnerConfig {
+            batch_size: args.projection_batch,
+            poll_interval: args.projection_poll,
+        },
+        aggregate_cache: args.aggregate_cache,
+        pool_size: cli.db.pool_size,
+        case_policy: args.policy.case_policy(),
+    };
+    let state = AppState::build(
+        &database.target,
+        &database.read_target,
+        settings,
+        Arc::new(SystemClock),
+    )?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "subdesk is listening");
+    eprintln!("subdesk listening on http://{address} (docs at http://{address}/docs)");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    serve(state, listener, shutdown).await?;
+    tracing::info!("subdesk stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
+
+async fn token_command(
+    pool: &deadpool_postgres::Pool,
+    command: &TokenCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Issue(args) => {
+            let (_, token) = auth::issue(pool, &token_spec(args)).await?;
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            for t in auth::list(pool).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.role,
+                    t.user,
+                    t.org_id.or(t.partner_id).unwrap_or_else(|| "-".into()),
+                    t.created_at.to_rfc3339(),
+                    t.revoked_at.map_or_else(
+                        || "active".to_string(),
+                        |at| format!("revoked {}", at.to_rfc3339())
+                    ),
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !auth::revoke(pool, *id).await? {
+                eprintln!("no active token has id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_spec(args: &TokenIssueArgs) -> TokenSpec {
+    let role = match args.role {
+        RoleArg::Customer => ActorRole::Customer,
+        RoleArg::Partner => ActorRole::Partner,
+        RoleArg::Agent => ActorRole::Agent,
+        RoleArg::Admin => ActorRole::Admin,
+        RoleArg::Auditor => ActorRole::Auditor,
+    };
+    TokenSpec {
+        role,
+        user: args
+            .user
+            .clone()
+            .unwrap_or_else(|| format!("{role}@subdesk.local")),
+        org_id: args.org.clone(),
+        org_admin: args.org_admin,
+        partner_id: args.partner.clone(),
+        scopes: args
+            .scopes
+            .iter()
+            .map(|s| match s {
+                ScopeArg::ViewCustomers => auth::SCOPE_VIEW_CUSTOMERS.to_string(),
+                ScopeArg::AccessCases => auth::SCOPE_ACCESS_CASES.to_string(),
+            })
+            .collect(),
+        label: args.label.clone(),
+        created_by: "cli".into(),
+    }
+}

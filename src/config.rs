@@ -1,0 +1,197 @@
+//! Command-line and environment configuration: one typed tree, every field documented.
+//! Secrets (database URLs) are never printed: `hide_env_values` keeps them out of `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "subdesk",
+    version,
+    about = "Event-sourced engine for customer subscriptions and support cases"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Directory of the private PostgreSQL cluster used when no database URL is given. It is
+    /// created on first use; commands pointed at a directory whose cluster is already running
+    /// (for example by `subdesk serve`) connect to it instead of starting another.
+    #[arg(
+        long,
+        env = "SUBDESK_DATA_DIR",
+        default_value = "./subdesk-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL server to use instead of the private cluster; nothing is started when set.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Optional replica that serves reads (read models, history, reports).
+    #[arg(
+        long,
+        env = "SUBDESK_READ_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub read_database_url: Option<String>,
+
+    /// Connections per pool (the write path and the read path each have one).
+    #[arg(
+        long,
+        env = "SUBDESK_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API, the projection runner and the scheduler until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Issue, list and revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    #[arg(long, env = "SUBDESK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// How long a read with `min_position` waits for the read model to catch up before it
+    /// answers 503 `read_model_behind`.
+    #[arg(long, env = "SUBDESK_READ_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub read_wait: Duration,
+
+    /// How often projections look for new events when no notification arrives.
+    #[arg(long, env = "SUBDESK_PROJECTION_POLL", default_value = "500ms", value_parser = parse_duration)]
+    pub projection_poll: Duration,
+
+    /// Events per projection transaction.
+    #[arg(long, env = "SUBDESK_PROJECTION_BATCH", default_value_t = 1000)]
+    pub projection_batch: i64,
+
+    /// Aggregates kept in memory per aggregate type, so a command reads only the events
+    /// appended since the cached version.
+    #[arg(long, env = "SUBDESK_AGGREGATE_CACHE", default_value_t = 10_000)]
+    pub aggregate_cache: usize,
+}
+
+/// Timed and windowed rules of the case lifecycle, as human durations (`5d`, `36h`, `3s`).
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// How long a case may wait for the customer before it is resolved automatically.
+    #[arg(long, env = "SUBDESK_AUTO_RESOLVE_AFTER", default_value = "5d", value_parser = parse_duration)]
+    pub auto_resolve_after: Duration,
+
+    /// How long a resolved case stays reopenable before it is closed.
+    #[arg(long, env = "SUBDESK_CLOSE_AFTER", default_value = "14d", value_parser = parse_duration)]
+    pub close_after: Duration,
+
+    /// How long after resolution a customer reply reopens the case.
+    #[arg(long, env = "SUBDESK_REOPEN_WINDOW", default_value = "30d", value_parser = parse_duration)]
+    pub reopen_window: Duration,
+}
+
+impl Default for PolicyArgs {
+    fn default() -> Self {
+        let policy = subdesk_aggregates::support_case::CasePolicy::default();
+        let std = |d: chrono::Duration| d.to_std().unwrap_or_default();
+        Self {
+            auto_resolve_after: std(policy.auto_resolve_after),
+            close_after: std(policy.close_after),
+            reopen_window: std(policy.reopen_window),
+        }
+    }
+}
+
+impl PolicyArgs {
+    pub fn case_policy(&self) -> subdesk_aggregates::support_case::CasePolicy {
+        let chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        subdesk_aggregates::support_case::CasePolicy {
+            auto_resolve_after: chrono(self.auto_resolve_after),
+            close_after: chrono(self.close_after),
+            reopen_window: chrono(self.reopen_window),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token and print it, alone, on stdout. Only its hash is stored.
+    Issue(TokenIssueArgs),
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id printed by `token list`.
+        id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenIssueArgs {
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Customer org the token is bound to (customers).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The customer is an admin of their org.
+    #[arg(long)]
+    pub org_admin: bool,
+    /// Partner id the token is bound to (partners).
+    #[arg(long)]
+    pub partner: Option<String>,
+    /// Partner scopes, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scopes: Vec<ScopeArg>,
+    /// The user (e-mail) the token acts as; defaults to `<role>@subdesk.local`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A note for the token list.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Customer,
+    Partner,
+    Agent,
+    Admin,
+    Auditor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ScopeArg {
+    ViewCustomers,
+    AccessCases,
+}
+
+/// Parses a human duration: `5d`, `3s`, `36h`, `1h 30m`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); try 5d, 36h or 3s"))
+}

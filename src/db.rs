@@ -1,0 +1,181 @@
+//! Connections and migrations.
+//!
+//! Two client libraries talk to PostgreSQL: postgres-es (the cqrs-es event store) brings
+//! sqlx, and everything subdesk writes itself goes through tokio-postgres + deadpool. Both are
+//! built from one [`Target`] so they always reach the same server.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio_postgres::NoTls;
+
+use crate::config::DbArgs;
+use crate::pg::{ClusterOptions, LauncherError, LocalCluster};
+
+/// Name of the database in the private cluster.
+pub const DATABASE: &str = "subdesk";
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Launcher(#[from] LauncherError),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("connection pool: {0}")]
+    Pool(String),
+    #[error("migrations: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+/// Where the database is, in the forms both client libraries take.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub config: tokio_postgres::Config,
+    pub sqlx: PgConnectOptions,
+}
+
+impl Target {
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+        let sqlx =
+            PgConnectOptions::from_str(url).map_err(|e| DbError::InvalidUrl(e.to_string()))?;
+        Ok(Self { config, sqlx })
+    }
+
+    pub fn local(cluster: &LocalCluster, dbname: &str) -> Self {
+        let sqlx = PgConnectOptions::new()
+            .socket(cluster.socket_dir())
+            .port(5432)
+            .username("postgres")
+            .database(dbname)
+            .application_name("subdesk");
+        Self {
+            config: cluster.config(dbname),
+            sqlx,
+        }
+    }
+
+    pub fn pool(&self, size: usize) -> Result<Pool, DbError> {
+        let manager = Manager::from_config(
+            self.config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| DbError::Pool(e.to_string()))
+    }
+
+    /// The pool postgres-es writes events through. Connected lazily so that the server can
+    /// start (and answer `/readyz` 503) while the database is down.
+    pub fn sqlx_pool(&self, size: usize) -> sqlx::PgPool {
+        PgPoolOptions::new()
+            .max_connections(size as u32)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(self.sqlx.clone())
+    }
+}
+
+/// The database subdesk uses, and the private cluster behind it when there is one.
+pub struct Database {
+    pub target: Target,
+    pub read_target: Target,
+    pub cluster: Option<LocalCluster>,
+}
+
+impl Database {
+    /// Connects as `args` say: the given URL, or the private cluster in the data directory
+    /// (started, or attached to when already running).
+    pub async fn open(args: &DbArgs) -> Result<Self, DbError> {
+        let (target, cluster) = match &args.database_url {
+            Some(url) => (Target::from_url(url)?, None),
+            None => {
+                let cluster =
+                    LocalCluster::start(&args.data_dir, &ClusterOptions::default()).await?;
+                cluster.ensure_database(DATABASE).await?;
+                (Target::local(&cluster, DATABASE), Some(cluster))
+            }
+        };
+        let read_target = match &args.read_database_url {
+            Some(url) => Target::from_url(url)?,
+            None => target.clone(),
+        };
+        Ok(Self {
+            target,
+            read_target,
+            cluster,
+        })
+    }
+
+    /// Stops the private cluster if this process started it.
+    pub async fn close(self) {
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
+    }
+}
+
+/// Applies pending migrations. An advisory lock makes concurrent starts of several servers
+/// wait for each other instead of racing.
+pub async fn migrate(target: &Target) -> Result<Vec<String>, DbError> {
+    let (mut client, connection) = target.config.connect(NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute("SELECT pg_advisory_lock(5910, 1)")
+        .await?;
+    let report = embedded::migrations::runner()
+        .set_abort_divergent(true)
+        .run_async(&mut client)
+        .await;
+    let unlock = client
+        .batch_execute("SELECT pg_advisory_unlock(5910, 1)")
+        .await;
+    drop(client);
+    let _ = driver.await;
+    let report = report?;
+    unlock?;
+    Ok(report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect())
+}
+
+/// The newest migration version this binary carries.
+pub fn latest_migration() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether the database has every migration this binary carries.
+pub async fn migrations_current(
+    client: &tokio_postgres::Client,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT max(version)::bigint FROM refinery_schema_history",
+            &[],
+        )
+        .await?;
+    let applied: Option<i64> = row.and_then(|r| r.get(0));
+    Ok(applied.unwrap_or(0) >= latest_migration())
+}

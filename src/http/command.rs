@@ -1,0 +1,154 @@
+//! Running a command from a handler: idempotency, execution, response.
+
+use std::future::Future;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cqrs_es::Aggregate;
+use serde::Serialize;
+use subdesk_aggregates::DomainError;
+
+use super::error::ApiError;
+use super::extract::Ctx;
+use crate::app::AppState;
+use crate::command::{CommandBus, CommandError};
+use crate::idempotency::{self, KeyRecord};
+use crate::store::Guard;
+
+/// A command ready to run: the aggregate it targets and the access check on its state.
+pub struct Prepared<A: Aggregate> {
+    pub id: String,
+    pub command: A::Command,
+    pub guard: Option<Guard<A>>,
+}
+
+/// What every command response carries, besides its own fields.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Receipt {
+    /// The aggregate the command changed.
+    pub id: String,
+    /// The aggregate's stream version after the command.
+    pub version: i64,
+    /// Global position reached; pass it as `min_position` on a read to see this write.
+    pub position: i64,
+}
+
+/// Header set on a response replayed for a repeated `Idempotency-Key`.
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// Runs a command for a handler.
+///
+/// With an `Idempotency-Key`, a key already taken within 24 hours answers with the first
+/// response (or 422 `idempotency_key_reused` if the request differs) and `prepare` is not
+/// even called, so nothing is allocated or appended.
+pub async fn run<A, P, Fut, B>(
+    state: &AppState,
+    bus: &CommandBus<A>,
+    ctx: &Ctx,
+    request_hash: &str,
+    status: StatusCode,
+    prepare: P,
+    respond: fn(&A, Receipt) -> B,
+) -> Result<Response, ApiError>
+where
+    A: Aggregate + Clone + 'static,
+    A::Command: Clone,
+    A::Error: DomainError + Clone + 'static,
+    P: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Prepared<A>, ApiError>>,
+    B: Serialize,
+{
+    let meta = ctx.meta(request_hash);
+    if let Some(key) = &meta.idempotency {
+        if let Some(record) = idempotency::find(&state.pool, key).await? {
+            return replay(state, bus, ctx, request_hash, record, status, respond).await;
+        }
+    }
+    let prepared = prepare().await?;
+    match bus
+        .execute(&prepared.id, prepared.command, &meta, prepared.guard)
+        .await
+    {
+        Ok(outcome) => {
+            let receipt = Receipt {
+                id: outcome.aggregate_id.clone(),
+                version: outcome.version as i64,
+                position: outcome.position,
+            };
+            let body = serde_json::to_value(respond(&outcome.state, receipt))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let (Some(key), true) = (&meta.idempotency, outcome.appended > 0) {
+                idempotency::store_response(
+                    &state.pool,
+                    key,
+                    &ctx.request_id,
+                    status.as_u16(),
+                    &body,
+                )
+                .await?;
+            }
+            Ok((status, Json(body)).into_response())
+        }
+        Err(CommandError::AlreadyAccepted(record)) => {
+            replay(state, bus, ctx, request_hash, record, status, respond).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn replay<A, B>(
+    state: &AppState,
+    bus: &CommandBus<A>,
+    ctx: &Ctx,
+    request_hash: &str,
+    record: KeyRecord,
+    status: StatusCode,
+    respond: fn(&A, Receipt) -> B,
+) -> Result<Response, ApiError>
+where
+    A: Aggregate + Clone + 'static,
+    A::Command: Clone,
+    A::Error: DomainError + Clone + 'static,
+    B: Serialize,
+{
+    if record.request_hash != request_hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used within the last 24 hours for a different request; \
+             use a new key for a new request",
+        ));
+    }
+    let (status, body) = match record.response {
+        Some((stored, body)) => (StatusCode::from_u16(stored).unwrap_or(status), body),
+        None => {
+            // The server stopped between the commit and storing the response: rebuild it
+            // from the aggregate as it was right after that commit, and store it.
+            let version = usize::try_from(record.last_sequence).unwrap_or_default();
+            let (version, aggregate) = bus.load_at_version(&record.aggregate_id, version).await?;
+            let receipt = Receipt {
+                id: record.aggregate_id.clone(),
+                version: version as i64,
+                position: record.last_position,
+            };
+            let body = serde_json::to_value(respond(&aggregate, receipt))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(key) = ctx.meta(request_hash).idempotency {
+                idempotency::store_response(
+                    &state.pool,
+                    &key,
+                    &record.request_id,
+                    status.as_u16(),
+                    &body,
+                )
+                .await?;
+            }
+            (status, body)
+        }
+    };
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    Ok(response)
+}

@@ -1,0 +1,53 @@
+//! Read-your-writes: a read that passes `min_position` is answered only once the read model
+//! has applied the event at that position, waiting at most the configured read wait.
+
+use std::time::{Duration, Instant};
+
+use subdesk_projections::runner::has_applied;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// Waits until `projection` has applied the event at `position`.
+pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Result<(), ApiError> {
+    if position <= 0 {
+        return Ok(());
+    }
+    let deadline = Instant::now() + state.settings.read_wait;
+    let mut advanced = state.runner.subscribe();
+    loop {
+        {
+            let client = state.read_pool.get().await?;
+            match has_applied(&**client, projection, position).await? {
+                Some(true) => return Ok(()),
+                Some(false) => {}
+                None => {
+                    let newest: Option<i64> = client
+                        .query_one("SELECT max(position) FROM events", &[])
+                        .await?
+                        .get(0);
+                    if newest.unwrap_or(0) >= position {
+                        return Err(ApiError::unprocessable(
+                            "unknown_position",
+                            format!("no event has position {position}; pass a position a command returned"),
+                        ));
+                    }
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::Unavailable {
+                code: "read_model_behind",
+                detail: format!(
+                    "the {projection} read model has not reached position {position} within {:?}; \
+                     retry shortly",
+                    state.settings.read_wait
+                ),
+            });
+        }
+        tokio::select! {
+            _ = advanced.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+        }
+    }
+}

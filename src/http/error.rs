@@ -1,0 +1,214 @@
+//! The one error type of the HTTP edge. Every variant becomes an `application/problem+json`
+//! response (RFC 9457) with a stable machine `code`. Internal details are logged, never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use subdesk_aggregates::DomainError;
+
+use crate::command::CommandError;
+use crate::store::Denied;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read at all (malformed JSON, bad query string).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// 401: no token, or one that is unknown or revoked.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller sees the resource but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: the resource does not exist, or the caller may not see it.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: concurrent writers kept winning; the request may be retried.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// 422: the request is well-formed but breaks a rule (domain or validation).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// 503 with `Retry-After`: the database cannot be reached, or a read model has not caught
+    /// up within the read wait.
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
+    /// 500: a bug or an unexpected state; logged with its cause.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn database(error: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            code: "database_unavailable",
+            detail: format!("the database is unavailable: {error}"),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "/problems/invalid_impact",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "code": "invalid_impact",
+    "detail": "the impact level must be 1, 2, 3 or 4"
+}))]
+pub struct Problem {
+    /// A URI reference naming the problem type: `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable machine code; clients switch on it.
+    pub code: String,
+    /// What went wrong, in words.
+    pub detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let detail = match &self {
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                "an internal error occurred; it has been logged".to_string()
+            }
+            Self::Unavailable { detail, .. } => {
+                tracing::warn!(%detail, "service unavailable");
+                detail.clone()
+            }
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl<E: DomainError> From<CommandError<E>> for ApiError {
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(e) => Self::Unprocessable {
+                code: e.code(),
+                detail: e.to_string(),
+            },
+            CommandError::Denied(Denied::NotFound) => Self::NotFound("not found".into()),
+            CommandError::Denied(Denied::Forbidden(why)) => Self::Forbidden(why),
+            CommandError::Conflict(what) => Self::Conflict {
+                code: "concurrency_conflict",
+                detail: format!(
+                    "the {what} was changed by concurrent requests while this one was applied; \
+                     retry it"
+                ),
+            },
+            CommandError::AlreadyAccepted(_) => Self::Conflict {
+                code: "idempotency_key_in_use",
+                detail: "another request with this Idempotency-Key was accepted".into(),
+            },
+            CommandError::Unavailable(e) => Self::database(e),
+            CommandError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        Self::database(error)
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        let lost = error.is_closed()
+            || error
+                .code()
+                .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
+            || std::error::Error::source(&error)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+        if lost {
+            Self::database(error)
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match error {
+            AuthError::InvalidSpec(why) => Self::unprocessable("invalid_token_spec", why),
+            AuthError::Database(e) => e.into(),
+            AuthError::Pool(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    fn from(error: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError;
+        match error {
+            IdempotencyError::Database(e) => e.into(),
+            IdempotencyError::Pool(e) => e.into(),
+        }
+    }
+}
+
+impl From<subdesk_projections::ProjectionError> for ApiError {
+    fn from(error: subdesk_projections::ProjectionError) -> Self {
+        use subdesk_projections::ProjectionError;
+        match error {
+            ProjectionError::Database(e) => e.into(),
+            ProjectionError::Pool(e) => e.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

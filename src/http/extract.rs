@@ -1,0 +1,136 @@
+//! Extractors every handler shares: who is calling ([`Ctx`]) and a JSON body that also knows
+//! its request hash ([`JsonBody`]).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::command::CommandMeta;
+use crate::idempotency::{request_hash, IdempotencyKey};
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The authenticated caller and the request's identifiers.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub principal: Principal,
+    pub request_id: String,
+    pub correlation_id: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl Ctx {
+    /// Command metadata for this request; `request_hash` ties an idempotency key to the body.
+    pub fn meta(&self, request_hash: &str) -> CommandMeta {
+        CommandMeta {
+            actor: self.principal.actor(),
+            request_id: self.request_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.request_id.clone(),
+            idempotency: self.idempotency_key.as_ref().map(|key| IdempotencyKey {
+                scope: self.principal.token_id.to_string(),
+                key: key.clone(),
+                request_hash: request_hash.to_string(),
+            }),
+        }
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <token>`".into()))?;
+        let principal = state
+            .auth
+            .authenticate(token)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the token is unknown or revoked".into()))?;
+        let request_id = header_text(&parts.headers, REQUEST_ID)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let correlation_id =
+            header_text(&parts.headers, CORRELATION_ID).unwrap_or_else(|| request_id.clone());
+        let idempotency_key = header_text(&parts.headers, IDEMPOTENCY_KEY);
+        if let Some(key) = &idempotency_key {
+            if key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ApiError::BadRequest {
+                    code: "invalid_idempotency_key",
+                    detail: "an Idempotency-Key is 1 to 255 visible ASCII characters".into(),
+                });
+            }
+        }
+        Ok(Self {
+            principal,
+            request_id,
+            correlation_id,
+            idempotency_key,
+        })
+    }
+}
+
+/// A JSON body, parsed, with the hash of method + path + canonical body. Malformed JSON is
+/// 400 `malformed_json`; JSON of the wrong shape is 422 `invalid_body` naming the field. An
+/// empty body reads as `{}`.
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    pub value: T,
+    pub hash: String,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|e| ApiError::BadRequest {
+                    code: "unreadable_body",
+                    detail: e.body_text(),
+                })?;
+        let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest {
+                code: "malformed_json",
+                detail: format!("the body is not valid JSON: {e}"),
+            })?
+        };
+        let hash = request_hash(&method, &path, &value);
+        let value = serde_json::from_value(value).map_err(|e| {
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("the body does not fit this request: {e}"),
+            )
+        })?;
+        Ok(Self { value, hash })
+    }
+}

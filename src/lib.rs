@@ -1,0 +1,27 @@
+//! subdesk: an event-sourced CQRS engine for customer subscriptions and support cases.
+//!
+//! - [`config`]: the command line and environment, one typed tree.
+//! - [`cli`]: what each subcommand does (the binary's edge).
+//! - [`pg`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
+//! - [`db`]: connection targets and pools for both client libraries; migrations (refinery).
+//! - [`store`]: the cached event store behind every `CqrsFramework` (postgres-es underneath).
+//! - [`command`]: the command path: metadata, conflict retries, version and position.
+//! - [`idempotency`]: `Idempotency-Key` records, request hashing.
+//! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
+//! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
+//! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
+//! - [`clock`], [`telemetry`]: the system clock; logs and metrics.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod idempotency;
+pub mod pg;
+pub mod store;
+pub mod telemetry;
