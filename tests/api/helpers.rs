@@ -1,0 +1,313 @@
+//! `spawn_app` and friends: a throwaway PostgreSQL cluster per test process (the same
+//! launcher `subdesk serve` uses), a migrated template database, and for each test a fresh
+//! database cloned from the template and a server on a random loopback port.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use subdesk::app::{serve, AppState, Settings};
+use subdesk::auth::{self, TokenSpec};
+use subdesk::db::{self, Target};
+use subdesk::pg::{hand_over, ClusterOptions, LocalCluster};
+use subdesk_aggregates::{ActorRole, Clock};
+use tokio_util::sync::CancellationToken;
+
+const TEMPLATE: &str = "subdesk_template";
+
+struct TestCluster {
+    cluster: LocalCluster,
+}
+
+/// Starts the process's cluster once, in a thread of its own (each test has its own
+/// runtime). It stops and removes itself when the test process exits: its wrapper waits on a
+/// pipe that closes with the process.
+fn cluster() -> &'static TestCluster {
+    static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for the test cluster");
+            runtime.block_on(async {
+                let dir = std::env::temp_dir().join(format!("subdesk-test-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).expect("test cluster directory");
+                hand_over(&dir).expect("hand the test directory to the postgres user");
+                let options = ClusterOptions {
+                    settings: [
+                        ("fsync", "off"),
+                        ("synchronous_commit", "off"),
+                        ("full_page_writes", "off"),
+                        ("max_connections", "500"),
+                    ]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                    remove_on_stop: true,
+                };
+                let cluster = LocalCluster::start(&dir, &options)
+                    .await
+                    .expect("start test cluster");
+                cluster
+                    .ensure_database(TEMPLATE)
+                    .await
+                    .expect("template database");
+                db::migrate(&Target::local(&cluster, TEMPLATE))
+                    .await
+                    .expect("migrate the template database");
+                TestCluster { cluster }
+            })
+        })
+        .join()
+        .expect("test cluster thread")
+    })
+}
+
+/// A fresh, migrated database of its own.
+pub async fn fresh_database() -> Target {
+    let cluster = &cluster().cluster;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = cluster
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test cluster");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        .await
+        .expect("clone the template database");
+    drop(client);
+    let _ = driver.await;
+    Target::local(cluster, &name)
+}
+
+/// A plain connection to a test database, for looking at what the API wrote.
+pub async fn connect(target: &Target) -> tokio_postgres::Client {
+    let (client, connection) = target
+        .config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(connection);
+    client
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub target: Target,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Settings::default(), Arc::new(subdesk::clock::SystemClock)).await
+}
+
+pub async fn spawn_app_with(settings: Settings, clock: Arc<dyn Clock>) -> TestApp {
+    let target = fresh_database().await;
+    spawn_app_on(target, settings, clock).await
+}
+
+/// A server on an existing database (several may share one, as processes would).
+pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clock>) -> TestApp {
+    subdesk::telemetry::init_logging();
+    let settings = Settings {
+        pool_size: 8,
+        projection: subdesk_projections::RunnerConfig {
+            poll_interval: Duration::from_millis(200),
+            ..settings.projection
+        },
+        ..settings
+    };
+    let state = AppState::build(&target, &target, settings, clock).expect("build app state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(state.clone(), listener, shutdown.clone()));
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        state,
+        target,
+        shutdown,
+    }
+}
+
+/// A principal to issue a token for.
+pub struct As {
+    pub role: ActorRole,
+    pub user: &'static str,
+    pub org: Option<&'static str>,
+    pub org_admin: bool,
+    pub partner: Option<&'static str>,
+    pub scopes: &'static [&'static str],
+}
+
+impl As {
+    pub const fn customer(user: &'static str, org: &'static str) -> Self {
+        Self {
+            role: ActorRole::Customer,
+            user,
+            org: Some(org),
+            org_admin: false,
+            partner: None,
+            scopes: &[],
+        }
+    }
+    pub const fn org_admin(user: &'static str, org: &'static str) -> Self {
+        Self {
+            role: ActorRole::Customer,
+            user,
+            org: Some(org),
+            org_admin: true,
+            partner: None,
+            scopes: &[],
+        }
+    }
+    pub const fn staff(role: ActorRole, user: &'static str) -> Self {
+        Self {
+            role,
+            user,
+            org: None,
+            org_admin: false,
+            partner: None,
+            scopes: &[],
+        }
+    }
+    pub const fn agent() -> Self {
+        Self::staff(ActorRole::Agent, "sam@support.test")
+    }
+    pub const fn auditor() -> Self {
+        Self::staff(ActorRole::Auditor, "audrey@support.test")
+    }
+}
+
+impl TestApp {
+    pub async fn token(&self, who: As) -> String {
+        let spec = TokenSpec {
+            role: who.role,
+            user: who.user.into(),
+            org_id: who.org.map(str::to_string),
+            org_admin: who.org_admin,
+            partner_id: who.partner.map(str::to_string),
+            scopes: who.scopes.iter().map(|s| s.to_string()).collect(),
+            label: None,
+            created_by: "test".into(),
+        };
+        auth::issue(&self.state.pool, &spec)
+            .await
+            .expect("issue token")
+            .1
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_with_key(
+        &self,
+        path: &str,
+        token: &str,
+        key: &str,
+        body: &Value,
+    ) -> Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Opens a case as `token` and returns the receipt.
+    pub async fn open_case(&self, token: &str, body: Value) -> Value {
+        let response = self.post("/v1/cases", token, &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "open case: {:?}",
+            response.text().await
+        );
+        response.json().await.expect("case receipt")
+    }
+
+    pub async fn db(&self) -> tokio_postgres::Client {
+        connect(&self.target).await
+    }
+
+    /// Number of events in the log, optionally of one stream.
+    pub async fn event_count(&self, aggregate_id: Option<&str>) -> i64 {
+        let db = self.db().await;
+        let row = db
+            .query_one(
+                "SELECT count(*) FROM events WHERE $1::text IS NULL OR aggregate_id = $1",
+                &[&aggregate_id],
+            )
+            .await
+            .expect("count events");
+        row.get(0)
+    }
+}
+
+/// Reads a JSON body and asserts the status, printing the body when it is not the one
+/// expected.
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    if !status.is_success() {
+        assert_eq!(
+            content_type, "application/problem+json",
+            "errors are problem documents"
+        );
+    }
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+pub fn acme_case() -> Value {
+    serde_json::json!({
+        "product": "jira-software",
+        "summary": "Board does not load",
+        "description": "Since this morning the board spins forever.",
+        "impact": 2
+    })
+}

@@ -1,0 +1,165 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{acme_case, expect_json, spawn_app, As};
+
+#[tokio::test]
+async fn repeating_a_post_with_the_same_key_and_body_returns_the_first_response_and_appends_nothing(
+) {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let first = app
+        .post_with_key("/v1/cases", &ann, "open-1", &acme_case())
+        .await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = expect_json(first, StatusCode::CREATED).await;
+
+    // Same body with its keys in another order: still the same request.
+    let reordered = json!({
+        "impact": 2,
+        "description": "Since this morning the board spins forever.",
+        "summary": "Board does not load",
+        "product": "jira-software"
+    });
+    let again = app
+        .post_with_key("/v1/cases", &ann, "open-1", &reordered)
+        .await;
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let again = expect_json(again, StatusCode::CREATED).await;
+    assert_eq!(again, first);
+    assert_eq!(app.event_count(None).await, 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_422_and_appends_nothing() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    expect_json(
+        app.post_with_key("/v1/cases", &ann, "k", &acme_case())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let mut other = acme_case();
+    other["summary"] = json!("Something else");
+    let problem = expect_json(
+        app.post_with_key("/v1/cases", &ann, "k", &other).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "idempotency_key_reused");
+    assert_eq!(app.event_count(None).await, 1);
+}
+
+#[tokio::test]
+async fn keys_belong_to_the_token_that_sent_them() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let bob = app.token(As::customer("bob@acme.test", "acme")).await;
+    let a = expect_json(
+        app.post_with_key("/v1/cases", &ann, "same", &acme_case())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let b = expect_json(
+        app.post_with_key("/v1/cases", &bob, "same", &acme_case())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_ne!(a["id"], b["id"]);
+    assert_eq!(app.event_count(None).await, 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_open_one_case() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let body = acme_case();
+    let requests = (0..8).map(|_| app.post_with_key("/v1/cases", &ann, "race", &body));
+    let responses = futures::future::join_all(requests).await;
+    let mut ids = Vec::new();
+    for response in responses {
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("json");
+        match status {
+            StatusCode::CREATED => ids.push(body["id"].clone()),
+            StatusCode::CONFLICT => assert_eq!(body["code"], "idempotency_key_in_use"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(!ids.is_empty());
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "every success names the same case: {ids:?}"
+    );
+    assert_eq!(
+        app.event_count(None).await,
+        1,
+        "exactly one case was opened"
+    );
+}
+
+#[tokio::test]
+async fn a_response_lost_by_a_crash_after_commit_is_rebuilt_from_the_log() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let first = expect_json(
+        app.post_with_key("/v1/cases", &ann, "crash", &acme_case())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // As if the server had died between the commit and storing the response.
+    let db = app.db().await;
+    let changed = db
+        .execute(
+            "UPDATE idempotency_keys SET response_status = NULL, response_body = NULL",
+            &[],
+        )
+        .await
+        .expect("forget the response");
+    assert_eq!(changed, 1, "the key was recorded with the events");
+    let again = expect_json(
+        app.post_with_key("/v1/cases", &ann, "crash", &acme_case())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(again, first);
+    assert_eq!(app.event_count(None).await, 1);
+}
+
+#[tokio::test]
+async fn a_key_records_the_stream_version_and_position_its_command_reached() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let receipt = expect_json(
+        app.post_with_key("/v1/cases", &ann, "tx", &acme_case())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT aggregate_id, last_sequence, last_position, response_status FROM idempotency_keys WHERE key = 'tx'",
+            &[],
+        )
+        .await
+        .expect("key row");
+    assert_eq!(row.get::<_, String>(0), receipt["id"].as_str().expect("id"));
+    assert_eq!(row.get::<_, i64>(1), 1);
+    assert_eq!(
+        row.get::<_, i64>(2),
+        receipt["position"].as_i64().expect("position")
+    );
+    assert_eq!(row.get::<_, Option<i16>>(3), Some(201));
+}

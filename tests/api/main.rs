@@ -1,0 +1,11 @@
+//! Integration tests: the real application against a real PostgreSQL, through HTTP and the
+//! CLI. One binary, so it compiles and links once; one throwaway cluster for the process, a
+//! fresh database per test.
+
+mod auth;
+mod cases;
+mod cli;
+mod conflicts;
+mod helpers;
+mod idempotency;
+mod projections;
