@@ -7,6 +7,8 @@
 //! - [`store`]: the cached event store behind every `CqrsFramework` (postgres-es underneath).
 //! - [`command`]: the command path: metadata, conflict retries, version and position.
 //! - [`idempotency`]: `Idempotency-Key` records, request hashing.
+//! - [`entitlements`]: reads of the subscription-to-case contract (entitlements, partner orgs).
+//! - [`history`]: a stream's events as the history endpoints show them.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
 //! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
@@ -20,6 +22,8 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod db;
+pub mod entitlements;
+pub mod history;
 pub mod http;
 pub mod idempotency;
 pub mod pg;

@@ -79,6 +79,30 @@ impl StoredEvent {
         }
     }
 
+    /// The event with its payload and version brought to the current shape (stored events are
+    /// never rewritten; older versions are upcast on the way out).
+    pub fn upcasted(mut self) -> Self {
+        let upcasters = upcasters_for(&self.aggregate_type);
+        if upcasters.is_empty() {
+            return self;
+        }
+        let serialized = upcast(
+            SerializedEvent::new(
+                self.aggregate_id.clone(),
+                usize::try_from(self.sequence).unwrap_or_default(),
+                self.aggregate_type.clone(),
+                self.event_type.clone(),
+                std::mem::take(&mut self.event_version),
+                std::mem::take(&mut self.payload),
+                Value::Null,
+            ),
+            &upcasters,
+        );
+        self.event_version = serialized.event_version;
+        self.payload = serialized.payload;
+        self
+    }
+
     /// The payload in the current shape of aggregate `A`'s events (older versions upcast).
     pub fn decode<A: Aggregate>(&self) -> Result<A::Event, ProjectionError> {
         let upcasters = upcasters_for(&self.aggregate_type);

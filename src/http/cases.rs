@@ -375,11 +375,12 @@ async fn next_case_key(state: &AppState) -> Result<String, ApiError> {
 
 /// The customer orgs assigned to a partner principal (empty for everyone else). Orgs become
 /// assigned when they hold a subscription sold through the partner.
-async fn partner_orgs(_state: &AppState, principal: &Principal) -> Result<Vec<String>, ApiError> {
-    if principal.role != ActorRole::Partner {
-        return Ok(Vec::new());
+async fn partner_orgs(state: &AppState, principal: &Principal) -> Result<Vec<String>, ApiError> {
+    match (&principal.role, &principal.partner_id) {
+        (ActorRole::Partner, Some(partner)) => {
+            let client = state.read_pool.get().await?;
+            Ok(crate::entitlements::partner_orgs(&**client, partner).await?)
+        }
+        _ => Ok(Vec::new()),
     }
-    // The assignment read model arrives with the subscription aggregate; until then a
-    // partner is assigned no org.
-    Ok(Vec::new())
 }
