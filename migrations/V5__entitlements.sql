@@ -26,3 +26,23 @@ CREATE TABLE partner_customers (
     subscriptions integer NOT NULL DEFAULT 0,
     PRIMARY KEY (partner_id, org_id)
 );
+
+-- The notifications outbox: one row per e-mail the portals send, for a delivery worker.
+-- Rows are derived from events by projections. The unique key makes a rebuild of those
+-- projections re-derive the same rows instead of new ones, so nothing is sent twice and
+-- `sent_at` survives a rebuild.
+CREATE TABLE notifications (
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source_position bigint      NOT NULL,  -- the event that caused it
+    kind            text        NOT NULL,  -- case_opened, support_reply, status_changed, ...
+    recipient       text        NOT NULL,  -- an e-mail address
+    subject         text        NOT NULL,
+    body            text        NOT NULL,
+    aggregate_type  text        NOT NULL,
+    aggregate_id    text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    sent_at         timestamptz,
+    UNIQUE (source_position, kind, recipient)
+);
+
+CREATE INDEX notifications_unsent ON notifications (id) WHERE sent_at IS NULL;

@@ -2,6 +2,9 @@
 //! launcher `subdesk serve` uses), a migrated template database, and for each test a fresh
 //! database cloned from the template and a server on a random loopback port.
 
+// Shared by every test module; not each helper is used by all of them at every point.
+#![allow(dead_code)]
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -184,6 +187,23 @@ impl As {
             org_admin: false,
             partner: None,
             scopes: &[],
+        }
+    }
+    pub const fn admin() -> Self {
+        Self::staff(ActorRole::Admin, "root@support.test")
+    }
+    pub const fn partner(
+        user: &'static str,
+        partner: &'static str,
+        scopes: &'static [&'static str],
+    ) -> Self {
+        Self {
+            role: ActorRole::Partner,
+            user,
+            org: None,
+            org_admin: false,
+            partner: Some(partner),
+            scopes,
         }
     }
     pub const fn agent() -> Self {

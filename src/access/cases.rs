@@ -1,8 +1,8 @@
-//! Who may see what (SPEC section 1). Checked at the edge, before anything is read out or
-//! any command is handled; what a principal may not see answers 404, never 403.
+//! Who sees which support case, and who may open one for an org.
 
 use subdesk_aggregates::ActorRole;
 
+use super::same_user;
 use crate::auth::{Principal, SCOPE_ACCESS_CASES};
 
 /// The facts about a case that decide who sees it.
@@ -43,11 +43,6 @@ pub fn may_open_case_for(principal: &Principal, org: &str, partner_orgs: &[Strin
         }
         ActorRole::Auditor | ActorRole::System => false,
     }
-}
-
-/// E-mail addresses compare without regard to case.
-pub fn same_user(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 #[cfg(test)]

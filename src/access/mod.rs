@@ -1,0 +1,12 @@
+//! Who may see what (SPEC section 1), one module per resource. Checked at the edge, before
+//! anything is read out or any command is handled; what a principal may not see answers 404,
+//! never 403, so ids do not leak across tenants.
+
+pub mod cases;
+
+pub use cases::{may_open_case_for, sees_case, CaseAudience};
+
+/// E-mail addresses compare without regard to case.
+pub fn same_user(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
