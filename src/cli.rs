@@ -41,6 +41,19 @@ async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
             let pool = database.target.pool(2)?;
             token_command(&pool, command).await
         }
+        Command::Verify(args) => {
+            db::migrate(&database.target).await?;
+            crate::audit_cli::verify(&database.read_target, args).await
+        }
+        Command::Export(args) => {
+            db::migrate(&database.target).await?;
+            crate::audit_cli::export(&database.read_target, args).await
+        }
+        Command::Projections { command } => {
+            db::migrate(&database.target).await?;
+            let pool = database.target.pool(4)?;
+            crate::audit_cli::projections(&pool, command).await
+        }
     }
 }
 

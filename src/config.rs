@@ -67,6 +67,58 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Recompute every stream's hash chain; exit code 1 and the first broken link when the
+    /// log was tampered with.
+    Verify(VerifyArgs),
+    /// Write the event log as JSON Lines to stdout, in the gap-free order (progress on stderr).
+    Export(ExportArgs),
+    /// Rebuild read models from the log, check them for drift, or show their state.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Only streams of this aggregate type (`SupportCase`, `Subscription`).
+    #[arg(long)]
+    pub aggregate_type: Option<String>,
+    /// Only this stream (an aggregate id).
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Only events recorded at or after this time (RFC 3339).
+    #[arg(long)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events recorded before this time (RFC 3339).
+    #[arg(long)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events of this aggregate type.
+    #[arg(long)]
+    pub aggregate_type: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Rebuild read models from the whole log into fresh tables and swap them in; the API
+    /// keeps serving the old tables meanwhile.
+    Rebuild {
+        /// The projection to rebuild (see `projections status`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Rebuild every read model.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Compare every live read model with a fresh rebuild and list the rows that differ;
+    /// exit code 1 when any does.
+    Check,
+    /// Each projection's checkpoint and how far it is behind the log.
+    Status,
 }
 
 #[derive(Debug, Clone, Args)]

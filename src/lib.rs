@@ -9,6 +9,7 @@
 //! - [`idempotency`]: `Idempotency-Key` records, request hashing.
 //! - [`entitlements`]: reads of the subscription-to-case contract (entitlements, partner orgs).
 //! - [`history`]: a stream's events as the history endpoints show them.
+//! - [`audit`]: hash-chain verification and JSON Lines export.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
 //! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
@@ -16,6 +17,8 @@
 
 pub mod access;
 pub mod app;
+pub mod audit;
+pub mod audit_cli;
 pub mod auth;
 pub mod cli;
 pub mod clock;

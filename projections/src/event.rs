@@ -132,6 +132,35 @@ impl StoredEvent {
     }
 }
 
+/// Like [`read_batch`], but never past `until` (inclusive).
+pub async fn read_batch_until(
+    client: &impl GenericClient,
+    after: Checkpoint,
+    until: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+          WHERE (tx_id, position) > ($1::text::xid8, $2) \
+            AND (tx_id, position) <= ($3::text::xid8, $4) \
+            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+          ORDER BY tx_id, position LIMIT $5"
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &after.tx_id.to_string(),
+                &after.position,
+                &until.tx_id.to_string(),
+                &until.position,
+                &limit,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
 /// Reads up to `limit` events after `after` in catch-up order, only from transactions that
 /// have finished: `tx_id` below the oldest transaction still running. A transaction that is
 /// still open can commit later with lower positions; waiting for it is what makes the read
@@ -151,4 +180,53 @@ pub async fn read_batch(
         .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
         .await?;
     Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
+/// The transaction-id horizon that covers every transaction begun so far: once the readable
+/// horizon (`pg_snapshot_xmin`) reaches it, every event committed before this call can be
+/// read in catch-up order.
+pub async fn current_xmax(client: &impl GenericClient) -> Result<i64, ProjectionError> {
+    Ok(client
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// Whether every transaction below `xmax` has finished.
+pub async fn horizon_passed(
+    client: &impl GenericClient,
+    xmax: i64,
+) -> Result<bool, ProjectionError> {
+    Ok(client
+        .query_one(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= $1",
+            &[&xmax],
+        )
+        .await?
+        .get(0))
+}
+
+/// Waits (at most `limit`) until every transaction begun before this call has finished, so
+/// that a one-shot reader (export, rebuild) sees everything committed before it started.
+/// Returns false if other transactions were still open when the limit ran out.
+pub async fn wait_for_horizon(
+    client: &impl GenericClient,
+    limit: std::time::Duration,
+) -> Result<bool, ProjectionError> {
+    let xmax = current_xmax(client).await?;
+    let deadline = std::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if horizon_passed(client, xmax).await? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+    }
 }

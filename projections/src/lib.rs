@@ -6,6 +6,7 @@
 //! - [`runner`]: the [`Runner`] that applies batches to each [`Projection`] and advances its
 //!   checkpoint in the same transaction; one active runner per projection across processes;
 //!   woken by `LISTEN/NOTIFY`, with a polling fallback; `run_once` for tests.
+//! - [`rebuild`]: rebuilding a read model into shadow tables and swapping it in; drift checks.
 //! - [`rows`]: batch helpers that load, fold and write back read-model rows in one round trip
 //!   per table instead of one per event.
 //! - [`cases`]: the case list / detail / timeline read model.
@@ -16,6 +17,7 @@
 pub mod cases;
 pub mod error;
 pub mod event;
+pub mod rebuild;
 pub mod rows;
 pub mod runner;
 

@@ -27,7 +27,7 @@ use crate::event::{read_batch, Checkpoint, StoredEvent};
 use crate::ProjectionError;
 
 /// Namespace of the advisory locks that claim projections (first half of the lock key).
-const CLAIM_NAMESPACE: i32 = 0x5d5c;
+pub(crate) const CLAIM_NAMESPACE: i32 = 0x5d5c;
 
 /// The channel the events table notifies on commit (see migration V1).
 pub const EVENTS_CHANNEL: &str = "subdesk_events";
@@ -38,8 +38,16 @@ pub trait Projection: Send + Sync {
     /// Stable name: the key of the checkpoint row and of `subdesk projections rebuild NAME`.
     fn name(&self) -> &'static str;
 
-    /// The tables this projection owns, created by migrations. A rebuild copies their shape.
+    /// The tables this projection owns, created by migrations. A rebuild recreates them
+    /// from the log; tables it only appends to idempotently (the notifications outbox) are not
+    /// listed, so a rebuild writes through to them and keeps what was already sent.
     fn tables(&self) -> &'static [&'static str];
+
+    /// Whether a rebuild may replay the log through this projection. Process managers, which
+    /// issue commands, answer false: replaying history must never append anything.
+    fn rebuildable(&self) -> bool {
+        true
+    }
 
     /// Applies a batch, in catch-up order, inside the runner's transaction. Must not commit.
     /// Events of aggregate types it does not know are skipped.

@@ -4,6 +4,7 @@
 //! Each resource owns its router (`cases::router()`, ...); handlers stay thin: extract, build
 //! the command, run it through [`command::run`], map the result.
 
+pub mod audit;
 pub mod cases;
 pub mod command;
 pub mod consistency;
@@ -46,6 +47,7 @@ use crate::app::AppState;
     components(schemas(error::Problem)),
     tags(
         (name = "cases", description = "Support cases"),
+        (name = "audit", description = "The event log, its verification, for auditors"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -72,6 +74,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(cases::router())
+        .merge(audit::router())
 }
 
 /// The whole HTTP application.

@@ -87,6 +87,35 @@ pub async fn fresh_database() -> Target {
     Target::local(cluster, &name)
 }
 
+/// A `postgres://` URL of a test database, for running the binary against it.
+pub fn database_url(target: &Target) -> String {
+    let config = &target.config;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        None => "localhost".into(),
+    };
+    format!(
+        "postgres://{}@localhost:{}/{}?host={host}",
+        config.get_user().unwrap_or("postgres"),
+        config.get_ports().first().copied().unwrap_or(5432),
+        config.get_dbname().unwrap_or("postgres"),
+    )
+}
+
+/// Runs the `subdesk` binary against a test database. Asynchronously: the test's runtime
+/// also drives the in-process server and its projection runner, which must keep going (a
+/// runner frozen mid-transaction would hold the read horizon back for the binary).
+pub async fn subdesk_cli(target: &Target, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
+        .env("DATABASE_URL", database_url(target))
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .output()
+        .await
+        .expect("run subdesk")
+}
+
 /// A plain connection to a test database, for looking at what the API wrote.
 pub async fn connect(target: &Target) -> tokio_postgres::Client {
     let (client, connection) = target

@@ -2,6 +2,7 @@
 //! CLI. One binary, so it compiles and links once; one throwaway cluster for the process, a
 //! fresh database per test.
 
+mod audit;
 mod auth;
 mod cases;
 mod cli;

@@ -1,0 +1,383 @@
+//! Rebuilding a read model from the log, and checking a live one against a fresh rebuild.
+//!
+//! A rebuild replays the whole log through the projection into shadow tables in a schema of
+//! their own (`rebuild_<name>`), selected through `search_path`, so the projection code runs
+//! unchanged. The API keeps reading the live tables meanwhile. When the shadow has caught up,
+//! one transaction takes the projection's claim (pausing its live runner), applies the last
+//! events, drops the live tables, moves the shadow tables into their place, and sets the
+//! checkpoint. Constraint and index names are recreated exactly, so later migrations can refer
+//! to them.
+//!
+//! A drift check builds the same shadow up to the live checkpoint and compares the two row by
+//! row, then drops the shadow.
+
+use std::time::Instant;
+
+use deadpool_postgres::{Pool, Transaction};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{current_xmax, horizon_passed, read_batch, read_batch_until, Checkpoint};
+use crate::runner::CLAIM_NAMESPACE;
+use crate::{Projection, ProjectionError};
+
+/// Events per transaction while replaying.
+pub const REBUILD_BATCH: i64 = 5000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub projection: String,
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+/// Rows that differ between a live table and its fresh rebuild.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableDrift {
+    pub table: String,
+    /// In the live table but not in the rebuild (wrong or stale rows).
+    pub only_live: Vec<Value>,
+    /// In the rebuild but not in the live table (missing or changed rows).
+    pub only_rebuilt: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub projection: String,
+    pub checkpoint: Checkpoint,
+    pub tables: Vec<TableDrift>,
+}
+
+impl DriftReport {
+    pub fn is_clean(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|t| t.only_live.is_empty() && t.only_rebuilt.is_empty())
+    }
+}
+
+/// At most this many differing rows are listed per table and side.
+const DRIFT_ROWS: i64 = 50;
+
+/// Rebuilds `projection` from the whole log and swaps the result in. `progress` is called
+/// with (events applied, events in the log) after each batch.
+pub async fn rebuild(
+    pool: &Pool,
+    projection: &dyn Projection,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<RebuildReport, ProjectionError> {
+    let started = Instant::now();
+    let shadow = Shadow::create(pool, projection).await?;
+    let total = count_events(pool).await?;
+    // Replay at least everything committed before the rebuild started, even while other
+    // transactions hold the horizon back for a moment (bounded: the live runner applies
+    // whatever a rebuild leaves behind).
+    let target = current_xmax(&**pool.get().await?).await?;
+    let patience = Instant::now() + std::time::Duration::from_secs(30);
+    let mut applied = 0u64;
+    let mut at = Checkpoint::START;
+    loop {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        shadow.select(&tx).await?;
+        let n = replay(&tx, projection, &mut at, None).await?;
+        tx.commit().await?;
+        if n == 0 {
+            if horizon_passed(&**client, target).await? || Instant::now() > patience {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        }
+        applied += n;
+        progress(applied, total.max(applied));
+    }
+    shadow.create_indexes(pool).await?;
+
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    claim(&tx, projection.name()).await?;
+    shadow.select(&tx).await?;
+    loop {
+        let n = replay(&tx, projection, &mut at, None).await?;
+        if n == 0 {
+            break;
+        }
+        applied += n;
+    }
+    shadow.swap_in(&tx, at).await?;
+    tx.commit().await?;
+    progress(applied, total.max(applied));
+
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(RebuildReport {
+        projection: projection.name().to_string(),
+        events: applied,
+        seconds,
+        events_per_second: applied as f64 / seconds.max(1e-9),
+    })
+}
+
+/// Compares the live tables of `projection` with a fresh rebuild up to the live checkpoint.
+pub async fn check(
+    pool: &Pool,
+    projection: &dyn Projection,
+) -> Result<DriftReport, ProjectionError> {
+    let shadow = Shadow::create(pool, projection).await?;
+    let result = async {
+        // Replay up to where the live projection is now, then finish under its claim.
+        let live = live_checkpoint(pool, projection.name()).await?;
+        let mut at = Checkpoint::START;
+        loop {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            shadow.select(&tx).await?;
+            let n = replay(&tx, projection, &mut at, Some(live)).await?;
+            tx.commit().await?;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        claim(&tx, projection.name()).await?;
+        let live = live_checkpoint_in(&tx, projection.name()).await?;
+        shadow.select(&tx).await?;
+        while replay(&tx, projection, &mut at, Some(live)).await? > 0 {}
+        tx.batch_execute("SET LOCAL search_path TO DEFAULT").await?;
+        let mut tables = Vec::new();
+        for table in projection.tables() {
+            tables.push(shadow.compare(&tx, table).await?);
+        }
+        tx.rollback().await?;
+        Ok(DriftReport {
+            projection: projection.name().to_string(),
+            checkpoint: live,
+            tables,
+        })
+    }
+    .await;
+    shadow.drop(pool).await?;
+    result
+}
+
+/// Applies the next batch (bounded by `until`) and moves `at` past it.
+async fn replay(
+    tx: &Transaction<'_>,
+    projection: &dyn Projection,
+    at: &mut Checkpoint,
+    until: Option<Checkpoint>,
+) -> Result<u64, ProjectionError> {
+    let events = match until {
+        Some(until) => read_batch_until(&**tx, *at, until, REBUILD_BATCH).await?,
+        None => read_batch(&**tx, *at, REBUILD_BATCH).await?,
+    };
+    let Some(last) = events.last() else {
+        return Ok(0);
+    };
+    let last = last.checkpoint();
+    projection.apply(tx, &events).await?;
+    *at = last;
+    Ok(events.len() as u64)
+}
+
+/// Waits for the projection's claim: its live runner pauses until this transaction ends.
+async fn claim(tx: &Transaction<'_>, name: &str) -> Result<(), ProjectionError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&CLAIM_NAMESPACE, &name],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn count_events(pool: &Pool) -> Result<u64, ProjectionError> {
+    let client = pool.get().await?;
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .get(0);
+    Ok(n.max(0) as u64)
+}
+
+async fn live_checkpoint(pool: &Pool, name: &str) -> Result<Checkpoint, ProjectionError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let at = live_checkpoint_in(&tx, name).await?;
+    tx.commit().await?;
+    Ok(at)
+}
+
+async fn live_checkpoint_in(
+    tx: &Transaction<'_>,
+    name: &str,
+) -> Result<Checkpoint, ProjectionError> {
+    let row = tx
+        .query_opt(
+            "SELECT last_tx::text::bigint, last_position FROM projection_checkpoints WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.map_or(Checkpoint::START, |row| Checkpoint {
+        tx_id: row.get(0),
+        position: row.get(1),
+    }))
+}
+
+/// The shadow copy of a projection's tables.
+struct Shadow {
+    schema: String,
+    live_schema: String,
+    name: &'static str,
+    tables: &'static [&'static str],
+}
+
+impl Shadow {
+    /// Creates `rebuild_<name>` with empty copies of the projection's tables: columns,
+    /// defaults, checks and the primary / unique constraints (which upserts need) under their
+    /// original names. Secondary indexes come after the replay.
+    async fn create(pool: &Pool, projection: &dyn Projection) -> Result<Self, ProjectionError> {
+        let client = pool.get().await?;
+        let live_schema: String = client
+            .query_one("SELECT current_schema()", &[])
+            .await?
+            .get(0);
+        let shadow = Self {
+            schema: format!("rebuild_{}", projection.name()),
+            live_schema,
+            name: projection.name(),
+            tables: projection.tables(),
+        };
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s};",
+                s = shadow.schema
+            ))
+            .await?;
+        for table in shadow.tables {
+            let live = format!("{}.{table}", shadow.live_schema);
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE {}.{table} (LIKE {live} INCLUDING DEFAULTS INCLUDING IDENTITY \
+                     INCLUDING GENERATED INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)",
+                    shadow.schema
+                ))
+                .await?;
+            let constraints = client
+                .query(
+                    "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                      WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u', 'x') \
+                      ORDER BY conname",
+                    &[&live],
+                )
+                .await?;
+            for row in constraints {
+                let (name, definition): (String, String) = (row.get(0), row.get(1));
+                client
+                    .batch_execute(&format!(
+                        "ALTER TABLE {}.{table} ADD CONSTRAINT {name} {definition}",
+                        shadow.schema
+                    ))
+                    .await?;
+            }
+        }
+        Ok(shadow)
+    }
+
+    /// Points unqualified names at the shadow tables for the rest of `tx`.
+    async fn select(&self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path TO {}, {}",
+            self.schema, self.live_schema
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// Recreates the live tables' secondary indexes, with their names, on the shadow tables.
+    async fn create_indexes(&self, pool: &Pool) -> Result<(), ProjectionError> {
+        let client = pool.get().await?;
+        for table in self.tables {
+            let live = format!("{}.{table}", self.live_schema);
+            let indexes = client
+                .query(
+                    "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                      WHERE i.indrelid = $1::text::regclass \
+                        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+                    &[&live],
+                )
+                .await?;
+            for row in indexes {
+                let definition: String = row.get(0);
+                let Some((head, tail)) = definition.split_once(" USING ") else {
+                    continue;
+                };
+                let Some(on) = head.rfind(" ON ") else {
+                    continue;
+                };
+                client
+                    .batch_execute(&format!(
+                        "{} ON {}.{table} USING {tail}",
+                        &head[..on],
+                        self.schema
+                    ))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the live tables with the shadow ones and sets the checkpoint, in `tx`.
+    async fn swap_in(&self, tx: &Transaction<'_>, at: Checkpoint) -> Result<(), ProjectionError> {
+        for table in self.tables {
+            tx.batch_execute(&format!(
+                "DROP TABLE {live}.{table}; ALTER TABLE {shadow}.{table} SET SCHEMA {live};",
+                live = self.live_schema,
+                shadow = self.schema
+            ))
+            .await?;
+        }
+        tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .await?;
+        tx.execute(
+            "INSERT INTO projection_checkpoints (name, last_tx, last_position, events_applied) \
+             VALUES ($1, $2::text::xid8, $3, 0) \
+             ON CONFLICT (name) DO UPDATE SET last_tx = EXCLUDED.last_tx, \
+                 last_position = EXCLUDED.last_position, updated_at = now()",
+            &[&self.name, &at.tx_id.to_string(), &at.position],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Rows on one side only, as JSON, both ways.
+    async fn compare(
+        &self,
+        tx: &Transaction<'_>,
+        table: &str,
+    ) -> Result<TableDrift, ProjectionError> {
+        let live = format!("{}.{table}", self.live_schema);
+        let shadow = format!("{}.{table}", self.schema);
+        let side = |a: &str, b: &str| {
+            format!(
+                "SELECT to_jsonb(d) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) d LIMIT {DRIFT_ROWS}"
+            )
+        };
+        let rows =
+            |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, Value>(0)).collect();
+        Ok(TableDrift {
+            table: table.to_string(),
+            only_live: rows(tx.query(&side(&live, &shadow), &[]).await?),
+            only_rebuilt: rows(tx.query(&side(&shadow, &live), &[]).await?),
+        })
+    }
+
+    async fn drop(&self, pool: &Pool) -> Result<(), ProjectionError> {
+        let client = pool.get().await?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .await?;
+        Ok(())
+    }
+}

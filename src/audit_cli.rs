@@ -1,0 +1,191 @@
+//! The auditor's commands: `verify`, `export`, `projections rebuild|check|status`.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::audit::{export, verify};
+use crate::config::{ExportArgs, ProjectionsCommand, VerifyArgs};
+use crate::db::Target;
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+fn bar(total: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(total) => ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "{msg} {bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {msg} {pos} events ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+async fn connect(target: &Target) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = target
+        .config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("connecting to the database")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+pub async fn verify(target: &Target, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(target).await?;
+    let scope = verify::Scope {
+        aggregate_type: args.aggregate_type.clone(),
+        aggregate_id: args.id.clone(),
+    };
+    let progress = bar(None, "verifying");
+    let report = verify::verify(&client, &scope, |n| progress.set_position(n)).await?;
+    progress.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    let rate = report.events as f64 / report.seconds.max(1e-9);
+    match &report.first_broken {
+        None => {
+            eprintln!(
+                "verified {} events in {} streams: every chain intact ({rate:.0} events/s)",
+                report.events, report.streams
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(link) => {
+            eprintln!(
+                "BROKEN: {}/{} at sequence {}: {} (expected {}, found {})",
+                link.aggregate_type,
+                link.aggregate_id,
+                link.sequence,
+                link.problem,
+                link.expected,
+                link.found
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn export(target: &Target, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(target).await?;
+    let filter = export::Filter {
+        aggregate_type: args.aggregate_type.clone(),
+        from: args.from,
+        to: args.to,
+    };
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM events", &[])
+        .await?
+        .get(0);
+    let progress = bar(Some(total.max(0) as u64), "exporting");
+    let started = std::time::Instant::now();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let written = export::export(&client, &filter, &mut out, |n| progress.set_position(n)).await?;
+    out.flush()?;
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "exported {written} events in {seconds:.1}s ({:.0} events/s)",
+        written as f64 / seconds.max(1e-9)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn projections(
+    pool: &deadpool_postgres::Pool,
+    command: &ProjectionsCommand,
+) -> anyhow::Result<ExitCode> {
+    let all: Vec<_> = subdesk_projections::all()
+        .into_iter()
+        .filter(|p| p.rebuildable())
+        .collect();
+    match command {
+        ProjectionsCommand::Rebuild { name, all: every } => {
+            let chosen: Vec<_> = all
+                .iter()
+                .filter(|p| *every || name.as_deref() == Some(p.name()))
+                .collect();
+            if chosen.is_empty() {
+                let names: Vec<_> = all.iter().map(|p| p.name()).collect();
+                anyhow::bail!("no read model named {name:?}; known: {}", names.join(", "));
+            }
+            for projection in chosen {
+                let progress = bar(Some(0), projection.name());
+                let report = subdesk_projections::rebuild::rebuild(
+                    pool,
+                    projection.as_ref(),
+                    &|done, total| {
+                        progress.set_length(total);
+                        progress.set_position(done);
+                    },
+                )
+                .await?;
+                progress.finish_and_clear();
+                eprintln!(
+                    "rebuilt {}: {} events in {:.1}s ({:.0} events/s)",
+                    report.projection, report.events, report.seconds, report.events_per_second
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectionsCommand::Check => {
+            let mut clean = true;
+            for projection in &all {
+                let report = subdesk_projections::rebuild::check(pool, projection.as_ref()).await?;
+                if report.is_clean() {
+                    eprintln!(
+                        "{}: no drift (checked up to {})",
+                        report.projection,
+                        report.checkpoint.token()
+                    );
+                } else {
+                    clean = false;
+                    eprintln!("{}: DRIFT", report.projection);
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+            }
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        ProjectionsCommand::Status => {
+            let client = pool.get().await?;
+            let rows = client
+                .query(
+                    "SELECT c.name, c.last_position, c.events_applied, c.updated_at, \
+                            (SELECT count(*) FROM events e \
+                              WHERE (e.tx_id, e.position) > (c.last_tx, c.last_position)) AS behind \
+                       FROM projection_checkpoints c ORDER BY c.name",
+                    &[],
+                )
+                .await?;
+            println!("projection\tlast_position\tapplied\tbehind\tupdated_at");
+            for row in rows {
+                let updated: chrono::DateTime<chrono::Utc> = row.get(3);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    row.get::<_, String>(0),
+                    row.get::<_, i64>(1),
+                    row.get::<_, i64>(2),
+                    row.get::<_, i64>(4),
+                    updated.to_rfc3339()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
