@@ -11,6 +11,7 @@
 //! - [`history`]: a stream's events as the history endpoints show them.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
+//! - [`process`]: process managers, projections that issue commands (collections).
 //! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
 //! - [`clock`], [`telemetry`]: the system clock; logs and metrics.
 
@@ -27,5 +28,6 @@ pub mod history;
 pub mod http;
 pub mod idempotency;
 pub mod pg;
+pub mod process;
 pub mod store;
 pub mod telemetry;
