@@ -9,3 +9,4 @@ mod conflicts;
 mod helpers;
 mod idempotency;
 mod projections;
+mod subscriptions;
