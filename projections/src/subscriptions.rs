@@ -511,10 +511,14 @@ impl Projection for SubscriptionProjection {
         }
 
         // Derived columns and the entitlement contract, from the folded rows.
+        let mut apps_of: HashMap<Uuid, Vec<&AppRow>> = HashMap::new();
+        for app in apps.values() {
+            apps_of.entry(app.subscription_id).or_default().push(app);
+        }
         let mut entitlements = Vec::new();
         for view in views.values_mut() {
             let mut active_apps = 0;
-            for app in apps.values().filter(|a| a.subscription_id == view.id) {
+            for app in apps_of.get(&view.id).into_iter().flatten() {
                 let active = app.status == AppStatus::Active.as_str();
                 active_apps += i32::from(active);
                 entitlements.push(EntitlementRow {
