@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
+use subdesk_aggregates::subscription::{Subscription, SubscriptionPolicy, SubscriptionServices};
 use subdesk_aggregates::support_case::{CasePolicy, CaseServices, SupportCase};
 use subdesk_aggregates::Clock;
 use subdesk_projections::{Runner, RunnerConfig};
@@ -26,6 +27,7 @@ pub struct Settings {
     pub aggregate_cache: usize,
     pub pool_size: usize,
     pub case_policy: CasePolicy,
+    pub subscription_policy: SubscriptionPolicy,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             aggregate_cache: 10_000,
             pool_size: 16,
             case_policy: CasePolicy::default(),
+            subscription_policy: SubscriptionPolicy::default(),
         }
     }
 }
@@ -46,6 +49,8 @@ pub struct AppInner {
     /// Reads of read models and history (a replica when one is configured).
     pub read_pool: Pool,
     pub cases: CommandBus<SupportCase>,
+    /// Shared with the collections process manager, which issues commands of its own.
+    pub subscriptions: Arc<CommandBus<Subscription>>,
     pub runner: Arc<Runner>,
     pub auth: Authenticator,
     pub clock: Arc<dyn Clock>,
@@ -78,11 +83,28 @@ impl AppState {
         let read_pool = read_target.pool(settings.pool_size)?;
         let sqlx = target.sqlx_pool(settings.pool_size);
         let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone());
-        let cases = CommandBus::new(sqlx, pool.clone(), case_services, settings.aggregate_cache);
+        let cases = CommandBus::new(
+            sqlx.clone(),
+            pool.clone(),
+            case_services,
+            settings.aggregate_cache,
+        );
+        let subscription_services =
+            SubscriptionServices::new(Arc::clone(&clock), settings.subscription_policy.clone());
+        let subscriptions = Arc::new(CommandBus::new(
+            sqlx,
+            pool.clone(),
+            subscription_services,
+            settings.aggregate_cache,
+        ));
+        let mut projections = subdesk_projections::all();
+        projections.push(Arc::new(crate::process::collections::KeptProducts::new(
+            Arc::clone(&subscriptions),
+        )));
         let runner = Arc::new(Runner::new(
             pool.clone(),
             Some(target.config.clone()),
-            subdesk_projections::all(),
+            projections,
             settings.projection.clone(),
         ));
         Ok(Self(Arc::new(AppInner {
@@ -90,6 +112,7 @@ impl AppState {
             pool,
             read_pool,
             cases,
+            subscriptions,
             runner,
             clock,
             settings,

@@ -74,6 +74,7 @@ async fn serve_command(
         aggregate_cache: args.aggregate_cache,
         pool_size: cli.db.pool_size,
         case_policy: args.policy.case_policy(),
+        subscription_policy: Default::default(),
     };
     let state = AppState::build(
         &database.target,

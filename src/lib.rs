@@ -12,6 +12,7 @@
 //! - [`audit`]: hash-chain verification and JSON Lines export.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
+//! - [`process`]: process managers, projections that issue commands (collections).
 //! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
 //! - [`clock`], [`telemetry`]: the system clock; logs and metrics.
 
@@ -30,5 +31,6 @@ pub mod history;
 pub mod http;
 pub mod idempotency;
 pub mod pg;
+pub mod process;
 pub mod store;
 pub mod telemetry;

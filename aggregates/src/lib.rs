@@ -1,6 +1,8 @@
 //! The subdesk domain. Pure: no IO, no database, no clock or random ids of its own.
 //!
 //! - [`support_case`]: the `SupportCase` aggregate (open, comment, ... resolve, auto-resolve).
+//! - [`subscription`]: the `Subscription` aggregate (create, seats, storage, plan, renew,
+//!   expire, cancel, reactivate, site, contacts, apps, billing account, collections).
 //! - [`clock`]: the [`Clock`] trait through which aggregates learn the time; the binary
 //!   provides the system clock, tests and benchmarks a [`ManualClock`].
 //! - [`actor`]: who issued a command, as the domain sees it (role and id), used by rules such
@@ -12,6 +14,7 @@
 
 pub mod actor;
 pub mod clock;
+pub mod subscription;
 pub mod support_case;
 pub mod upcast;
 

@@ -19,6 +19,7 @@ pub fn upcast(event: SerializedEvent, upcasters: &[Box<dyn EventUpcaster>]) -> S
 pub fn upcasters_for(aggregate_type: &str) -> Vec<Box<dyn EventUpcaster>> {
     match aggregate_type {
         crate::support_case::AGGREGATE_TYPE => crate::support_case::upcasters(),
+        crate::subscription::AGGREGATE_TYPE => crate::subscription::upcasters(),
         _ => Vec::new(),
     }
 }

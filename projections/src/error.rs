@@ -13,6 +13,11 @@ pub enum ProjectionError {
         event_version: String,
         source: serde_json::Error,
     },
+    /// A side effect of the batch failed: a command a process manager issues could not be
+    /// run (database unreachable, conflicts). The batch rolls back and is tried again; the
+    /// commands must be idempotent for that to be safe.
+    #[error("side effect failed: {0}")]
+    SideEffect(String),
     #[error("row of `{table}` cannot be read or written: {source}")]
     Row {
         table: String,

@@ -10,6 +10,8 @@
 //! - [`rows`]: batch helpers that load, fold and write back read-model rows in one round trip
 //!   per table instead of one per event.
 //! - [`cases`]: the case list / detail / timeline read model.
+//! - [`subscriptions`]: the subscription list / detail read model, the entitlement contract
+//!   (`entitlements`, `partner_customers`) and the subscription e-mails of the outbox.
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
 //! rebuild can run the same code against shadow tables through `search_path`.
@@ -20,6 +22,7 @@ pub mod event;
 pub mod rebuild;
 pub mod rows;
 pub mod runner;
+pub mod subscriptions;
 
 pub use error::ProjectionError;
 pub use event::{Checkpoint, StoredEvent};
@@ -27,5 +30,8 @@ pub use runner::{Projection, Runner, RunnerConfig};
 
 /// Every projection of the product, in the order they are registered with the runner.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
-    vec![std::sync::Arc::new(cases::CaseProjection)]
+    vec![
+        std::sync::Arc::new(cases::CaseProjection),
+        std::sync::Arc::new(subscriptions::SubscriptionProjection),
+    ]
 }

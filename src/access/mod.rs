@@ -3,8 +3,13 @@
 //! never 403, so ids do not leak across tenants.
 
 pub mod cases;
+pub mod subscriptions;
 
 pub use cases::{may_open_case_for, sees_case, CaseAudience};
+pub use subscriptions::{
+    is_owner_side, may_change_subscription, may_create, sees_subscription, SubscriptionAction,
+    SubscriptionAudience,
+};
 
 /// E-mail addresses compare without regard to case.
 pub fn same_user(a: &str, b: &str) -> bool {

@@ -1,7 +1,7 @@
 //! The HTTP API: JSON under `/v1`, problem+json errors, OpenAPI 3.1 at `/openapi.json` and
 //! an offline documentation UI at `/docs`.
 //!
-//! Each resource owns its router (`cases::router()`, ...); handlers stay thin: extract, build
+//! Each resource owns its router (`cases::router()`, `subscriptions::router()`, ...); handlers stay thin: extract, build
 //! the command, run it through [`command::run`], map the result.
 
 pub mod audit;
@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod schema;
+pub mod subscriptions;
 
 use std::time::Instant;
 
@@ -47,6 +48,8 @@ use crate::app::AppState;
     components(schemas(error::Problem)),
     tags(
         (name = "cases", description = "Support cases"),
+        (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
+            cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -74,6 +77,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(cases::router())
+        .merge(subscriptions::router())
         .merge(audit::router())
 }
 

@@ -1,7 +1,7 @@
 //! OpenAPI schemas of domain types. The domain crate stays free of HTTP concerns, so its
 //! wire enums are described here.
 
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::Object;
 
 fn string_enum(values: &[&str], description: &str) -> Object {
@@ -29,5 +29,74 @@ pub fn visibility() -> Object {
     string_enum(
         &["public", "internal"],
         "`internal` comments are for support staff only and never reach the customer side",
+    )
+}
+
+pub fn subscription_status() -> Object {
+    string_enum(
+        &["upcoming", "active", "non_renewing", "cancelled", "expired"],
+        "Where the subscription stands: `upcoming` (term starts later), `active`, \
+         `non_renewing` (cancellation scheduled at term end), `cancelled`, `expired`",
+    )
+}
+
+pub fn cancel_effective() -> Object {
+    string_enum(
+        &["at_term_end", "immediately"],
+        "`at_term_end` (default): runs to its bill date and does not renew; `immediately`: \
+         ends now. Either way every active app is cancelled when the cancellation takes effect",
+    )
+}
+
+pub fn app_status() -> Object {
+    string_enum(
+        &["active", "cancelled"],
+        "Where the app subscription stands",
+    )
+}
+
+/// `{"kind":"direct"}` or `{"kind":"partner","partner_id":"..."}`.
+pub fn channel() -> Schema {
+    let kind = |value: &str, description: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([value]))
+            .description(Some(description))
+    };
+    let direct = ObjectBuilder::new()
+        .property(
+            "kind",
+            kind(
+                "direct",
+                "Sold directly; managed by the customer's org admin",
+            ),
+        )
+        .required("kind");
+    let partner = ObjectBuilder::new()
+        .property(
+            "kind",
+            kind(
+                "partner",
+                "Sold through a partner, who manages it; read-only for the customer except \
+                 site, contacts and cancelling",
+            ),
+        )
+        .required("kind")
+        .property(
+            "partner_id",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The selling partner")),
+        )
+        .required("partner_id");
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(direct)
+            .item(partner)
+            .description(Some(
+                "How the subscription is sold (defaults to the caller's channel: the partner's \
+                 own for partners, direct for everyone else)",
+            ))
+            .build(),
     )
 }

@@ -313,6 +313,46 @@ impl TestApp {
         response.json().await.expect("case receipt")
     }
 
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// Creates a subscription as `token` and returns the receipt.
+    pub async fn create_subscription(&self, token: &str, body: Value) -> Value {
+        let response = self.post("/v1/subscriptions", token, &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "create subscription: {:?}",
+            response.text().await
+        );
+        response.json().await.expect("subscription receipt")
+    }
+
+    /// Waits until projection `name` has applied the event at `position`.
+    pub async fn wait_for_projection(&self, name: &str, position: i64) {
+        let db = self.db().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let applied = subdesk_projections::runner::has_applied(&db, name, position)
+                .await
+                .expect("projection checkpoint");
+            if applied == Some(true) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not reach position {position}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn db(&self) -> tokio_postgres::Client {
         connect(&self.target).await
     }

@@ -10,3 +10,4 @@ mod conflicts;
 mod helpers;
 mod idempotency;
 mod projections;
+mod subscriptions;

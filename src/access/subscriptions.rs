@@ -1,0 +1,300 @@
+//! Who sees which subscription, and who may do what with it (SPEC section 1).
+//!
+//! - Agents, admins and auditors see every subscription; customers see their org's; a partner
+//!   (scope `view_customers`) sees the subscriptions sold through it. A partner does not see
+//!   its customers' direct subscriptions or those sold by another partner: that is another
+//!   seller's commercial data. Deciding from the subscription's own channel (not from the
+//!   `partner_customers` read model) also means a partner can act on a subscription the moment
+//!   it created it.
+//! - The **owner side** manages a subscription: the customer org-admin of a direct
+//!   subscription, the selling partner of a partner subscription, admins always.
+//! - A partner subscription is read-only for its customer except viewing, linking a site,
+//!   managing contacts, and cancelling (not a collection: collections are cancelled only by
+//!   their partner, or an admin). Cancelling, on either channel, is for the org admin, not for
+//!   every user of the org.
+//! - Any user of the org links a site and manages contacts.
+//! - Moving the billing account is for admins and the selling partner; reactivation for admins.
+//! - Agents and auditors read; they issue no subscription commands.
+
+use subdesk_aggregates::subscription::{Channel, Subscription};
+use subdesk_aggregates::ActorRole;
+
+use crate::auth::{Principal, SCOPE_VIEW_CUSTOMERS};
+use crate::store::Denied;
+
+/// The facts about a subscription that decide who sees it and who may change it.
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriptionAudience<'a> {
+    pub org_id: &'a str,
+    /// The selling partner, for a partner subscription.
+    pub partner_id: Option<&'a str>,
+    pub collection: bool,
+}
+
+impl<'a> From<&'a Subscription> for SubscriptionAudience<'a> {
+    fn from(subscription: &'a Subscription) -> Self {
+        Self {
+            org_id: &subscription.org_id,
+            partner_id: subscription.channel.partner_id(),
+            collection: subscription.is_collection(),
+        }
+    }
+}
+
+/// What a command asks to do, as far as access is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionAction {
+    /// Seats, storage, plan, auto-renew, apps: the owner side.
+    Manage,
+    /// Cancel, or withdraw a scheduled cancellation.
+    Cancel,
+    /// Link a site, add or remove contacts.
+    CustomerSide,
+    MoveBillingAccount,
+    Reactivate,
+}
+
+/// Whether `principal` sees the subscription.
+pub fn sees_subscription(principal: &Principal, subscription: SubscriptionAudience<'_>) -> bool {
+    match principal.role {
+        ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor | ActorRole::System => true,
+        ActorRole::Customer => principal.in_org(subscription.org_id),
+        ActorRole::Partner => sells(principal, subscription),
+    }
+}
+
+/// The principal is the partner the subscription was sold through.
+fn sells(principal: &Principal, subscription: SubscriptionAudience<'_>) -> bool {
+    principal.role == ActorRole::Partner
+        && principal.has_scope(SCOPE_VIEW_CUSTOMERS)
+        && subscription.partner_id.is_some()
+        && principal.partner_id.as_deref() == subscription.partner_id
+}
+
+fn org_admin_of(principal: &Principal, subscription: SubscriptionAudience<'_>) -> bool {
+    principal.in_org(subscription.org_id) && principal.org_admin
+}
+
+/// Admins, the org admin of a direct subscription, the partner of a partner subscription.
+pub fn is_owner_side(principal: &Principal, subscription: SubscriptionAudience<'_>) -> bool {
+    principal.role == ActorRole::Admin
+        || sells(principal, subscription)
+        || (subscription.partner_id.is_none() && org_admin_of(principal, subscription))
+}
+
+/// Whether `principal`, who sees the subscription, may do `action`; the refusal says why.
+pub fn may_change_subscription(
+    principal: &Principal,
+    subscription: SubscriptionAudience<'_>,
+    action: SubscriptionAction,
+) -> Result<(), String> {
+    if matches!(principal.role, ActorRole::Agent | ActorRole::Auditor) {
+        return Err(format!(
+            "{}s read subscriptions; they do not change them",
+            principal.role
+        ));
+    }
+    let owner = is_owner_side(principal, subscription);
+    let partner_managed = subscription.partner_id.is_some();
+    let allowed = match action {
+        SubscriptionAction::Manage => owner,
+        SubscriptionAction::Cancel if subscription.collection => {
+            principal.role == ActorRole::Admin || sells(principal, subscription)
+        }
+        SubscriptionAction::Cancel => owner || org_admin_of(principal, subscription),
+        SubscriptionAction::CustomerSide => owner || principal.in_org(subscription.org_id),
+        SubscriptionAction::MoveBillingAccount => {
+            principal.role == ActorRole::Admin || sells(principal, subscription)
+        }
+        SubscriptionAction::Reactivate => principal.role == ActorRole::Admin,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(match action {
+        SubscriptionAction::Manage if partner_managed => {
+            "this subscription is managed by its partner; ask the partner to change it".into()
+        }
+        SubscriptionAction::Manage => "only the org's admin manages this subscription".into(),
+        SubscriptionAction::Cancel if subscription.collection => {
+            "a collection is cancelled only through its partner".into()
+        }
+        SubscriptionAction::Cancel => "only the org's admin cancels a subscription".into(),
+        SubscriptionAction::CustomerSide => {
+            "only the customer and the subscription's owner manage its site and contacts".into()
+        }
+        SubscriptionAction::MoveBillingAccount => {
+            "only admins and the selling partner move a billing account".into()
+        }
+        SubscriptionAction::Reactivate => {
+            "only an admin reactivates a subscription; contact support".into()
+        }
+    })
+}
+
+/// Whether `principal` may buy a subscription for `org_id` through `channel`: `NotFound` for
+/// another customer's org (which does not exist for them), `Forbidden` otherwise.
+pub fn may_create(principal: &Principal, org_id: &str, channel: &Channel) -> Result<(), Denied> {
+    let forbidden = |why: &str| Err(Denied::Forbidden(why.to_string()));
+    match principal.role {
+        ActorRole::Admin => Ok(()),
+        ActorRole::Customer if !principal.in_org(org_id) => Err(Denied::NotFound),
+        ActorRole::Customer if !principal.org_admin => {
+            forbidden("only the org's admin buys subscriptions")
+        }
+        ActorRole::Customer => match channel {
+            Channel::Direct => Ok(()),
+            Channel::Partner { .. } => {
+                forbidden("a partner subscription is created by its partner")
+            }
+        },
+        ActorRole::Partner if !principal.has_scope(SCOPE_VIEW_CUSTOMERS) => {
+            forbidden("a partner needs the view_customers scope to sell subscriptions")
+        }
+        ActorRole::Partner => match channel.partner_id() {
+            Some(partner) if principal.partner_id.as_deref() == Some(partner) => Ok(()),
+            _ => forbidden("a partner creates only subscriptions sold through itself"),
+        },
+        ActorRole::Agent | ActorRole::Auditor | ActorRole::System => {
+            forbidden("support staff and auditors do not buy subscriptions")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::auth::SCOPE_ACCESS_CASES;
+
+    fn principal(role: ActorRole, org: Option<&str>, org_admin: bool) -> Principal {
+        Principal {
+            token_id: Uuid::nil(),
+            role,
+            user: "someone@example.test".into(),
+            org_id: org.map(str::to_string),
+            org_admin,
+            partner_id: (role == ActorRole::Partner).then(|| "p1".to_string()),
+            scopes: if role == ActorRole::Partner {
+                vec![SCOPE_VIEW_CUSTOMERS.into()]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    const DIRECT: SubscriptionAudience<'static> = SubscriptionAudience {
+        org_id: "acme",
+        partner_id: None,
+        collection: false,
+    };
+    const SOLD_BY_P1: SubscriptionAudience<'static> = SubscriptionAudience {
+        org_id: "acme",
+        partner_id: Some("p1"),
+        collection: false,
+    };
+    const COLLECTION_BY_P1: SubscriptionAudience<'static> = SubscriptionAudience {
+        org_id: "acme",
+        partner_id: Some("p1"),
+        collection: true,
+    };
+    const SOLD_BY_P2: SubscriptionAudience<'static> = SubscriptionAudience {
+        org_id: "acme",
+        partner_id: Some("p2"),
+        collection: false,
+    };
+
+    #[test]
+    fn customers_see_their_orgs_subscriptions_only() {
+        let ann = principal(ActorRole::Customer, Some("acme"), false);
+        assert!(sees_subscription(&ann, DIRECT));
+        assert!(sees_subscription(&ann, SOLD_BY_P1));
+        let eve = principal(ActorRole::Customer, Some("globex"), true);
+        assert!(!sees_subscription(&eve, DIRECT));
+    }
+
+    #[test]
+    fn a_partner_sees_what_it_sold_and_only_with_view_customers() {
+        let partner = principal(ActorRole::Partner, None, false);
+        assert!(sees_subscription(&partner, SOLD_BY_P1));
+        assert!(!sees_subscription(&partner, SOLD_BY_P2));
+        assert!(!sees_subscription(&partner, DIRECT));
+        let mut unscoped = partner.clone();
+        unscoped.scopes = vec![SCOPE_ACCESS_CASES.into()];
+        assert!(!sees_subscription(&unscoped, SOLD_BY_P1));
+    }
+
+    #[test]
+    fn the_org_admin_manages_a_direct_subscription_but_not_a_partner_one() {
+        let admin = principal(ActorRole::Customer, Some("acme"), true);
+        assert!(may_change_subscription(&admin, DIRECT, SubscriptionAction::Manage).is_ok());
+        assert!(may_change_subscription(&admin, SOLD_BY_P1, SubscriptionAction::Manage).is_err());
+        let partner = principal(ActorRole::Partner, None, false);
+        assert!(may_change_subscription(&partner, SOLD_BY_P1, SubscriptionAction::Manage).is_ok());
+    }
+
+    #[test]
+    fn the_customer_of_a_partner_subscription_cancels_it_unless_it_is_a_collection() {
+        let admin = principal(ActorRole::Customer, Some("acme"), true);
+        assert!(may_change_subscription(&admin, SOLD_BY_P1, SubscriptionAction::Cancel).is_ok());
+        assert!(
+            may_change_subscription(&admin, COLLECTION_BY_P1, SubscriptionAction::Cancel).is_err()
+        );
+        let partner = principal(ActorRole::Partner, None, false);
+        assert!(
+            may_change_subscription(&partner, COLLECTION_BY_P1, SubscriptionAction::Cancel).is_ok()
+        );
+        let user = principal(ActorRole::Customer, Some("acme"), false);
+        assert!(may_change_subscription(&user, SOLD_BY_P1, SubscriptionAction::Cancel).is_err());
+    }
+
+    #[test]
+    fn any_user_of_the_org_manages_site_and_contacts() {
+        let user = principal(ActorRole::Customer, Some("acme"), false);
+        assert!(
+            may_change_subscription(&user, SOLD_BY_P1, SubscriptionAction::CustomerSide).is_ok()
+        );
+        assert!(may_change_subscription(&user, DIRECT, SubscriptionAction::Manage).is_err());
+    }
+
+    #[test]
+    fn agents_and_auditors_only_read() {
+        for role in [ActorRole::Agent, ActorRole::Auditor] {
+            let staff = principal(role, None, false);
+            assert!(sees_subscription(&staff, DIRECT));
+            assert!(
+                may_change_subscription(&staff, DIRECT, SubscriptionAction::CustomerSide).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn only_admins_reactivate() {
+        let admin = principal(ActorRole::Admin, None, false);
+        assert!(may_change_subscription(&admin, DIRECT, SubscriptionAction::Reactivate).is_ok());
+        let partner = principal(ActorRole::Partner, None, false);
+        assert!(
+            may_change_subscription(&partner, SOLD_BY_P1, SubscriptionAction::Reactivate).is_err()
+        );
+    }
+
+    #[test]
+    fn who_may_create_what() {
+        let admin = principal(ActorRole::Customer, Some("acme"), true);
+        assert_eq!(may_create(&admin, "acme", &Channel::Direct), Ok(()));
+        assert_eq!(
+            may_create(&admin, "globex", &Channel::Direct),
+            Err(Denied::NotFound)
+        );
+        let p1 = Channel::Partner {
+            partner_id: "p1".into(),
+        };
+        assert!(may_create(&admin, "acme", &p1).is_err());
+        let partner = principal(ActorRole::Partner, None, false);
+        assert_eq!(may_create(&partner, "globex", &p1), Ok(()));
+        assert!(may_create(&partner, "globex", &Channel::Direct).is_err());
+        let user = principal(ActorRole::Customer, Some("acme"), false);
+        assert!(may_create(&user, "acme", &Channel::Direct).is_err());
+    }
+}
