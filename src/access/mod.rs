@@ -4,7 +4,10 @@
 
 pub mod cases;
 
-pub use cases::{may_open_case_for, sees_case, CaseAudience};
+pub use cases::{
+    case_scope, may, may_open_case_for, sees_case, sees_internal, CaseAction, CaseAudience,
+    CaseScope,
+};
 
 /// E-mail addresses compare without regard to case.
 pub fn same_user(a: &str, b: &str) -> bool {

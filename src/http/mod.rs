@@ -4,7 +4,9 @@
 //! Each resource owns its router (`cases::router()`, ...); handlers stay thin: extract, build
 //! the command, run it through [`command::run`], map the result.
 
+pub mod case_attachments;
 pub mod cases;
+pub mod cases_read;
 pub mod command;
 pub mod consistency;
 pub mod error;

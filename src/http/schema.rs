@@ -31,3 +31,10 @@ pub fn visibility() -> Object {
         "`internal` comments are for support staff only and never reach the customer side",
     )
 }
+
+pub fn escalation() -> Object {
+    string_enum(
+        &["none", "requested", "escalated"],
+        "`requested` by the customer side, `escalated` once support accepted",
+    )
+}
