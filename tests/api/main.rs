@@ -3,6 +3,10 @@
 //! fresh database per test.
 
 mod auth;
+mod case_attachments;
+mod case_fixtures;
+mod case_list;
+mod case_visibility;
 mod cases;
 mod cli;
 mod conflicts;
