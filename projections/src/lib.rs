@@ -8,7 +8,8 @@
 //!   woken by `LISTEN/NOTIFY`, with a polling fallback; `run_once` for tests.
 //! - [`rows`]: batch helpers that load, fold and write back read-model rows in one round trip
 //!   per table instead of one per event.
-//! - [`cases`]: the case list / detail / timeline read model.
+//! - [`cases`]: the case list / detail / timeline / attachment read models and the case
+//!   e-mails of the notifications outbox.
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
 //! rebuild can run the same code against shadow tables through `search_path`.

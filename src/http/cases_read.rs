@@ -237,6 +237,8 @@ pub struct ListParams {
     pub assignee: Option<String>,
     /// Cases requested by this e-mail.
     pub requester: Option<String>,
+    /// Cases this e-mail follows as a participant.
+    pub participant: Option<String>,
     /// `requested`: cases the caller requested; `participating`: cases they follow
     /// ("requests I'm cc'd on").
     #[param(example = "requested")]
@@ -475,6 +477,10 @@ async fn list_cases(
     if let Some(requester) = params.requester {
         let requester = sql.bind(requester.trim().to_lowercase());
         sql.and(format!("lower(requester) = {requester}"));
+    }
+    if let Some(participant) = params.participant {
+        let participant = sql.bind(participant.trim().to_lowercase());
+        sql.and(format!("{participant} = ANY(participants)"));
     }
     match params.mine.as_deref() {
         None => {}

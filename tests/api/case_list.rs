@@ -133,6 +133,10 @@ async fn filters_narrow_the_list_and_pages_follow_last_activity() {
         keys(&list(&sam, "?requester=ANN@acme.test").await),
         ["Beta: login fails", "Alpha: board is slow"]
     );
+    assert_eq!(
+        keys(&list(&sam, "?participant=Carl@acme.test").await),
+        ["Alpha: board is slow"]
+    );
     assert_eq!(keys(&list(&sam, "?q=LOGIN").await), ["Beta: login fails"]);
     assert_eq!(keys(&list(&sam, "?q=100%25").await), ["Gamma: 100% CPU"]);
     assert_eq!(keys(&list(&sam, "?q=_").await), Vec::<String>::new());
