@@ -35,6 +35,7 @@ CREATE TABLE case_view (
     status                   text        NOT NULL,   -- open | investigating | waiting_for_customer | resolved | closed
     phone                    text,
     data_access              boolean     NOT NULL,   -- consent in force
+    follow_up_of             uuid,                   -- the earlier case this one follows up
     assignee                 text,
     participants             text[]      NOT NULL,
     escalation               text        NOT NULL,   -- none | requested | escalated

@@ -49,6 +49,7 @@ pub struct CaseRow {
     pub status: String,
     pub phone: Option<String>,
     pub data_access: bool,
+    pub follow_up_of: Option<Uuid>,
     pub assignee: Option<String>,
     pub participants: Vec<String>,
     pub escalation: String,
@@ -227,6 +228,7 @@ impl Fold {
                 status: CaseStatus::Open.as_str().into(),
                 phone: e.phone.clone(),
                 data_access: e.data_access_consent,
+                follow_up_of: e.follow_up_of,
                 assignee: None,
                 participants: e.participants.clone(),
                 escalation: Escalation::None.as_str().into(),
@@ -304,7 +306,8 @@ impl Fold {
             SupportCaseEvent::CaseOpened(e) => (
                 e.opened_by,
                 None,
-                json!({"impact": e.impact, "priority": e.priority, "status": "open"}),
+                json!({"impact": e.impact, "priority": e.priority, "status": "open",
+                       "follow_up_of": e.follow_up_of}),
             ),
             SupportCaseEvent::CaseAssigned(e) => {
                 case.assignee = Some(e.assignee.clone());
@@ -688,6 +691,7 @@ mod tests {
             participants: vec!["carl@acme.test".into()],
             phone: None,
             data_access_consent: false,
+            follow_up_of: None,
             opened_by: Actor::new("Ann@acme.test", ActorRole::Customer),
             opened_at: t0(),
             first_response_due: t0(),

@@ -13,9 +13,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use subdesk_aggregates::support_case::{
     AcceptEscalation, AddComment, AddParticipant, AssignCase, CaseStatus, ChangePriority,
-    EntitlementFacts, EntitlementLookup, OpenCase, RemoveParticipant, RequestEscalation,
-    RequestInfo, ResolveCase, SetDataAccess, StartInvestigation, SupportCase, SupportCaseCommand,
-    Visibility,
+    EarlierCase, EntitlementFacts, EntitlementLookup, OpenCase, RemoveParticipant,
+    RequestEscalation, RequestInfo, ResolveCase, SetDataAccess, StartInvestigation, SupportCase,
+    SupportCaseCommand, Visibility,
 };
 use subdesk_aggregates::ActorRole;
 use utoipa::ToSchema;
@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::cases_read::visible_case_from_log;
 use super::command::{run, Prepared, Receipt};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
@@ -94,6 +95,9 @@ pub struct OpenCaseRequest {
     /// Consent for support to access the org's data while investigating (revocable).
     #[serde(default)]
     pub data_access_consent: bool,
+    /// An earlier case of the org, visible to the caller, that this one follows up (a closed
+    /// case cannot be reopened: a later reply goes into a new case linked to it).
+    pub follow_up_of: Option<Uuid>,
 }
 
 /// The answer to a case command.
@@ -135,7 +139,7 @@ pub(crate) fn case_receipt(case: &SupportCase, receipt: Receipt) -> CaseReceipt 
     responses(
         (status = 201, body = CaseReceipt),
         (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem, description = "The org is not visible to the caller"),
+        (status = 404, body = Problem, description = "The org (or the case to follow up) is not visible to the caller"),
         (status = 422, body = Problem, description = "A rule is broken; nothing was appended"),
     ))]
 async fn open_case(
@@ -175,6 +179,16 @@ async fn open_case(
             if !may_open_case_for(&principal, &org_id, &partner_orgs) {
                 return Err(ApiError::not_found("org"));
             }
+            let follow_up_of = match request.follow_up_of {
+                Some(earlier) => {
+                    let (case, _) = visible_case_from_log(&run_state, &principal, earlier).await?;
+                    Some(EarlierCase {
+                        case_id: earlier,
+                        org_id: case.org_id,
+                    })
+                }
+                None => None,
+            };
             let case_id = Uuid::now_v7();
             let key = next_case_key(&run_state).await?;
             Ok(Prepared {
@@ -194,6 +208,7 @@ async fn open_case(
                     participants: request.participants,
                     phone: request.phone,
                     data_access_consent: request.data_access_consent,
+                    follow_up_of,
                     opened_by: principal.actor(),
                 }),
                 guard: None,
@@ -411,6 +426,7 @@ async fn assign(
 
 /// Start investigating (staff): from `open` or `waiting_for_customer`.
 #[utoipa::path(post, path = "/v1/cases/{id}/investigate", tag = "cases",
+    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, body = CaseReceipt),
@@ -595,6 +611,7 @@ async fn request_escalation(
 
 /// Accept the pending escalation (staff).
 #[utoipa::path(post, path = "/v1/cases/{id}/accept-escalation", tag = "cases",
+    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, body = CaseReceipt),
@@ -663,6 +680,7 @@ async fn set_data_access(
 /// Resolve the case (staff, or the customer side: requester, participants, org admins,
 /// partners). A customer-side comment within the reopen window reopens it.
 #[utoipa::path(post, path = "/v1/cases/{id}/resolve", tag = "cases",
+    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
         (status = 200, body = CaseReceipt),

@@ -128,7 +128,8 @@ pub struct AttachmentView {
     "product_version": "9.12.4", "entitlement_number": "E-1A2B-3C4D-5E6F",
     "subscription_id": null, "summary": "Board does not load", "description": "Spins forever",
     "impact": 2, "priority": 2, "status": "waiting_for_customer", "phone": null,
-    "data_access": true, "assignee": "sam@support.example", "participants": ["carl@acme.example"],
+    "data_access": true, "follow_up_of": null, "assignee": "sam@support.example",
+    "participants": ["carl@acme.example"],
     "escalation": {"state": "none", "reason": null, "requested_at": null, "escalated_at": null},
     "sla": {"first_response_due": "2026-03-02T13:00:00Z",
             "first_responded_at": "2026-03-02T10:00:00Z", "breached": false},
@@ -159,6 +160,8 @@ pub struct CaseDetail {
     pub phone: Option<String>,
     /// Whether support may access the org's data for this case.
     pub data_access: bool,
+    /// The earlier case this one follows up.
+    pub follow_up_of: Option<Uuid>,
     pub assignee: Option<String>,
     pub participants: Vec<String>,
     pub escalation: EscalationView,
@@ -193,6 +196,17 @@ pub struct CaseDetail {
 
 /// One case of a list.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a8f2-6a61-7c3e-9d0a-3f1f6a1b2c3d", "key": "CASE-1001", "org_id": "acme",
+    "requester": "ann@acme.example", "product": "jira-software",
+    "summary": "Board does not load", "status": "waiting_for_customer", "priority": 2,
+    "impact": 2, "assignee": "sam@support.example", "participants": ["carl@acme.example"],
+    "escalation": "none",
+    "sla": {"first_response_due": "2026-03-02T13:00:00Z",
+            "first_responded_at": "2026-03-02T10:00:00Z", "breached": false},
+    "auto_resolve_due": "2026-03-07T10:00:00Z", "opened_at": "2026-03-02T09:00:00Z",
+    "last_activity_at": "2026-03-02T10:00:00Z"
+}))]
 pub struct CaseSummary {
     pub id: Uuid,
     pub key: String,
@@ -642,6 +656,7 @@ async fn get_case(
         status: case.status,
         phone: case.phone,
         data_access: case.data_access,
+        follow_up_of: case.follow_up_of,
         assignee: case.assignee,
         participants: case.participants,
         waiting_since: case.waiting_since,

@@ -922,6 +922,27 @@ async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_o
     let detail = read_ok(&app, &ann, &case(""), &json!(position)).await;
     assert_eq!(detail["status"], "closed");
     assert!(detail["closed_at"].is_string());
+
+    // What the refusal says to do: a new case that follows the closed one up.
+    let mut body = acme_ticket();
+    body["follow_up_of"] = json!(id);
+    let follow_up = app.open_case(&ann, body).await;
+    let linked = read_ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{}", follow_up["id"].as_str().expect("id")),
+        &follow_up["position"],
+    )
+    .await;
+    assert_eq!(linked["follow_up_of"], json!(id));
+    let bob = app.token(As::customer("bob@acme.test", "acme")).await;
+    let mut body = acme_ticket();
+    body["follow_up_of"] = json!(id);
+    let problem = command(&app, &bob, "/v1/cases", body, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        problem["code"], "not_found",
+        "bob does not see the closed case"
+    );
 }
 
 #[tokio::test]

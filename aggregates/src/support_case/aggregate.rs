@@ -313,6 +313,11 @@ impl SupportCase {
             (named, _) => named.to_string(),
         };
         check_len(&product, "product", MAX_NAME)?;
+        if let Some(earlier) = &cmd.follow_up_of {
+            if earlier.org_id != cmd.org_id || earlier.case_id == cmd.case_id {
+                return Err(CaseError::FollowUpOfAnotherOrg);
+            }
+        }
 
         let now = services.clock.now();
         Ok(SupportCaseEvent::CaseOpened(CaseOpened {
@@ -331,6 +336,7 @@ impl SupportCase {
             participants,
             phone,
             data_access_consent: cmd.data_access_consent,
+            follow_up_of: cmd.follow_up_of.map(|earlier| earlier.case_id),
             opened_by: cmd.opened_by,
             opened_at: now,
             first_response_due: now + services.policy.first_response_target(cmd.impact),

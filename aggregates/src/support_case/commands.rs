@@ -52,7 +52,17 @@ pub struct OpenCase {
     pub participants: Vec<String>,
     pub phone: Option<String>,
     pub data_access_consent: bool,
+    /// The earlier case this one follows up (a closed case cannot be reopened), as the caller
+    /// found it among the cases it sees.
+    pub follow_up_of: Option<EarlierCase>,
     pub opened_by: Actor,
+}
+
+/// A case that a new one follows up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierCase {
+    pub case_id: Uuid,
+    pub org_id: String,
 }
 
 /// Whether the entitlement lookup found anything (the caller looks it up; the rules judge).

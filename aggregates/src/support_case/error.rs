@@ -32,8 +32,10 @@ pub enum CaseError {
     EntitlementInactive { status: String },
     #[error("a comment must have a body")]
     EmptyComment,
-    #[error("a closed case cannot change; reply on a new case instead")]
+    #[error("a closed case cannot change; open a new case that follows it up instead")]
     Closed,
+    #[error("a case can only follow up an earlier case of the same org")]
+    FollowUpOfAnotherOrg,
     #[error("only support staff may write internal comments")]
     InternalCommentNotAllowed,
     /// A role rule (who may do what) that the HTTP edge normally enforces first, as 403.
@@ -87,6 +89,7 @@ impl DomainError for CaseError {
             Self::EntitlementInactive { .. } => "entitlement_inactive",
             Self::EmptyComment => "empty_comment",
             Self::Closed => "case_closed",
+            Self::FollowUpOfAnotherOrg => "invalid_follow_up",
             Self::InternalCommentNotAllowed => "internal_comment_not_allowed",
             Self::NotAllowed(_) => "not_allowed",
             Self::InvalidStatus { .. } => "invalid_status",

@@ -11,6 +11,9 @@ use crate::Actor;
 /// Every event carries the time it happened (from the clock in Services) and, except
 /// `CaseOpened` whose `opened_by` says it, who caused it: timed rules (auto-resolve, close,
 /// reopen window) are decided from these timestamps, never from the database's clock.
+// Events live briefly in memory (a command's few, a projection batch); boxing the opening would
+// only add noise to every match on it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SupportCaseEvent {
@@ -36,8 +39,9 @@ pub enum SupportCaseEvent {
 }
 
 /// Version 2.0: version 1.0 (the foundation's thin slice) had neither the entitlement, nor
-/// priority, participants, product version, phone or data-access consent; the upcaster fills
-/// them with what a 1.0 opening meant (priority = impact, nobody else, no consent).
+/// priority, participants, product version, phone, data-access consent or follow-up link; the
+/// upcaster fills them with what a 1.0 opening meant (priority = impact, nobody else, no
+/// consent, no link).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseOpened {
     pub case_id: Uuid,
@@ -62,6 +66,8 @@ pub struct CaseOpened {
     pub phone: Option<String>,
     /// Consent for support to access the customer's data while investigating.
     pub data_access_consent: bool,
+    /// The earlier case of the same org that this one follows up.
+    pub follow_up_of: Option<Uuid>,
     pub opened_by: Actor,
     pub opened_at: DateTime<Utc>,
     /// When the first response is due under the SLA policy in force at opening.

@@ -48,7 +48,7 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
 }
 
 /// `CaseOpened` 1.0 -> 2.0. A 1.0 opening had no entitlement, participants, product version,
-/// phone or consent, and its priority was its impact level.
+/// phone, consent or follow-up link, and its priority was its impact level.
 struct CaseOpenedV1;
 
 impl EventUpcaster for CaseOpenedV1 {
@@ -65,6 +65,7 @@ impl EventUpcaster for CaseOpenedV1 {
                 "entitlement_number",
                 "subscription_id",
                 "phone",
+                "follow_up_of",
             ] {
                 payload.entry(field).or_insert(Value::Null);
             }

@@ -83,6 +83,7 @@ fn open_command(impact: u8) -> OpenCase {
         participants: vec!["Carl@Acme.test".into()],
         phone: Some("+81 3 1234 5678".into()),
         data_access_consent: true,
+        follow_up_of: None,
         opened_by: customer(),
     }
 }
@@ -104,6 +105,7 @@ fn opened_event(impact: u8, due_after: Duration) -> CaseOpened {
         participants: vec!["carl@acme.test".into()],
         phone: Some("+81 3 1234 5678".into()),
         data_access_consent: true,
+        follow_up_of: None,
         opened_by: customer(),
         opened_at: t0(),
         first_response_due: t0() + due_after,
@@ -499,6 +501,32 @@ async fn a_phone_number_or_product_version_that_is_too_long_is_refused() {
             field: "product_version",
             max: 255,
         });
+}
+
+#[tokio::test]
+async fn a_case_follows_up_an_earlier_case_of_its_own_org_only() {
+    let earlier = Uuid::from_u128(99);
+    let mut cmd = open_command(3);
+    cmd.follow_up_of = Some(EarlierCase {
+        case_id: earlier,
+        org_id: "acme".into(),
+    });
+    let mut expected = opened_event(3, Duration::hours(8));
+    expected.follow_up_of = Some(earlier);
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd.clone()))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+    cmd.follow_up_of = Some(EarlierCase {
+        case_id: earlier,
+        org_id: "globex".into(),
+    });
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::FollowUpOfAnotherOrg);
 }
 
 #[tokio::test]
@@ -1693,6 +1721,7 @@ fn a_version_1_case_opening_is_upcast_to_version_2() {
     assert!(e.participants.is_empty());
     assert_eq!(e.entitlement_number, None);
     assert!(!e.data_access_consent);
+    assert_eq!(e.follow_up_of, None);
 }
 
 #[test]
