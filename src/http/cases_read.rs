@@ -86,6 +86,8 @@ pub struct TimelineEntry {
 
 /// The first-response SLA.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"first_response_due": "2026-03-02T13:00:00Z",
+                         "first_responded_at": null, "breached": false}))]
 pub struct Sla {
     /// Opening time + the target of the current priority.
     pub first_response_due: DateTime<Utc>,
@@ -97,6 +99,8 @@ pub struct Sla {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"state": "requested", "reason": "Production is down",
+                         "requested_at": "2026-03-02T11:00:00Z", "escalated_at": null}))]
 pub struct EscalationView {
     /// `none`, `requested` (by the customer side) or `escalated` (accepted by support).
     #[schema(schema_with = super::schema::escalation)]
@@ -107,6 +111,13 @@ pub struct EscalationView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a8f2-8b00-7c3e-9d0a-3f1f6a1b2c3d", "name": "console.log", "size": 4711,
+    "content_type": "text/plain",
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "added_by": "ann@acme.example", "at": "2026-03-02T10:30:00Z",
+    "url": "/v1/cases/0193a8f2-6a61-7c3e-9d0a-3f1f6a1b2c3d/attachments/0193a8f2-8b00-7c3e-9d0a-3f1f6a1b2c3d"
+}))]
 pub struct AttachmentView {
     pub id: Uuid,
     pub name: String,
