@@ -66,8 +66,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     "data_access_consent": true
 }))]
 pub struct OpenCaseRequest {
-    /// The customer org. Customers may leave it out (their own org); for staff and partners it
-    /// defaults to the entitlement's org.
+    /// The customer org. Customers may leave it out (their own org); for staff it defaults to
+    /// the entitlement's org.
     pub org_id: Option<String>,
     /// Defaults to the entitlement's product.
     #[serde(default)]
@@ -163,8 +163,13 @@ async fn open_case(
                 ));
             }
             let entitlement = find_entitlement(&run_state, &request).await?;
+            // Only staff, who see every org anyway, get the entitlement's org by default:
+            // for anyone else it would tell an existing entitlement number (404 for the org)
+            // from an unknown one.
             let found_org = match &entitlement {
-                EntitlementLookup::Found(facts) => Some(facts.org_id.clone()),
+                EntitlementLookup::Found(facts) if principal.role.is_staff() => {
+                    Some(facts.org_id.clone())
+                }
                 _ => None,
             };
             let org_id = request

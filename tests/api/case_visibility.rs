@@ -390,6 +390,17 @@ async fn a_partner_opens_cases_only_for_its_assigned_orgs_and_only_with_access_c
     let quinn = app
         .token(As::partner("quinn@p2.test", "p2", &["access_cases"]))
         .await;
+    // Without an org, a partner learns nothing about whose entitlement it named.
+    for number in [crate::case_fixtures::ACME_ENTITLEMENT, "E-NONE-0000-0000"] {
+        let mut body = acme_ticket();
+        body["entitlement_number"] = json!(number);
+        let problem = expect_json(
+            app.post("/v1/cases", &quinn, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(problem["code"], "required_field", "{number}");
+    }
     let mut body = acme_ticket();
     body["org_id"] = json!("acme");
     for token in [&pia, &quinn] {
