@@ -163,7 +163,24 @@ pub struct PolicyArgs {
     /// How long after resolution a customer reply reopens the case.
     #[arg(long, env = "SUBDESK_REOPEN_WINDOW", default_value = "30d", value_parser = parse_duration)]
     pub reopen_window: Duration,
+
+    /// First-response targets of priority levels 1 to 4 (calendar time), comma-separated.
+    #[arg(long, env = "SUBDESK_FIRST_RESPONSE_TARGETS", default_value = "1h,4h,8h,16h", value_parser = parse_targets)]
+    pub first_response_targets: FirstResponseTargets,
+
+    /// Largest case attachment accepted: bytes, or with a unit (`10MiB`, `512KiB`).
+    #[arg(long, env = "SUBDESK_MAX_ATTACHMENT_SIZE", default_value = "10MiB", value_parser = parse_size)]
+    pub max_attachment_size: u64,
+
+    /// Refuse to open a case without a support entitlement number or subscription id. A named
+    /// entitlement is always checked (the org's, active or non-renewing).
+    #[arg(long, env = "SUBDESK_REQUIRE_ENTITLEMENT")]
+    pub require_entitlement: bool,
 }
+
+/// First-response targets of priority levels 1 to 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstResponseTargets(pub [Duration; 4]);
 
 impl Default for PolicyArgs {
     fn default() -> Self {
@@ -173,6 +190,9 @@ impl Default for PolicyArgs {
             auto_resolve_after: std(policy.auto_resolve_after),
             close_after: std(policy.close_after),
             reopen_window: std(policy.reopen_window),
+            first_response_targets: FirstResponseTargets(policy.first_response.map(std)),
+            max_attachment_size: policy.max_attachment_bytes,
+            require_entitlement: policy.require_entitlement,
         }
     }
 }
@@ -184,6 +204,9 @@ impl PolicyArgs {
             auto_resolve_after: chrono(self.auto_resolve_after),
             close_after: chrono(self.close_after),
             reopen_window: chrono(self.reopen_window),
+            first_response: self.first_response_targets.0.map(chrono),
+            max_attachment_bytes: self.max_attachment_size,
+            require_entitlement: self.require_entitlement,
             ..Default::default()
         }
     }
@@ -246,4 +269,77 @@ pub enum ScopeArg {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("`{text}` is not a duration ({e}); try 5d, 36h or 3s"))
+}
+
+/// Parses four comma-separated durations: `1h,4h,8h,16h`.
+pub fn parse_targets(text: &str) -> Result<FirstResponseTargets, String> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let [a, b, c, d] = parts.as_slice() else {
+        return Err(format!(
+            "`{text}` is not four durations for levels 1 to 4; try 1h,4h,8h,16h"
+        ));
+    };
+    Ok(FirstResponseTargets([
+        parse_duration(a)?,
+        parse_duration(b)?,
+        parse_duration(c)?,
+        parse_duration(d)?,
+    ]))
+}
+
+/// Parses a size: `1048576`, `512KiB`, `10MiB`, `1GiB` (also `KB`/`MB`/`GB`, as powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; try 10MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(format!("`{text}` has an unknown unit; try 10MiB")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("10MiB"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_size("512 KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("2kb"), Ok(2_000));
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("10 parsecs").is_err());
+    }
+
+    #[test]
+    fn first_response_targets_are_four_durations() {
+        let targets = parse_targets("30m,2h,1d,2d").expect("targets");
+        assert_eq!(targets.0[0], Duration::from_secs(1800));
+        assert_eq!(targets.0[3], Duration::from_secs(2 * 86_400));
+        assert!(parse_targets("1h,2h").is_err());
+    }
+
+    #[test]
+    fn the_default_policy_flags_are_the_domains_defaults() {
+        let policy = PolicyArgs::default().case_policy();
+        assert_eq!(
+            policy,
+            subdesk_aggregates::support_case::CasePolicy::default()
+        );
+    }
 }

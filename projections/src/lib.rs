@@ -9,7 +9,8 @@
 //! - [`rebuild`]: rebuilding a read model into shadow tables and swapping it in; drift checks.
 //! - [`rows`]: batch helpers that load, fold and write back read-model rows in one round trip
 //!   per table instead of one per event.
-//! - [`cases`]: the case list / detail / timeline read model.
+//! - [`cases`]: the case list / detail / timeline / attachment read models and the case
+//!   e-mails of the notifications outbox.
 //! - [`subscriptions`]: the subscription list / detail read model, the entitlement contract
 //!   (`entitlements`, `partner_customers`) and the subscription e-mails of the outbox.
 //!

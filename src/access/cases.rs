@@ -45,6 +45,100 @@ pub fn may_open_case_for(principal: &Principal, org: &str, partner_orgs: &[Strin
     }
 }
 
+/// Whether `principal` reads internal comments (and every other staff-only part of a case).
+pub fn sees_internal(principal: &Principal) -> bool {
+    principal.sees_everything()
+}
+
+/// What a principal may do to a case it sees. Refusals are 403: the case exists for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseAction {
+    Comment,
+    CommentInternal,
+    RequestInfo,
+    Assign,
+    Investigate,
+    ChangePriority,
+    ManageParticipants,
+    Attach,
+    RequestEscalation,
+    AcceptEscalation,
+    SetDataAccess,
+    Resolve,
+}
+
+/// Whether `principal` may do `action` on a case it sees; the refusal says why. The domain
+/// checks the same role rules again (as 422 `not_allowed`) in case an edge forgets one.
+pub fn may(principal: &Principal, action: CaseAction) -> Result<(), &'static str> {
+    use CaseAction::*;
+    let role = principal.role;
+    if role == ActorRole::Auditor {
+        return Err("auditors read; they do not change cases");
+    }
+    let staff = role.is_staff();
+    let customer_side = role.is_customer_side();
+    let allowed = match action {
+        Comment | ManageParticipants | Attach | Resolve => staff || customer_side,
+        CommentInternal => staff,
+        RequestInfo | Assign | Investigate | ChangePriority | AcceptEscalation => staff,
+        RequestEscalation | SetDataAccess => customer_side,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(match action {
+        CommentInternal => "only support staff write internal comments",
+        RequestInfo => "only support staff ask the customer for information",
+        Assign => "only support staff assign cases",
+        Investigate => "only support staff investigate cases",
+        ChangePriority => "only support staff change the priority",
+        AcceptEscalation => "only support staff accept an escalation",
+        RequestEscalation => "only the customer side requests an escalation",
+        SetDataAccess => "only the customer side grants or revokes access to its data",
+        Comment | ManageParticipants | Attach | Resolve => {
+            "only support staff and the customer side act on cases"
+        }
+    })
+}
+
+/// The cases a principal sees, as a list query filters them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseScope {
+    /// Staff and auditors.
+    All,
+    /// A customer: their org's cases they requested or follow, or all of them as org admin.
+    Customer {
+        org: String,
+        user: String,
+        org_admin: bool,
+    },
+    /// A partner with `access_cases`: the cases of its assigned orgs.
+    Orgs(Vec<String>),
+    /// Nobody's cases (a partner without `access_cases`, a customer without an org).
+    Nothing,
+}
+
+/// The [`CaseScope`] of `principal`; must agree with [`sees_case`].
+pub fn case_scope(principal: &Principal, partner_orgs: &[String]) -> CaseScope {
+    match principal.role {
+        ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor | ActorRole::System => {
+            CaseScope::All
+        }
+        ActorRole::Customer => match &principal.org_id {
+            Some(org) => CaseScope::Customer {
+                org: org.clone(),
+                user: principal.user.clone(),
+                org_admin: principal.org_admin,
+            },
+            None => CaseScope::Nothing,
+        },
+        ActorRole::Partner if principal.has_scope(SCOPE_ACCESS_CASES) => {
+            CaseScope::Orgs(partner_orgs.to_vec())
+        }
+        ActorRole::Partner => CaseScope::Nothing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
@@ -91,6 +185,71 @@ mod tests {
     fn an_org_admin_of_another_org_does_not_see_it() {
         let other = principal(ActorRole::Customer, "eve@other.test", Some("other"), true);
         assert!(!sees_case(&other, CASE, &[]));
+    }
+
+    #[test]
+    fn a_participant_sees_the_case_of_their_org() {
+        let carl = principal(ActorRole::Customer, "Carl@acme.test", Some("acme"), false);
+        let participants = vec!["carl@acme.test".to_string()];
+        let case = CaseAudience {
+            participants: &participants,
+            ..CASE
+        };
+        assert!(sees_case(&carl, case, &[]));
+        let elsewhere = principal(ActorRole::Customer, "carl@acme.test", Some("other"), false);
+        assert!(!sees_case(&elsewhere, case, &[]));
+    }
+
+    #[test]
+    fn auditors_see_everything_and_do_nothing() {
+        let audrey = principal(ActorRole::Auditor, "audrey@support.test", None, false);
+        assert!(sees_case(&audrey, CASE, &[]));
+        assert!(sees_internal(&audrey));
+        assert!(may(&audrey, CaseAction::Comment).is_err());
+    }
+
+    #[test]
+    fn the_customer_side_and_staff_have_their_own_actions() {
+        let ann = principal(ActorRole::Customer, "ann@acme.test", Some("acme"), false);
+        let pat = principal(ActorRole::Partner, "pat@partner.test", None, false);
+        let sam = principal(ActorRole::Agent, "sam@support.test", None, false);
+        for action in [CaseAction::RequestEscalation, CaseAction::SetDataAccess] {
+            assert!(may(&ann, action).is_ok());
+            assert!(may(&pat, action).is_ok());
+            assert!(may(&sam, action).is_err());
+        }
+        for action in [
+            CaseAction::Assign,
+            CaseAction::RequestInfo,
+            CaseAction::CommentInternal,
+        ] {
+            assert!(may(&ann, action).is_err());
+            assert!(may(&pat, action).is_err());
+            assert!(may(&sam, action).is_ok());
+        }
+        assert!(may(&ann, CaseAction::Resolve).is_ok());
+        assert!(!sees_internal(&ann) && !sees_internal(&pat) && sees_internal(&sam));
+    }
+
+    #[test]
+    fn the_list_scope_agrees_with_who_sees_a_case() {
+        let partner = principal(ActorRole::Partner, "pat@partner.test", None, false);
+        assert_eq!(
+            case_scope(&partner, &["acme".into()]),
+            CaseScope::Orgs(vec!["acme".into()])
+        );
+        let mut unscoped = partner.clone();
+        unscoped.scopes.clear();
+        assert_eq!(case_scope(&unscoped, &["acme".into()]), CaseScope::Nothing);
+        let admin = principal(ActorRole::Customer, "boss@acme.test", Some("acme"), true);
+        assert_eq!(
+            case_scope(&admin, &[]),
+            CaseScope::Customer {
+                org: "acme".into(),
+                user: "boss@acme.test".into(),
+                org_admin: true
+            }
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 pub mod cases;
 pub mod subscriptions;
 
-pub use cases::{may_open_case_for, sees_case, CaseAudience};
+pub use cases::{
+    case_scope, may, may_open_case_for, sees_case, sees_internal, CaseAction, CaseAudience,
+    CaseScope,
+};
 pub use subscriptions::{
     is_owner_side, may_change_subscription, may_create, sees_subscription, SubscriptionAction,
     SubscriptionAudience,

@@ -1,39 +1,53 @@
-//! `/v1/cases`: support cases.
+//! `/v1/cases`: support case commands. Reads live in [`super::cases_read`], attachments in
+//! [`super::case_attachments`]; this router merges them.
+//!
+//! Every command on an existing case runs with a guard on the loaded aggregate: a case the
+//! caller may not see is 404, an action their role may not take on a case they see is 403
+//! (`crate::access::cases`), and the domain's own rules are 422.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use subdesk_aggregates::support_case::{
-    AddComment, CaseStatus, OpenCase, SupportCase, SupportCaseCommand, Visibility,
+    AcceptEscalation, AddComment, AddParticipant, AssignCase, CaseStatus, ChangePriority,
+    EarlierCase, EntitlementFacts, EntitlementLookup, OpenCase, RemoveParticipant,
+    RequestEscalation, RequestInfo, ResolveCase, SetDataAccess, StartInvestigation, SupportCase,
+    SupportCaseCommand, Visibility,
 };
 use subdesk_aggregates::ActorRole;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::cases_read::visible_case_from_log;
 use super::command::{run, Prepared, Receipt};
-use super::consistency::wait_for;
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
-use crate::access::{may_open_case_for, sees_case, CaseAudience};
+use crate::access::{may, may_open_case_for, sees_case, CaseAction, CaseAudience};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::store::{Denied, Guard};
 
-/// Name of the projection behind case reads.
-const PROJECTION: &str = "cases";
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(open_case))
-        .routes(routes!(get_case))
         .routes(routes!(add_comment))
+        .routes(routes!(request_info))
+        .routes(routes!(assign))
+        .routes(routes!(investigate))
+        .routes(routes!(change_priority))
+        .routes(routes!(add_participant))
+        .routes(routes!(remove_participant))
+        .routes(routes!(request_escalation))
+        .routes(routes!(accept_escalation))
+        .routes(routes!(set_data_access))
+        .routes(routes!(resolve))
+        .merge(super::cases_read::router())
+        .merge(super::case_attachments::router())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,22 +55,49 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[schema(example = json!({
     "org_id": "acme",
     "product": "jira-software",
+    "entitlement_number": "E-1A2B-3C4D-5E6F",
     "summary": "Board does not load",
     "description": "Since this morning the board spins forever.",
-    "impact": 2
+    "impact": 2,
+    "participants": ["carl@acme.example"],
+    "on_behalf_of": null,
+    "product_version": "9.12.4",
+    "phone": "+81 3 1234 5678",
+    "data_access_consent": true
 }))]
 pub struct OpenCaseRequest {
-    /// The customer org; customers may leave it out (their own org).
+    /// The customer org. Customers may leave it out (their own org); for staff it defaults to
+    /// the entitlement's org.
     pub org_id: Option<String>,
+    /// Defaults to the entitlement's product.
+    #[serde(default)]
     pub product: String,
+    /// The support entitlement number (`E-XXXX-XXXX-XXXX`) of a subscription or app of the
+    /// org, active or non-renewing. Give this or `subscription_id`.
+    pub entitlement_number: Option<String>,
+    /// The subscription whose entitlement the case is opened under.
+    pub subscription_id: Option<Uuid>,
     /// 1 to 255 characters.
     pub summary: String,
     #[serde(default)]
     pub description: String,
-    /// 1 (critical) to 4 (low); sets the first-response target.
+    /// Business impact, 1 (critical) to 4 (low); sets the first-response target
+    /// (1 h, 4 h, 8 h, 16 h by default).
     pub impact: u8,
-    /// Staff only: the customer the case is opened for (defaults to the caller).
-    pub requester: Option<String>,
+    /// E-mail addresses that follow the case (at most 48).
+    #[serde(default)]
+    pub participants: Vec<String>,
+    /// Reporting for someone else: their e-mail. They become the requester; a customer-side
+    /// caller keeps following the case as a participant.
+    pub on_behalf_of: Option<String>,
+    pub product_version: Option<String>,
+    pub phone: Option<String>,
+    /// Consent for support to access the org's data while investigating (revocable).
+    #[serde(default)]
+    pub data_access_consent: bool,
+    /// An earlier case of the org, visible to the caller, that this one follows up (a closed
+    /// case cannot be reopened: a later reply goes into a new case linked to it).
+    pub follow_up_of: Option<Uuid>,
 }
 
 /// The answer to a case command.
@@ -70,11 +111,13 @@ pub struct CaseReceipt {
     pub key: String,
     #[schema(schema_with = super::schema::case_status)]
     pub status: CaseStatus,
+    /// The case's stream version after the command (unchanged when it changed nothing).
     pub version: i64,
+    /// Pass as `min_position` to a read to see this write.
     pub position: i64,
 }
 
-fn case_receipt(case: &SupportCase, receipt: Receipt) -> CaseReceipt {
+pub(crate) fn case_receipt(case: &SupportCase, receipt: Receipt) -> CaseReceipt {
     CaseReceipt {
         id: receipt.id,
         key: case.key.clone(),
@@ -85,13 +128,18 @@ fn case_receipt(case: &SupportCase, receipt: Receipt) -> CaseReceipt {
 }
 
 /// Open a support case.
+///
+/// The entitlement (by number or subscription id) must belong to the org and be `active` or
+/// `non_renewing`; otherwise 422 `invalid_entitlement` / `entitlement_inactive` /
+/// `entitlement_required`, and nothing is appended. Confirmation e-mails go to the requester
+/// and the participants.
 #[utoipa::path(post, path = "/v1/cases", tag = "cases",
     request_body = OpenCaseRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to repeat")),
     responses(
         (status = 201, body = CaseReceipt),
         (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem, description = "The org is not visible to the caller"),
+        (status = 404, body = Problem, description = "The org (or the case to follow up) is not visible to the caller"),
         (status = 422, body = Problem, description = "A rule is broken; nothing was appended"),
     ))]
 async fn open_case(
@@ -109,33 +157,42 @@ async fn open_case(
         &body.hash,
         StatusCode::CREATED,
         move || async move {
-            if principal.role == ActorRole::Auditor {
+            if !(principal.role.is_staff() || principal.role.is_customer_side()) {
                 return Err(ApiError::Forbidden(
                     "auditors read; they do not open cases".into(),
                 ));
             }
-            let org_id = match (request.org_id, &principal.org_id) {
-                (Some(org), _) => org,
-                (None, Some(own)) => own.clone(),
-                (None, None) => {
-                    return Err(ApiError::unprocessable(
-                        "required_field",
-                        "org_id must not be empty",
-                    ))
+            let entitlement = find_entitlement(&run_state, &request).await?;
+            // Only staff, who see every org anyway, get the entitlement's org by default:
+            // for anyone else it would tell an existing entitlement number (404 for the org)
+            // from an unknown one.
+            let found_org = match &entitlement {
+                EntitlementLookup::Found(facts) if principal.role.is_staff() => {
+                    Some(facts.org_id.clone())
                 }
+                _ => None,
             };
+            let org_id = request
+                .org_id
+                .or_else(|| principal.org_id.clone())
+                .or(found_org)
+                .filter(|org| !org.trim().is_empty())
+                .ok_or_else(|| {
+                    ApiError::unprocessable("required_field", "org_id must not be empty")
+                })?;
             let partner_orgs = partner_orgs(&run_state, &principal).await?;
             if !may_open_case_for(&principal, &org_id, &partner_orgs) {
                 return Err(ApiError::not_found("org"));
             }
-            let requester = match request.requester {
-                Some(requester) if principal.role.is_staff() => requester,
-                Some(_) => {
-                    return Err(ApiError::Forbidden(
-                        "only support staff open cases for another requester".into(),
-                    ))
+            let follow_up_of = match request.follow_up_of {
+                Some(earlier) => {
+                    let (case, _) = visible_case_from_log(&run_state, &principal, earlier).await?;
+                    Some(EarlierCase {
+                        case_id: earlier,
+                        org_id: case.org_id,
+                    })
                 }
-                None => principal.user.clone(),
+                None => None,
             };
             let case_id = Uuid::now_v7();
             let key = next_case_key(&run_state).await?;
@@ -145,14 +202,86 @@ async fn open_case(
                     case_id,
                     key,
                     org_id,
-                    requester,
+                    requester: principal.user.clone(),
+                    on_behalf_of: request.on_behalf_of,
                     product: request.product,
+                    product_version: request.product_version,
+                    entitlement,
                     summary: request.summary,
                     description: request.description,
                     impact: request.impact,
+                    participants: request.participants,
+                    phone: request.phone,
+                    data_access_consent: request.data_access_consent,
+                    follow_up_of,
                     opened_by: principal.actor(),
                 }),
                 guard: None,
+            })
+        },
+        case_receipt,
+    )
+    .await
+}
+
+/// Looks up the entitlement an opening names, for the domain to judge.
+async fn find_entitlement(
+    state: &AppState,
+    request: &OpenCaseRequest,
+) -> Result<EntitlementLookup, ApiError> {
+    let number = request
+        .entitlement_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    let client = state.read_pool.get().await?;
+    let found = match (number, request.subscription_id) {
+        (None, None) => return Ok(EntitlementLookup::NotGiven),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "name the entitlement by entitlement_number or by subscription_id, not both",
+            ))
+        }
+        (Some(number), None) => crate::entitlements::by_number(&**client, number).await?,
+        (None, Some(id)) => crate::entitlements::by_subscription(&**client, id).await?,
+    };
+    Ok(match found {
+        Some(e) => EntitlementLookup::Found(EntitlementFacts {
+            number: e.number,
+            subscription_id: e.subscription_id,
+            org_id: e.org_id,
+            product: e.product,
+            status: e.status,
+        }),
+        None => EntitlementLookup::NotFound,
+    })
+}
+
+/// Runs `command` on case `id` for the caller, if they see the case and may take `action`.
+async fn execute(
+    state: &AppState,
+    ctx: &Ctx,
+    id: Uuid,
+    request_hash: &str,
+    status: StatusCode,
+    action: CaseAction,
+    command: SupportCaseCommand,
+) -> Result<Response, ApiError> {
+    let principal = ctx.principal.clone();
+    let run_state = state.clone();
+    run(
+        state,
+        &state.cases,
+        ctx,
+        request_hash,
+        status,
+        move || async move {
+            let partner_orgs = partner_orgs(&run_state, &principal).await?;
+            Ok(Prepared {
+                id: id.to_string(),
+                command,
+                guard: Some(case_guard(principal, partner_orgs, action)),
             })
         },
         case_receipt,
@@ -165,12 +294,19 @@ async fn open_case(
 #[schema(example = json!({"body": "Attached the browser console log.", "visibility": "public"}))]
 pub struct CommentRequest {
     pub body: String,
+    /// `internal` comments are for support staff only.
     #[serde(default)]
     #[schema(schema_with = super::schema::visibility)]
     pub visibility: Visibility,
 }
 
 /// Comment on a case.
+///
+/// A customer-side comment on a case `waiting_for_customer` is the customer's answer (back to
+/// `investigating`; the automatic resolution is off). On a `resolved` case it reopens the case
+/// within the reopen window (default 30 days), and is refused after it
+/// (`reopen_window_passed`: open a new case). Support's first public comment stops the
+/// first-response clock.
 #[utoipa::path(post, path = "/v1/cases/{id}/comments", tag = "cases",
     request_body = CommentRequest,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
@@ -186,181 +322,415 @@ async fn add_comment(
     body: JsonBody<CommentRequest>,
 ) -> Result<Response, ApiError> {
     let request = body.value;
-    let principal = ctx.principal.clone();
-    let run_state = state.clone();
-    run(
+    let action = match request.visibility {
+        Visibility::Internal => CaseAction::CommentInternal,
+        Visibility::Public => CaseAction::Comment,
+    };
+    let command = SupportCaseCommand::Comment(AddComment {
+        comment_id: Uuid::now_v7(),
+        author: ctx.principal.actor(),
+        body: request.body,
+        visibility: request.visibility,
+    });
+    execute(
         &state,
-        &state.cases,
         &ctx,
+        id,
         &body.hash,
         StatusCode::CREATED,
-        move || async move {
-            if principal.role == ActorRole::Auditor {
-                return Err(ApiError::Forbidden(
-                    "auditors read; they do not comment".into(),
-                ));
-            }
-            let partner_orgs = partner_orgs(&run_state, &principal).await?;
-            let internal = request.visibility == Visibility::Internal;
-            let guard = case_guard(principal.clone(), partner_orgs, move |p| {
-                if internal && !p.role.is_staff() {
-                    Err(Denied::Forbidden(
-                        "only support staff write internal comments".into(),
-                    ))
-                } else {
-                    Ok(())
-                }
-            });
-            Ok(Prepared {
-                id: id.to_string(),
-                command: SupportCaseCommand::Comment(AddComment {
-                    comment_id: Uuid::now_v7(),
-                    author: principal.actor(),
-                    body: request.body,
-                    visibility: request.visibility,
-                }),
-                guard: Some(guard),
-            })
-        },
-        case_receipt,
+        action,
+        command,
     )
     .await
 }
 
-/// A guard that hides cases the caller may not see, then applies `allowed`.
-fn case_guard(
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "Which browser and version do you use?"}))]
+pub struct RequestInfoRequest {
+    /// The question, posted as a public comment.
+    pub body: String,
+}
+
+/// Ask the customer for information (staff).
+///
+/// Posts the question as a public comment and sets the case `waiting_for_customer`. Without a
+/// customer-side reply within the auto-resolve policy (default 5 days) the system resolves
+/// it; the case detail shows when (`auto_resolve_due`).
+#[utoipa::path(post, path = "/v1/cases/{id}/request-info", tag = "cases",
+    request_body = RequestInfoRequest,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "e.g. the case is resolved"),
+    ))]
+async fn request_info(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<RequestInfoRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::RequestInfo(RequestInfo {
+        comment_id: Uuid::now_v7(),
+        body: body.value.body,
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::RequestInfo,
+        command,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"assignee": "sam@support.example"}))]
+pub struct AssignRequest {
+    /// The support engineer; defaults to the caller.
+    pub assignee: Option<String>,
+}
+
+/// Assign the case to a support engineer (staff).
+#[utoipa::path(post, path = "/v1/cases/{id}/assign", tag = "cases",
+    request_body = AssignRequest,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+    ))]
+async fn assign(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<AssignRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::Assign(AssignCase {
+        assignee: body
+            .value
+            .assignee
+            .unwrap_or_else(|| ctx.principal.user.clone()),
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::Assign,
+        command,
+    )
+    .await
+}
+
+/// Start investigating (staff): from `open` or `waiting_for_customer`.
+#[utoipa::path(post, path = "/v1/cases/{id}/investigate", tag = "cases",
+    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`invalid_status`: not open or waiting"),
+    ))]
+async fn investigate(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<EmptyRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::StartInvestigation(StartInvestigation {
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::Investigate,
+        command,
+    )
+    .await
+}
+
+/// A command without parameters: `{}` or no body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({}))]
+pub struct EmptyRequest {}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"priority": 1}))]
+pub struct PriorityRequest {
+    /// 1 (critical) to 4 (low).
+    pub priority: u8,
+}
+
+/// Change the priority (staff); the first-response due time is recomputed from the opening.
+#[utoipa::path(post, path = "/v1/cases/{id}/priority", tag = "cases",
+    request_body = PriorityRequest,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+    ))]
+async fn change_priority(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<PriorityRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::ChangePriority(ChangePriority {
+        priority: body.value.priority,
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::ChangePriority,
+        command,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "dora@acme.example"}))]
+pub struct ParticipantRequest {
+    pub email: String,
+}
+
+/// Add a participant (anyone who sees the case; at most 48). Adding one already on the case
+/// changes nothing.
+#[utoipa::path(post, path = "/v1/cases/{id}/participants", tag = "cases",
+    request_body = ParticipantRequest,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`too_many_participants`, `invalid_email`"),
+    ))]
+async fn add_participant(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<ParticipantRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::AddParticipant(AddParticipant {
+        email: body.value.email,
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::ManageParticipants,
+        command,
+    )
+    .await
+}
+
+/// Remove a participant. Removing an address that is not on the case changes nothing.
+#[utoipa::path(delete, path = "/v1/cases/{id}/participants/{email}", tag = "cases",
+    params(("id" = Uuid, Path), ("email" = String, Path, example = "dora@acme.example")),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+    ))]
+async fn remove_participant(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, email)): Path<(Uuid, String)>,
+) -> Result<Response, ApiError> {
+    let hash = crate::idempotency::request_hash(
+        "DELETE",
+        &format!("/v1/cases/{id}/participants/{email}"),
+        &serde_json::Value::Null,
+    );
+    let command = SupportCaseCommand::RemoveParticipant(RemoveParticipant {
+        email,
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &hash,
+        StatusCode::OK,
+        CaseAction::ManageParticipants,
+        command,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "Production is down for 200 users"}))]
+pub struct EscalationRequest {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Ask for the case to be escalated (customer side; not on a resolved case).
+#[utoipa::path(post, path = "/v1/cases/{id}/escalate", tag = "cases",
+    request_body = EscalationRequest,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`escalation_pending`, `already_escalated`, `invalid_status`"),
+    ))]
+async fn request_escalation(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<EscalationRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::RequestEscalation(RequestEscalation {
+        reason: body.value.reason,
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::RequestEscalation,
+        command,
+    )
+    .await
+}
+
+/// Accept the pending escalation (staff).
+#[utoipa::path(post, path = "/v1/cases/{id}/accept-escalation", tag = "cases",
+    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`no_escalation_pending`, `already_escalated`"),
+    ))]
+async fn accept_escalation(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<EmptyRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::AcceptEscalation(AcceptEscalation {
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::AcceptEscalation,
+        command,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"granted": false}))]
+pub struct DataAccessRequest {
+    /// `true` grants support access to the org's data for this case, `false` revokes it.
+    pub granted: bool,
+}
+
+/// Grant or revoke support's access to the customer's data (customer side).
+#[utoipa::path(post, path = "/v1/cases/{id}/data-access", tag = "cases",
+    request_body = DataAccessRequest,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
+    ))]
+async fn set_data_access(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<DataAccessRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::SetDataAccess(SetDataAccess {
+        granted: body.value.granted,
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::SetDataAccess,
+        command,
+    )
+    .await
+}
+
+/// Resolve the case (staff, or the customer side: requester, participants, org admins,
+/// partners). A customer-side comment within the reopen window reopens it.
+#[utoipa::path(post, path = "/v1/cases/{id}/resolve", tag = "cases",
+    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses(
+        (status = 200, body = CaseReceipt),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`invalid_status`: already resolved; `case_closed`"),
+    ))]
+async fn resolve(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    body: JsonBody<EmptyRequest>,
+) -> Result<Response, ApiError> {
+    let command = SupportCaseCommand::Resolve(ResolveCase {
+        by: ctx.principal.actor(),
+    });
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        CaseAction::Resolve,
+        command,
+    )
+    .await
+}
+
+/// A guard that hides cases the caller may not see (404), then refuses actions their role
+/// may not take (403). It runs on the state the command is decided on.
+pub(crate) fn case_guard(
     principal: Principal,
     partner_orgs: Vec<String>,
-    allowed: impl Fn(&Principal) -> Result<(), Denied> + Send + Sync + 'static,
+    action: CaseAction,
 ) -> Guard<SupportCase> {
     Arc::new(move |case: &SupportCase| {
         let audience = CaseAudience {
             org_id: &case.org_id,
             requester: &case.requester,
-            participants: &[],
+            participants: &case.participants,
         };
         if !case.exists() || !sees_case(&principal, audience, &partner_orgs) {
             return Err(Denied::NotFound);
         }
-        allowed(&principal)
+        may(&principal, action).map_err(|why| Denied::Forbidden(why.into()))
     })
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ReadParams {
-    /// Answer only once the read model has applied this position (from a command response).
-    pub min_position: Option<i64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TimelineEntry {
-    pub sequence: i64,
-    /// `comment`.
-    pub kind: String,
-    pub actor: String,
-    pub actor_role: String,
-    /// `public` or `internal` (internal entries are shown to staff only).
-    pub visibility: String,
-    pub body: Option<String>,
-    pub at: DateTime<Utc>,
-}
-
-/// A case as its read model shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CaseDetail {
-    pub id: Uuid,
-    pub key: String,
-    pub org_id: String,
-    pub requester: String,
-    pub product: String,
-    pub summary: String,
-    pub description: String,
-    pub impact: i16,
-    pub status: String,
-    pub opened_by: String,
-    pub opened_at: DateTime<Utc>,
-    /// When the first response is due under the SLA.
-    pub first_response_due: Option<DateTime<Utc>>,
-    pub last_activity_at: DateTime<Utc>,
-    pub version: i64,
-    pub timeline: Vec<TimelineEntry>,
-}
-
-/// A case with its timeline.
-#[utoipa::path(get, path = "/v1/cases/{id}", tag = "cases",
-    params(("id" = Uuid, Path), ReadParams),
-    responses(
-        (status = 200, body = CaseDetail),
-        (status = 404, body = Problem),
-        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time"),
-    ))]
-async fn get_case(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    Query(params): Query<ReadParams>,
-) -> Result<Json<CaseDetail>, ApiError> {
-    if let Some(position) = params.min_position {
-        wait_for(&state, PROJECTION, position).await?;
-    }
-    let client = state.read_pool.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT id, key, org_id, requester, product, summary, description, impact, status, \
-                    opened_by, opened_at, first_response_due, last_activity_at, version \
-               FROM case_view WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let org_id: String = row.get(2);
-    let requester: String = row.get(3);
-    let partner_orgs = partner_orgs(&state, &ctx.principal).await?;
-    let audience = CaseAudience {
-        org_id: &org_id,
-        requester: &requester,
-        participants: &[],
-    };
-    if !sees_case(&ctx.principal, audience, &partner_orgs) {
-        return Err(ApiError::not_found("case"));
-    }
-    let staff = ctx.principal.sees_everything();
-    let timeline = client
-        .query(
-            "SELECT sequence, kind, actor_id, actor_role, visibility, body, at \
-               FROM case_timeline WHERE case_id = $1 AND ($2 OR visibility = 'public') \
-              ORDER BY sequence",
-            &[&id, &staff],
-        )
-        .await?
-        .iter()
-        .map(|r| TimelineEntry {
-            sequence: r.get(0),
-            kind: r.get(1),
-            actor: r.get(2),
-            actor_role: r.get(3),
-            visibility: r.get(4),
-            body: r.get(5),
-            at: r.get(6),
-        })
-        .collect();
-    Ok(Json(CaseDetail {
-        id: row.get(0),
-        key: row.get(1),
-        org_id,
-        requester,
-        product: row.get(4),
-        summary: row.get(5),
-        description: row.get(6),
-        impact: row.get(7),
-        status: row.get(8),
-        opened_by: row.get(9),
-        opened_at: row.get(10),
-        first_response_due: row.get(11),
-        last_activity_at: row.get(12),
-        version: row.get(13),
-        timeline,
-    }))
 }
 
 /// The next human case key, `CASE-<n>`.
@@ -375,7 +745,10 @@ async fn next_case_key(state: &AppState) -> Result<String, ApiError> {
 
 /// The customer orgs assigned to a partner principal (empty for everyone else). Orgs become
 /// assigned when they hold a subscription sold through the partner.
-async fn partner_orgs(state: &AppState, principal: &Principal) -> Result<Vec<String>, ApiError> {
+pub(crate) async fn partner_orgs(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<String>, ApiError> {
     match (&principal.role, &principal.partner_id) {
         (ActorRole::Partner, Some(partner)) => {
             let client = state.read_pool.get().await?;

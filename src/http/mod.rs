@@ -5,7 +5,9 @@
 //! the command, run it through [`command::run`], map the result.
 
 pub mod audit;
+pub mod case_attachments;
 pub mod cases;
+pub mod cases_read;
 pub mod command;
 pub mod consistency;
 pub mod error;

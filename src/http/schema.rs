@@ -100,3 +100,10 @@ pub fn channel() -> Schema {
             .build(),
     )
 }
+
+pub fn escalation() -> Object {
+    string_enum(
+        &["none", "requested", "escalated"],
+        "`requested` by the customer side, `escalated` once support accepted",
+    )
+}

@@ -1,6 +1,15 @@
+use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
+use subdesk::app::Settings;
+use subdesk::command::{CommandError, CommandMeta};
+use subdesk_aggregates::support_case::{AutoResolve, CloseCase, SupportCaseCommand};
+use subdesk_aggregates::{Actor, DomainError};
 
+use crate::case_fixtures::{
+    acme_ticket, command, delete, history_types, notifications, ok, read_ok, seed_entitlement,
+    spawn_acme, spawn_app_at_t0, t0, ACME_ENTITLEMENT,
+};
 use crate::helpers::{acme_case, expect_json, spawn_app, As};
 
 #[tokio::test]
@@ -26,7 +35,10 @@ async fn an_opened_case_is_readable_once_the_read_model_reaches_its_position() {
     assert_eq!(case["requester"], "ann@acme.test");
     assert_eq!(case["status"], "open");
     assert_eq!(case["impact"], 2);
-    assert!(case["first_response_due"].is_string());
+    assert_eq!(case["priority"], 2);
+    assert_eq!(case["sla"]["breached"], false);
+    assert!(case["sla"]["first_response_due"].is_string());
+    assert!(case["sla"]["first_responded_at"].is_null());
 }
 
 #[tokio::test]
@@ -66,6 +78,7 @@ async fn comments_appear_in_the_timeline_and_internal_ones_only_for_staff() {
         .as_array()
         .expect("timeline")
         .iter()
+        .filter(|e| e["kind"] == "comment")
         .filter_map(|e| e["body"].as_str())
         .collect();
     assert_eq!(bodies, ["Any news?", "Looks like the cache node"]);
@@ -81,7 +94,13 @@ async fn comments_appear_in_the_timeline_and_internal_ones_only_for_staff() {
         !text.contains("cache node"),
         "internal comments never reach the customer: {text}"
     );
-    assert_eq!(as_customer["timeline"].as_array().map(Vec::len), Some(1));
+    let kinds: Vec<&str> = as_customer["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["opened", "comment"]);
 }
 
 #[tokio::test]
@@ -298,4 +317,822 @@ async fn every_event_carries_the_request_metadata_and_a_chained_hash() {
         .execute("DELETE FROM events WHERE aggregate_id = $1", &[&id])
         .await;
     assert!(delete.is_err(), "the log refuses deletes");
+}
+
+// ---------------------------------------------------------------------------------------
+// The full lifecycle over HTTP
+
+#[tokio::test]
+async fn open_request_info_reply_request_info_resolve_and_a_customer_comment_reopens() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+
+    let opened = app.open_case(&ann, acme_ticket()).await;
+    let id = opened["id"].as_str().expect("id").to_string();
+    let case = |tail: &str| format!("/v1/cases/{id}{tail}");
+
+    let asked = ok(
+        &app,
+        &sam,
+        &case("/request-info"),
+        json!({"body": "Which browser do you use?"}),
+    )
+    .await;
+    assert_eq!(asked["status"], "waiting_for_customer");
+    let waiting = read_ok(&app, &ann, &case(""), &asked["position"]).await;
+    assert_eq!(waiting["status"], "waiting_for_customer");
+    assert!(waiting["waiting_since"].is_string());
+    assert!(
+        waiting["auto_resolve_due"].is_string(),
+        "the customer sees when the case will be resolved automatically: {waiting}"
+    );
+    assert!(waiting["sla"]["first_responded_at"].is_string());
+
+    let replied = ok(
+        &app,
+        &ann,
+        &case("/comments"),
+        json!({"body": "Firefox 128"}),
+    )
+    .await;
+    assert_eq!(replied["status"], "investigating");
+    let asked_again = ok(
+        &app,
+        &sam,
+        &case("/request-info"),
+        json!({"body": "Does it happen in a private window?"}),
+    )
+    .await;
+    assert_eq!(asked_again["status"], "waiting_for_customer");
+    let resolved = ok(&app, &sam, &case("/resolve"), json!({})).await;
+    assert_eq!(resolved["status"], "resolved");
+    let after_resolution = read_ok(&app, &ann, &case(""), &resolved["position"]).await;
+    assert!(after_resolution["auto_resolve_due"].is_null());
+    assert!(after_resolution["auto_close_due"].is_string());
+    assert_eq!(after_resolution["resolved_by"], "sam@support.test");
+
+    let reopened = ok(
+        &app,
+        &ann,
+        &case("/comments"),
+        json!({"body": "It is back since this morning"}),
+    )
+    .await;
+    assert_eq!(reopened["status"], "investigating");
+
+    let detail = read_ok(&app, &ann, &case(""), &reopened["position"]).await;
+    assert_eq!(detail["status"], "investigating");
+    assert_eq!(detail["reopened"], 1);
+    assert!(detail["resolved_at"].is_null());
+    assert_eq!(detail["public_comments"], 4);
+
+    assert_eq!(
+        history_types(&app, &ann, &id).await,
+        [
+            "CaseOpened",
+            "CommentAdded",
+            "FirstResponseGiven",
+            "CustomerInfoRequested",
+            "CommentAdded",
+            "CustomerResponded",
+            "CommentAdded",
+            "CustomerInfoRequested",
+            "CaseResolved",
+            "CommentAdded",
+            "CaseReopened",
+        ]
+    );
+    let history = expect_json(app.get(&case("/history"), &ann).await, StatusCode::OK).await;
+    let roles: Vec<&str> = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["metadata"]["actor_role"].as_str().expect("role"))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "customer", "agent", "agent", "agent", "customer", "customer", "agent", "agent",
+            "agent", "customer", "customer"
+        ]
+    );
+    let sequences: Vec<i64> = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|e| e["sequence"].as_i64().expect("sequence"))
+        .collect();
+    assert_eq!(sequences, (1..=11).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn an_entitlement_of_another_org_or_of_a_cancelled_subscription_is_refused_and_appends_nothing(
+) {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    seed_entitlement(&app, "E-GLBX-0000-0001", "globex", "active", None).await;
+    let cancelled = seed_entitlement(&app, "E-ACME-0000-0002", "acme", "cancelled", None).await;
+    let expired = seed_entitlement(&app, "E-ACME-0000-0003", "acme", "expired", None).await;
+
+    let mut foreign = acme_ticket();
+    foreign["entitlement_number"] = json!("E-GLBX-0000-0001");
+    let problem = command(
+        &app,
+        &ann,
+        "/v1/cases",
+        foreign,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "invalid_entitlement");
+    assert_eq!(
+        problem["detail"],
+        "the support entitlement is not one of this org's"
+    );
+
+    let mut unknown = acme_ticket();
+    unknown["entitlement_number"] = json!("E-NONE-0000-0000");
+    let problem = command(
+        &app,
+        &ann,
+        "/v1/cases",
+        unknown,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "invalid_entitlement");
+
+    for (subscription, status) in [(cancelled, "cancelled"), (expired, "expired")] {
+        let mut body = acme_case();
+        body["subscription_id"] = json!(subscription);
+        let problem = command(
+            &app,
+            &ann,
+            "/v1/cases",
+            body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(problem["code"], "entitlement_inactive");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(status) && d.contains("active or non-renewing")),
+            "{problem}"
+        );
+    }
+
+    let mut both = acme_ticket();
+    both["subscription_id"] = json!(cancelled);
+    command(
+        &app,
+        &ann,
+        "/v1/cases",
+        both,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(app.event_count(None).await, 0, "nothing was appended");
+
+    // A non-renewing subscription still supports cases, named by its subscription id.
+    let non_renewing =
+        seed_entitlement(&app, "E-ACME-0000-0004", "acme", "non_renewing", None).await;
+    let mut body = acme_case();
+    body["subscription_id"] = json!(non_renewing);
+    let receipt = app.open_case(&ann, body).await;
+    let case = read_ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{}", receipt["id"].as_str().expect("id")),
+        &receipt["position"],
+    )
+    .await;
+    assert_eq!(case["entitlement_number"], "E-ACME-0000-0004");
+    assert_eq!(case["subscription_id"], json!(non_renewing));
+}
+
+#[tokio::test]
+async fn with_require_entitlement_a_case_needs_one() {
+    let mut settings = Settings::default();
+    settings.case_policy.require_entitlement = true;
+    let (app, _) = spawn_app_at_t0(settings).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let problem = command(
+        &app,
+        &ann,
+        "/v1/cases",
+        acme_case(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "entitlement_required");
+    app.open_case(&ann, acme_ticket()).await;
+    assert_eq!(app.event_count(None).await, 1);
+}
+
+#[tokio::test]
+async fn staff_open_for_a_customer_on_behalf_and_the_org_comes_from_the_entitlement() {
+    let app = spawn_acme().await;
+    let sam = app.token(As::agent()).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let mut body = acme_ticket();
+    body["on_behalf_of"] = json!("Ann@Acme.test");
+    body["participants"] = json!(["carl@acme.test"]);
+    body["product_version"] = json!("9.12.4");
+    body["phone"] = json!("+81 3 1234 5678");
+    body["data_access_consent"] = json!(true);
+    let receipt = app.open_case(&sam, body).await;
+    let id = receipt["id"].as_str().expect("id");
+    let case = read_ok(&app, &ann, &format!("/v1/cases/{id}"), &receipt["position"]).await;
+    assert_eq!(case["org_id"], "acme");
+    assert_eq!(case["requester"], "ann@acme.test");
+    assert_eq!(case["opened_by"], "sam@support.test");
+    assert_eq!(case["participants"], json!(["carl@acme.test"]));
+    assert_eq!(case["product_version"], "9.12.4");
+    assert_eq!(case["phone"], "+81 3 1234 5678");
+    assert_eq!(case["data_access"], true);
+    assert_eq!(case["entitlement_number"], ACME_ENTITLEMENT);
+}
+
+#[tokio::test]
+async fn a_customer_reporting_for_a_colleague_keeps_following_the_case() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let dora = app.token(As::customer("dora@acme.test", "acme")).await;
+    let mut body = acme_ticket();
+    body["on_behalf_of"] = json!("dora@acme.test");
+    let receipt = app.open_case(&ann, body).await;
+    let id = receipt["id"].as_str().expect("id");
+    let as_dora = read_ok(
+        &app,
+        &dora,
+        &format!("/v1/cases/{id}"),
+        &receipt["position"],
+    )
+    .await;
+    assert_eq!(as_dora["requester"], "dora@acme.test");
+    assert_eq!(as_dora["participants"], json!(["ann@acme.test"]));
+    read_ok(&app, &ann, &format!("/v1/cases/{id}"), &receipt["position"]).await;
+}
+
+#[tokio::test]
+async fn staff_work_the_case_and_the_read_model_shows_every_change() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let mut body = acme_ticket();
+    body["impact"] = json!(3);
+    body["data_access_consent"] = json!(true);
+    let id = app.open_case(&ann, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let case = |tail: &str| format!("/v1/cases/{id}{tail}");
+
+    ok(&app, &sam, &case("/assign"), json!({})).await;
+    ok(&app, &sam, &case("/investigate"), json!({})).await;
+    clock.advance(Duration::minutes(90));
+    // Priority 1: the first response was due one hour after the opening, so it is late now.
+    ok(&app, &sam, &case("/priority"), json!({"priority": 1})).await;
+    ok(
+        &app,
+        &ann,
+        &case("/participants"),
+        json!({"email": "Carl@acme.test"}),
+    )
+    .await;
+    ok(
+        &app,
+        &ann,
+        &case("/participants"),
+        json!({"email": "dora@acme.test"}),
+    )
+    .await;
+    let removed = expect_json(
+        delete(&app, &case("/participants/dora@acme.test"), &ann).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(removed["version"], 7);
+    ok(
+        &app,
+        &ann,
+        &case("/escalate"),
+        json!({"reason": "Production is down"}),
+    )
+    .await;
+    ok(&app, &sam, &case("/accept-escalation"), json!({})).await;
+    let last = ok(&app, &ann, &case("/data-access"), json!({"granted": false})).await;
+
+    let detail = read_ok(&app, &sam, &case(""), &last["position"]).await;
+    assert_eq!(detail["assignee"], "sam@support.test");
+    assert_eq!(detail["status"], "investigating");
+    assert_eq!(detail["impact"], 3);
+    assert_eq!(detail["priority"], 1);
+    assert_eq!(
+        detail["sla"]["first_response_due"],
+        json!((t0() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    );
+    assert_eq!(detail["sla"]["breached"], true, "{detail}");
+    assert_eq!(detail["participants"], json!(["carl@acme.test"]));
+    assert_eq!(detail["escalation"]["state"], "escalated");
+    assert_eq!(detail["escalation"]["reason"], "Production is down");
+    assert_eq!(detail["data_access"], false);
+    let kinds: Vec<&str> = detail["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "opened",
+            "assigned",
+            "investigation_started",
+            "priority_changed",
+            "participant_added",
+            "participant_added",
+            "participant_removed",
+            "escalation_requested",
+            "escalated",
+            "data_access_revoked"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn forbidden_actions_on_a_visible_case_are_403_and_append_nothing() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let audrey = app.token(As::auditor()).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let case = |tail: &str| format!("/v1/cases/{id}{tail}");
+    for (token, path, body) in [
+        (&ann, case("/assign"), json!({})),
+        (&ann, case("/investigate"), json!({})),
+        (&ann, case("/priority"), json!({"priority": 1})),
+        (&ann, case("/request-info"), json!({"body": "?"})),
+        (&ann, case("/accept-escalation"), json!({})),
+        (&sam, case("/escalate"), json!({})),
+        (&sam, case("/data-access"), json!({"granted": false})),
+        (&audrey, case("/comments"), json!({"body": "hello"})),
+        (&audrey, case("/resolve"), json!({})),
+    ] {
+        let problem = command(&app, token, &path, body, StatusCode::FORBIDDEN).await;
+        assert_eq!(problem["code"], "forbidden", "{path}");
+    }
+    assert_eq!(app.event_count(Some(&id)).await, 1);
+}
+
+#[tokio::test]
+async fn domain_rules_broken_over_http_are_422_with_their_codes() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let mut body = acme_ticket();
+    body["participants"] = json!((0..48)
+        .map(|i| format!("user{i}@acme.test"))
+        .collect::<Vec<_>>());
+    let id = app.open_case(&ann, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let case = |tail: &str| format!("/v1/cases/{id}{tail}");
+    let rules = [
+        (
+            &ann,
+            case("/participants"),
+            json!({"email": "one-more@acme.test"}),
+            "too_many_participants",
+        ),
+        (
+            &ann,
+            case("/participants"),
+            json!({"email": "not an address"}),
+            "invalid_email",
+        ),
+        (
+            &sam,
+            case("/priority"),
+            json!({"priority": 9}),
+            "invalid_priority",
+        ),
+        (
+            &sam,
+            case("/accept-escalation"),
+            json!({}),
+            "no_escalation_pending",
+        ),
+        (
+            &sam,
+            case("/request-info"),
+            json!({"body": " "}),
+            "empty_comment",
+        ),
+    ];
+    for (token, path, body, code) in rules {
+        let problem = command(&app, token, &path, body, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(problem["code"], code, "{path}");
+    }
+    ok(&app, &ann, &case("/resolve"), json!({})).await;
+    let problem = command(
+        &app,
+        &ann,
+        &case("/resolve"),
+        json!({}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "invalid_status");
+    assert_eq!(problem["detail"], "cannot resolve a case that is resolved");
+    let problem = command(
+        &app,
+        &ann,
+        &case("/escalate"),
+        json!({}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "invalid_status");
+    assert_eq!(app.event_count(Some(&id)).await, 2);
+}
+
+/// Runs a timed command as the scheduler will: as the system principal.
+async fn timer(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    command: SupportCaseCommand,
+) -> Result<i64, String> {
+    app.state
+        .cases
+        .execute(id, command, &CommandMeta::system("test-timer"), None)
+        .await
+        .map(|outcome| outcome.position)
+        .map_err(|error| match error {
+            CommandError::Rejected(e) => e.code().to_string(),
+            other => panic!("unexpected {other:?}"),
+        })
+}
+
+#[tokio::test]
+async fn a_case_waiting_five_days_is_auto_resolved_by_the_system_and_not_a_second_earlier() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    clock.advance(Duration::hours(1));
+    let asked = ok(
+        &app,
+        &sam,
+        &format!("/v1/cases/{id}/request-info"),
+        json!({"body": "Logs, please"}),
+    )
+    .await;
+    let waiting = read_ok(&app, &ann, &format!("/v1/cases/{id}"), &asked["position"]).await;
+    let due = t0() + Duration::hours(1) + Duration::days(5);
+    assert_eq!(
+        waiting["auto_resolve_due"],
+        json!(due.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    );
+
+    let system = || {
+        SupportCaseCommand::AutoResolve(AutoResolve {
+            by: Actor::system(),
+        })
+    };
+    clock.set(due - Duration::seconds(1));
+    assert_eq!(timer(&app, &id, system()).await, Err("not_due".into()));
+    clock.set(due);
+    let position = timer(&app, &id, system()).await.expect("auto-resolved");
+    assert_eq!(
+        timer(&app, &id, system()).await,
+        Err("not_due".into()),
+        "a repeated timer resolves nothing twice"
+    );
+
+    let resolved = read_ok(&app, &ann, &format!("/v1/cases/{id}"), &json!(position)).await;
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["auto_resolved"], true);
+    assert_eq!(resolved["resolved_by"], "system");
+    assert!(resolved["auto_resolve_due"].is_null());
+    let history = expect_json(
+        app.get(&format!("/v1/cases/{id}/history"), &ann).await,
+        StatusCode::OK,
+    )
+    .await;
+    let last = history.as_array().and_then(|h| h.last()).expect("events");
+    assert_eq!(last["event_type"], "CaseAutoResolved");
+    assert_eq!(last["payload"]["waited_seconds"], 5 * 86_400);
+    assert_eq!(last["metadata"]["actor_role"], "system");
+    assert!(notifications(&app)
+        .await
+        .iter()
+        .any(|(kind, to, subject, _)| kind == "status_changed"
+            && to == "ann@acme.test"
+            && subject.contains("resolved")));
+}
+
+#[tokio::test]
+async fn a_customer_reply_before_the_due_time_cancels_the_automatic_resolution() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    ok(
+        &app,
+        &sam,
+        &format!("/v1/cases/{id}/request-info"),
+        json!({"body": "?"}),
+    )
+    .await;
+    clock.advance(Duration::days(4));
+    let replied = ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{id}/comments"),
+        json!({"body": "!"}),
+    )
+    .await;
+    let detail = read_ok(&app, &ann, &format!("/v1/cases/{id}"), &replied["position"]).await;
+    assert!(detail["auto_resolve_due"].is_null());
+    clock.advance(Duration::days(2));
+    let auto = SupportCaseCommand::AutoResolve(AutoResolve {
+        by: Actor::system(),
+    });
+    assert_eq!(timer(&app, &id, auto).await, Err("not_due".into()));
+}
+
+#[tokio::test]
+async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_open_a_new_case() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let case = |tail: &str| format!("/v1/cases/{id}{tail}");
+    ok(&app, &sam, &case("/resolve"), json!({})).await;
+    let close = || {
+        SupportCaseCommand::Close(CloseCase {
+            by: Actor::system(),
+        })
+    };
+    clock.advance(Duration::days(14) - Duration::seconds(1));
+    assert_eq!(timer(&app, &id, close()).await, Err("not_due".into()));
+    clock.advance(Duration::seconds(1));
+    let position = timer(&app, &id, close()).await.expect("closed");
+    let before = app.event_count(Some(&id)).await;
+    for (token, tail, body) in [
+        (&ann, "/comments", json!({"body": "still broken"})),
+        (
+            &sam,
+            "/comments",
+            json!({"body": "note", "visibility": "internal"}),
+        ),
+        (&ann, "/participants", json!({"email": "x@acme.test"})),
+        (&ann, "/escalate", json!({})),
+        (&sam, "/assign", json!({})),
+        (&sam, "/priority", json!({"priority": 1})),
+        (&ann, "/resolve", json!({})),
+    ] {
+        let problem = command(
+            &app,
+            token,
+            &case(tail),
+            body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(problem["code"], "case_closed", "{tail}");
+    }
+    assert_eq!(app.event_count(Some(&id)).await, before);
+    let detail = read_ok(&app, &ann, &case(""), &json!(position)).await;
+    assert_eq!(detail["status"], "closed");
+    assert!(detail["closed_at"].is_string());
+
+    // What the refusal says to do: a new case that follows the closed one up.
+    let mut body = acme_ticket();
+    body["follow_up_of"] = json!(id);
+    let follow_up = app.open_case(&ann, body).await;
+    let linked = read_ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{}", follow_up["id"].as_str().expect("id")),
+        &follow_up["position"],
+    )
+    .await;
+    assert_eq!(linked["follow_up_of"], json!(id));
+    let bob = app.token(As::customer("bob@acme.test", "acme")).await;
+    let mut body = acme_ticket();
+    body["follow_up_of"] = json!(id);
+    let problem = command(&app, &bob, "/v1/cases", body, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        problem["code"], "not_found",
+        "bob does not see the closed case"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_after_the_reopen_window_is_refused_with_the_rule_in_words() {
+    let mut settings = Settings::default();
+    settings.case_policy.reopen_window = Duration::days(2);
+    let (app, clock) = spawn_app_at_t0(settings).await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    ok(&app, &ann, &format!("/v1/cases/{id}/resolve"), json!({})).await;
+    clock.advance(Duration::days(2) + Duration::seconds(1));
+    let problem = command(
+        &app,
+        &ann,
+        &format!("/v1/cases/{id}/comments"),
+        json!({"body": "back again"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["code"], "reopen_window_passed");
+    assert_eq!(
+        problem["detail"],
+        "the case was resolved more than 2 days ago; open a new case instead"
+    );
+    assert_eq!(app.event_count(Some(&id)).await, 2);
+}
+
+#[tokio::test]
+async fn the_outbox_gets_the_opening_confirmation_support_replies_status_changes_and_escalations() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let mut body = acme_ticket();
+    body["participants"] = json!(["carl@acme.test"]);
+    let id = app.open_case(&ann, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let case = |tail: &str| format!("/v1/cases/{id}{tail}");
+    ok(&app, &sam, &case("/assign"), json!({})).await;
+    ok(
+        &app,
+        &sam,
+        &case("/comments"),
+        json!({"body": "Looking into it"}),
+    )
+    .await;
+    ok(&app, &ann, &case("/escalate"), json!({"reason": "urgent"})).await;
+    let last = ok(&app, &sam, &case("/resolve"), json!({})).await;
+    read_ok(&app, &sam, &case(""), &last["position"]).await;
+
+    let outbox: Vec<(String, String)> = notifications(&app)
+        .await
+        .into_iter()
+        .map(|(kind, to, _, _)| (kind, to))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("case_opened", "ann@acme.test"),
+        ("case_opened", "carl@acme.test"),
+        ("support_reply", "ann@acme.test"),
+        ("support_reply", "carl@acme.test"),
+        ("escalation", "carl@acme.test"),
+        ("escalation", "sam@support.test"),
+        ("status_changed", "ann@acme.test"),
+        ("status_changed", "carl@acme.test"),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(outbox, expected);
+}
+
+#[tokio::test]
+async fn rebuilding_the_cases_projection_rederives_the_same_rows_and_no_second_email() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    ok(
+        &app,
+        &sam,
+        &format!("/v1/cases/{id}/request-info"),
+        json!({"body": "?"}),
+    )
+    .await;
+    let last = ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{id}/comments"),
+        json!({"body": "!"}),
+    )
+    .await;
+    read_ok(&app, &ann, &format!("/v1/cases/{id}"), &last["position"]).await;
+
+    let db = app.db().await;
+    let snapshot = |db: tokio_postgres::Client| async move {
+        let view: serde_json::Value = db
+            .query_one("SELECT to_jsonb(c) FROM case_view c", &[])
+            .await
+            .expect("view")
+            .get(0);
+        let timeline: i64 = db
+            .query_one("SELECT count(*) FROM case_timeline", &[])
+            .await
+            .expect("timeline")
+            .get(0);
+        let outbox: i64 = db
+            .query_one("SELECT count(*) FROM notifications", &[])
+            .await
+            .expect("outbox")
+            .get(0);
+        (db, view, timeline, outbox)
+    };
+    let (db, view, timeline, outbox) = snapshot(db).await;
+    assert!(outbox > 0);
+
+    // Replay from the start, holding the projection's claim (the runner's advisory lock,
+    // namespace 0x5d5c) so that the running runner cannot interleave a batch.
+    db.batch_execute(
+        "BEGIN; \
+         SELECT pg_advisory_xact_lock(23900, hashtext('cases')); \
+         DELETE FROM case_view; DELETE FROM case_timeline; DELETE FROM case_attachments; \
+         UPDATE projection_checkpoints SET last_tx = '0', last_position = 0 WHERE name = 'cases'; \
+         COMMIT;",
+    )
+    .await
+    .expect("reset the projection");
+    read_ok(&app, &ann, &format!("/v1/cases/{id}"), &last["position"]).await;
+    let (_, view_again, timeline_again, outbox_again) = snapshot(db).await;
+    assert_eq!(view_again, view);
+    assert_eq!(timeline_again, timeline);
+    assert_eq!(outbox_again, outbox, "a rebuild sends no e-mail twice");
+}
+
+#[tokio::test]
+async fn every_case_route_is_in_the_openapi_document() {
+    let app = spawn_acme().await;
+    let doc = expect_json(app.get("/openapi.json", "").await, StatusCode::OK).await;
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/v1/cases", "post"),
+        ("/v1/cases", "get"),
+        ("/v1/cases/{id}", "get"),
+        ("/v1/cases/{id}/comments", "post"),
+        ("/v1/cases/{id}/request-info", "post"),
+        ("/v1/cases/{id}/assign", "post"),
+        ("/v1/cases/{id}/investigate", "post"),
+        ("/v1/cases/{id}/priority", "post"),
+        ("/v1/cases/{id}/participants", "post"),
+        ("/v1/cases/{id}/participants/{email}", "delete"),
+        ("/v1/cases/{id}/attachments", "post"),
+        ("/v1/cases/{id}/attachments/{attachment_id}", "get"),
+        ("/v1/cases/{id}/escalate", "post"),
+        ("/v1/cases/{id}/accept-escalation", "post"),
+        ("/v1/cases/{id}/data-access", "post"),
+        ("/v1/cases/{id}/resolve", "post"),
+        ("/v1/cases/{id}/history", "get"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is documented"
+        );
+    }
+    let schemas = &doc["components"]["schemas"];
+    for schema in [
+        "OpenCaseRequest",
+        "CaseDetail",
+        "CaseList",
+        "CaseReceipt",
+        "AttachmentReceipt",
+    ] {
+        assert!(
+            schemas[schema]["example"].is_object() || schemas[schema].is_object(),
+            "{schema}"
+        );
+    }
+    assert_eq!(
+        schemas["CaseDetail"]["properties"]["status"]["enum"],
+        json!([
+            "open",
+            "investigating",
+            "waiting_for_customer",
+            "resolved",
+            "closed"
+        ])
+    );
 }

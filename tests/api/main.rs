@@ -4,6 +4,10 @@
 
 mod audit;
 mod auth;
+mod case_attachments;
+mod case_fixtures;
+mod case_list;
+mod case_visibility;
 mod cases;
 mod cli;
 mod conflicts;

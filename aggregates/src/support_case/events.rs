@@ -6,28 +6,88 @@ use uuid::Uuid;
 use crate::Actor;
 
 /// Facts of a support case's life. A public contract: past tense, never renamed; a change
-/// of shape bumps `event_version` and comes with an upcaster.
+/// of shape bumps `event_version` and comes with an upcaster (see [`super::upcasters`]).
+///
+/// Every event carries the time it happened (from the clock in Services) and, except
+/// `CaseOpened` whose `opened_by` says it, who caused it: timed rules (auto-resolve, close,
+/// reopen window) are decided from these timestamps, never from the database's clock.
+// Events live briefly in memory (a command's few, a projection batch); boxing the opening would
+// only add noise to every match on it.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum SupportCaseEvent {
     CaseOpened(CaseOpened),
+    CaseAssigned(CaseAssigned),
+    InvestigationStarted(InvestigationStarted),
     CommentAdded(CommentAdded),
+    CustomerInfoRequested(CustomerInfoRequested),
+    CustomerResponded(CustomerResponded),
+    CaseReopened(CaseReopened),
+    FirstResponseGiven(FirstResponseGiven),
+    PriorityChanged(PriorityChanged),
+    ParticipantAdded(ParticipantAdded),
+    ParticipantRemoved(ParticipantRemoved),
+    AttachmentAdded(AttachmentAdded),
+    EscalationRequested(EscalationRequested),
+    CaseEscalated(CaseEscalated),
+    DataAccessGranted(DataAccessChanged),
+    DataAccessRevoked(DataAccessChanged),
+    CaseResolved(CaseResolved),
+    CaseAutoResolved(CaseAutoResolved),
+    CaseClosed(CaseClosed),
 }
 
+/// Version 2.0: version 1.0 (the foundation's thin slice) had neither the entitlement, nor
+/// priority, participants, product version, phone, data-access consent or follow-up link; the
+/// upcaster fills them with what a 1.0 opening meant (priority = impact, nobody else, no
+/// consent, no link).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseOpened {
     pub case_id: Uuid,
     pub key: String,
     pub org_id: String,
+    /// Who the case is for (sees it, gets its e-mails). The caller, or the person named as
+    /// reporter when someone opens it on their behalf.
     pub requester: String,
     pub product: String,
+    pub product_version: Option<String>,
+    /// The support entitlement the case is opened under (`E-XXXX-XXXX-XXXX`).
+    pub entitlement_number: Option<String>,
+    pub subscription_id: Option<Uuid>,
     pub summary: String,
     pub description: String,
+    /// Business impact chosen by the customer, 1 (critical) to 4 (low).
     pub impact: u8,
+    /// The level support works the case at; starts at the impact level.
+    pub priority: u8,
+    /// E-mail addresses that follow the case (lower case, at most the policy's maximum).
+    pub participants: Vec<String>,
+    pub phone: Option<String>,
+    /// Consent for support to access the customer's data while investigating.
+    pub data_access_consent: bool,
+    /// The earlier case of the same org that this one follows up.
+    pub follow_up_of: Option<Uuid>,
     pub opened_by: Actor,
     pub opened_at: DateTime<Utc>,
     /// When the first response is due under the SLA policy in force at opening.
     pub first_response_due: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseAssigned {
+    /// The support engineer now working the case.
+    pub assignee: String,
+    pub previous: Option<String>,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// Support is working on it (from `open` or `waiting_for_customer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvestigationStarted {
+    pub by: Actor,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -47,14 +107,195 @@ pub struct CommentAdded {
     pub at: DateTime<Utc>,
 }
 
+/// Support asked the customer something (the question is the public comment `comment_id`,
+/// appended just before). The case waits for the customer from `at`; after the policy's
+/// auto-resolve duration without a customer reply it may be resolved automatically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerInfoRequested {
+    pub comment_id: Uuid,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// The customer side replied while the case waited for it: back to `investigating`, and the
+/// automatic resolution is off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerResponded {
+    pub comment_id: Uuid,
+    pub by: Actor,
+    pub waiting_since: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// The customer side commented on a resolved case within the reopen window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseReopened {
+    pub comment_id: Uuid,
+    pub by: Actor,
+    pub resolved_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// Support's first public answer: stops the first-response SLA clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FirstResponseGiven {
+    pub comment_id: Uuid,
+    pub by: Actor,
+    /// The due time in force when the response was given.
+    pub due: DateTime<Utc>,
+    /// Whether the response came after `due`.
+    pub breached: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Support changed the level the case is worked at; the first-response due time is
+/// recomputed from the opening time with the new level's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorityChanged {
+    pub from: u8,
+    pub to: u8,
+    pub first_response_due: DateTime<Utc>,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantAdded {
+    pub email: String,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantRemoved {
+    pub email: String,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// A file attached to the case. The bytes are stored outside the log, keyed by
+/// `attachment_id`; `sha256` lets anyone check that the stored bytes are the ones attached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentAdded {
+    pub attachment_id: Uuid,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    /// Lower-case hex.
+    pub sha256: String,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// The customer side asked for the case to be escalated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EscalationRequested {
+    pub reason: String,
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// Support accepted the pending escalation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseEscalated {
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// `DataAccessGranted` / `DataAccessRevoked`: the customer side's consent to support
+/// accessing its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataAccessChanged {
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResolved {
+    pub by: Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// The system resolved a case that waited for the customer for the policy's duration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseAutoResolved {
+    pub waiting_since: DateTime<Utc>,
+    /// How long it waited, in whole seconds (`at - waiting_since`).
+    pub waited_seconds: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// The system closed a case resolved for the close policy's duration. Final.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseClosed {
+    pub resolved_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
 impl SupportCaseEvent {
     pub fn name(&self) -> &'static str {
         match self {
             Self::CaseOpened(_) => "CaseOpened",
+            Self::CaseAssigned(_) => "CaseAssigned",
+            Self::InvestigationStarted(_) => "InvestigationStarted",
             Self::CommentAdded(_) => "CommentAdded",
+            Self::CustomerInfoRequested(_) => "CustomerInfoRequested",
+            Self::CustomerResponded(_) => "CustomerResponded",
+            Self::CaseReopened(_) => "CaseReopened",
+            Self::FirstResponseGiven(_) => "FirstResponseGiven",
+            Self::PriorityChanged(_) => "PriorityChanged",
+            Self::ParticipantAdded(_) => "ParticipantAdded",
+            Self::ParticipantRemoved(_) => "ParticipantRemoved",
+            Self::AttachmentAdded(_) => "AttachmentAdded",
+            Self::EscalationRequested(_) => "EscalationRequested",
+            Self::CaseEscalated(_) => "CaseEscalated",
+            Self::DataAccessGranted(_) => "DataAccessGranted",
+            Self::DataAccessRevoked(_) => "DataAccessRevoked",
+            Self::CaseResolved(_) => "CaseResolved",
+            Self::CaseAutoResolved(_) => "CaseAutoResolved",
+            Self::CaseClosed(_) => "CaseClosed",
         }
     }
+
+    /// When it happened, by the domain's clock.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::CaseOpened(e) => e.opened_at,
+            Self::CaseAssigned(e) => e.at,
+            Self::InvestigationStarted(e) => e.at,
+            Self::CommentAdded(e) => e.at,
+            Self::CustomerInfoRequested(e) => e.at,
+            Self::CustomerResponded(e) => e.at,
+            Self::CaseReopened(e) => e.at,
+            Self::FirstResponseGiven(e) => e.at,
+            Self::PriorityChanged(e) => e.at,
+            Self::ParticipantAdded(e) => e.at,
+            Self::ParticipantRemoved(e) => e.at,
+            Self::AttachmentAdded(e) => e.at,
+            Self::EscalationRequested(e) => e.at,
+            Self::CaseEscalated(e) => e.at,
+            Self::DataAccessGranted(e) | Self::DataAccessRevoked(e) => e.at,
+            Self::CaseResolved(e) => e.at,
+            Self::CaseAutoResolved(e) => e.at,
+            Self::CaseClosed(e) => e.at,
+        }
+    }
+
+    /// Whether only support staff may ever see this event (an internal comment). Everything
+    /// else on a case is visible to whoever sees the case.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Self::CommentAdded(CommentAdded {
+                visibility: Visibility::Internal,
+                ..
+            })
+        )
+    }
 }
+
+/// Current `event_version` of `CaseOpened`.
+pub const CASE_OPENED_VERSION: &str = "2.0";
 
 impl DomainEvent for SupportCaseEvent {
     fn event_type(&self) -> String {
@@ -62,6 +303,9 @@ impl DomainEvent for SupportCaseEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_string()
+        match self {
+            Self::CaseOpened(_) => CASE_OPENED_VERSION.to_string(),
+            _ => "1.0".to_string(),
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! The `SupportCase` aggregate: a customer's request for help, from opening to closing.
 //!
-//! Statuses: `open` -> `investigating` <-> `waiting_for_customer` -> `resolved` -> `closed`.
+//! Statuses: `open` -> `investigating` <-> `waiting_for_customer` -> `resolved` -> `closed`,
+//! with `resolved` -> `investigating` when the customer side replies within the reopen
+//! window, and `waiting_for_customer` -> `resolved` automatically (by the system) after the
+//! auto-resolve duration. Timed rules are judged from the case's own event times.
 
 mod aggregate;
 mod commands;
@@ -12,11 +15,14 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use aggregate::{CaseStatus, SupportCase};
-pub use commands::{AddComment, OpenCase, SupportCaseCommand};
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use serde_json::Value;
+
+pub use aggregate::{normalize_email, CaseStatus, Escalation, SupportCase, MAX_TEXT};
+pub use commands::*;
 pub use error::CaseError;
-pub use events::{CaseOpened, CommentAdded, SupportCaseEvent, Visibility};
-pub use policy::CasePolicy;
+pub use events::*;
+pub use policy::{human_duration, CasePolicy};
 
 use crate::Clock;
 
@@ -37,6 +43,40 @@ impl CaseServices {
 }
 
 /// Upcasters of SupportCase events, oldest first.
-pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
-    Vec::new()
+pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+    vec![Box::new(CaseOpenedV1)]
+}
+
+/// `CaseOpened` 1.0 -> 2.0. A 1.0 opening had no entitlement, participants, product version,
+/// phone, consent or follow-up link, and its priority was its impact level.
+struct CaseOpenedV1;
+
+impl EventUpcaster for CaseOpenedV1 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "CaseOpened" && event_version == "1.0"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if let Value::Object(payload) = &mut event.payload {
+            let impact = payload.get("impact").cloned().unwrap_or(Value::from(3));
+            payload.entry("priority").or_insert(impact);
+            for field in [
+                "product_version",
+                "entitlement_number",
+                "subscription_id",
+                "phone",
+                "follow_up_of",
+            ] {
+                payload.entry(field).or_insert(Value::Null);
+            }
+            payload
+                .entry("participants")
+                .or_insert(Value::Array(Vec::new()));
+            payload
+                .entry("data_access_consent")
+                .or_insert(Value::Bool(false));
+        }
+        event.event_version = events::CASE_OPENED_VERSION.to_string();
+        event
+    }
 }

@@ -15,6 +15,10 @@ pub struct CasePolicy {
     pub max_participants: usize,
     /// Largest attachment accepted, in bytes.
     pub max_attachment_bytes: u64,
+    /// Whether a case can only be opened under a support entitlement. A named entitlement is
+    /// always checked (the org's, active or non-renewing); this decides whether naming none is
+    /// allowed, as for cloud products in Atlassian's form, which have no entitlement number.
+    pub require_entitlement: bool,
 }
 
 impl Default for CasePolicy {
@@ -31,15 +35,38 @@ impl Default for CasePolicy {
             reopen_window: Duration::days(30),
             max_participants: 48,
             max_attachment_bytes: 10 * 1024 * 1024,
+            require_entitlement: false,
         }
     }
 }
 
 impl CasePolicy {
-    /// The first-response target for an impact level (1 = most severe). Levels outside 1..=4
-    /// never reach here: opening validates them.
-    pub fn first_response_target(&self, impact: u8) -> Duration {
-        let index = usize::from(impact.clamp(1, 4)) - 1;
+    /// The first-response target for a priority level (1 = most severe). Levels outside
+    /// 1..=4 never reach here: opening and priority changes validate them.
+    pub fn first_response_target(&self, level: u8) -> Duration {
+        let index = usize::from(level.clamp(1, 4)) - 1;
         self.first_response[index]
+    }
+}
+
+/// A duration in the largest whole unit that states it exactly: `5 days`, `36 hours`,
+/// `3 seconds`. Used in the words of refusals ("resolved more than 30 days ago").
+pub fn human_duration(duration: Duration) -> String {
+    let seconds = duration.num_seconds().max(0);
+    let (amount, unit) = if seconds == 0 {
+        (0, "second")
+    } else if seconds % 86_400 == 0 {
+        (seconds / 86_400, "day")
+    } else if seconds % 3_600 == 0 {
+        (seconds / 3_600, "hour")
+    } else if seconds % 60 == 0 {
+        (seconds / 60, "minute")
+    } else {
+        (seconds, "second")
+    };
+    if amount == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{amount} {unit}s")
     }
 }

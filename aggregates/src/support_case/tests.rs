@@ -1,11 +1,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
 use super::*;
-use crate::{Actor, ActorRole, ManualClock};
+use crate::{Actor, ActorRole, DomainError, ManualClock};
 
 type CaseTest = TestFramework<SupportCase>;
 
@@ -15,20 +16,55 @@ fn t0() -> DateTime<Utc> {
         .expect("valid instant")
 }
 
+/// Services whose clock reads `now`.
+fn at(now: DateTime<Utc>) -> CaseServices {
+    CaseServices::new(Arc::new(ManualClock::new(now)), CasePolicy::default())
+}
+
 fn services() -> CaseServices {
-    CaseServices::new(Arc::new(ManualClock::new(t0())), CasePolicy::default())
+    at(t0())
 }
 
 fn customer() -> Actor {
     Actor::new("ann@acme.test", ActorRole::Customer)
 }
 
+fn colleague() -> Actor {
+    Actor::new("carl@acme.test", ActorRole::Customer)
+}
+
+fn partner() -> Actor {
+    Actor::new("pat@partner.test", ActorRole::Partner)
+}
+
 fn agent() -> Actor {
     Actor::new("sam@support.test", ActorRole::Agent)
 }
 
+fn auditor() -> Actor {
+    Actor::new("audrey@support.test", ActorRole::Auditor)
+}
+
+fn system() -> Actor {
+    Actor::system()
+}
+
 fn case_id() -> Uuid {
     Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)
+}
+
+fn comment_id() -> Uuid {
+    Uuid::from_u128(7)
+}
+
+fn entitlement(org: &str, status: &str) -> EntitlementLookup {
+    EntitlementLookup::Found(EntitlementFacts {
+        number: "E-1111-2222-3333".into(),
+        subscription_id: Uuid::from_u128(42),
+        org_id: org.into(),
+        product: "jira-software".into(),
+        status: status.into(),
+    })
 }
 
 fn open_command(impact: u8) -> OpenCase {
@@ -37,39 +73,148 @@ fn open_command(impact: u8) -> OpenCase {
         key: "CASE-1001".into(),
         org_id: "acme".into(),
         requester: "ann@acme.test".into(),
+        on_behalf_of: None,
         product: "jira".into(),
+        product_version: Some("9.12".into()),
+        entitlement: entitlement("acme", "active"),
         summary: "Board does not load".into(),
         description: "Since this morning".into(),
         impact,
+        participants: vec!["Carl@Acme.test".into()],
+        phone: Some("+81 3 1234 5678".into()),
+        data_access_consent: true,
+        follow_up_of: None,
         opened_by: customer(),
     }
 }
 
-fn opened(impact: u8, due_after: Duration) -> SupportCaseEvent {
-    let cmd = open_command(impact);
-    SupportCaseEvent::CaseOpened(CaseOpened {
-        case_id: cmd.case_id,
-        key: cmd.key,
-        org_id: cmd.org_id,
-        requester: cmd.requester,
-        product: cmd.product,
-        summary: cmd.summary,
-        description: cmd.description,
+fn opened_event(impact: u8, due_after: Duration) -> CaseOpened {
+    CaseOpened {
+        case_id: case_id(),
+        key: "CASE-1001".into(),
+        org_id: "acme".into(),
+        requester: "ann@acme.test".into(),
+        product: "jira".into(),
+        product_version: Some("9.12".into()),
+        entitlement_number: Some("E-1111-2222-3333".into()),
+        subscription_id: Some(Uuid::from_u128(42)),
+        summary: "Board does not load".into(),
+        description: "Since this morning".into(),
         impact,
-        opened_by: cmd.opened_by,
+        priority: impact,
+        participants: vec!["carl@acme.test".into()],
+        phone: Some("+81 3 1234 5678".into()),
+        data_access_consent: true,
+        follow_up_of: None,
+        opened_by: customer(),
         opened_at: t0(),
         first_response_due: t0() + due_after,
-    })
+    }
 }
 
-fn comment(author: Actor, visibility: Visibility) -> AddComment {
-    AddComment {
-        comment_id: Uuid::from_u128(7),
+/// A case opened at t0 with impact 3 (first response due after 8 hours).
+fn opened() -> SupportCaseEvent {
+    SupportCaseEvent::CaseOpened(opened_event(3, Duration::hours(8)))
+}
+
+fn comment_by(author: Actor, visibility: Visibility) -> SupportCaseCommand {
+    SupportCaseCommand::Comment(AddComment {
+        comment_id: comment_id(),
         author,
         body: "Here are the logs".into(),
         visibility,
-    }
+    })
 }
+
+fn comment_added(author: Actor, visibility: Visibility, when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::CommentAdded(CommentAdded {
+        comment_id: comment_id(),
+        author,
+        body: "Here are the logs".into(),
+        visibility,
+        at: when,
+    })
+}
+
+fn investigating(when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::InvestigationStarted(InvestigationStarted {
+        by: agent(),
+        at: when,
+    })
+}
+
+fn info_requested(when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::CustomerInfoRequested(CustomerInfoRequested {
+        comment_id: comment_id(),
+        by: agent(),
+        at: when,
+    })
+}
+
+fn responded(since: DateTime<Utc>, when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::CustomerResponded(CustomerResponded {
+        comment_id: comment_id(),
+        by: customer(),
+        waiting_since: since,
+        at: when,
+    })
+}
+
+fn resolved(when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::CaseResolved(CaseResolved {
+        by: agent(),
+        at: when,
+    })
+}
+
+fn closed(resolved_at: DateTime<Utc>, when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::CaseClosed(CaseClosed {
+        resolved_at,
+        at: when,
+    })
+}
+
+fn escalation_requested(when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::EscalationRequested(EscalationRequested {
+        reason: "Production is down".into(),
+        by: customer(),
+        at: when,
+    })
+}
+
+fn auto_resolve() -> SupportCaseCommand {
+    SupportCaseCommand::AutoResolve(AutoResolve { by: system() })
+}
+
+fn close() -> SupportCaseCommand {
+    SupportCaseCommand::Close(CloseCase { by: system() })
+}
+
+fn request_info(by: Actor) -> SupportCaseCommand {
+    SupportCaseCommand::RequestInfo(RequestInfo {
+        comment_id: comment_id(),
+        body: "Which browser do you use?".into(),
+        by,
+    })
+}
+
+fn attachment(size: u64) -> SupportCaseCommand {
+    SupportCaseCommand::AddAttachment(AddAttachment {
+        attachment_id: Uuid::from_u128(9),
+        name: "support.zip".into(),
+        size,
+        content_type: "application/zip".into(),
+        sha256: "AB".repeat(32),
+        by: customer(),
+    })
+}
+
+fn participant_email(i: usize) -> String {
+    format!("user{i}@acme.test")
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening
 
 #[tokio::test]
 async fn opening_a_case_records_the_first_response_due_time_of_its_impact_level() {
@@ -77,7 +222,24 @@ async fn opening_a_case_records_the_first_response_due_time_of_its_impact_level(
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(open_command(2)))
         .await
-        .then_expect_events(vec![opened(2, Duration::hours(4))]);
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(opened_event(
+            2,
+            Duration::hours(4),
+        ))]);
+}
+
+#[tokio::test]
+async fn each_impact_level_has_its_own_first_response_target() {
+    for (impact, hours) in [(1, 1), (2, 4), (3, 8), (4, 16)] {
+        CaseTest::with(services())
+            .given_no_previous_events()
+            .when_async(SupportCaseCommand::Open(open_command(impact)))
+            .await
+            .then_expect_events(vec![SupportCaseEvent::CaseOpened(opened_event(
+                impact,
+                Duration::hours(hours),
+            ))]);
+    }
 }
 
 #[tokio::test]
@@ -103,6 +265,19 @@ async fn a_summary_longer_than_255_characters_is_refused() {
 }
 
 #[tokio::test]
+async fn a_summary_of_exactly_255_characters_is_accepted() {
+    let mut cmd = open_command(3);
+    cmd.summary = "é".repeat(255);
+    let events = CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .inspect_result()
+        .expect("255 characters fit");
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
 async fn a_blank_summary_is_refused() {
     let mut cmd = open_command(3);
     cmd.summary = "   ".into();
@@ -116,69 +291,364 @@ async fn a_blank_summary_is_refused() {
 #[tokio::test]
 async fn a_case_cannot_be_opened_twice() {
     CaseTest::with(services())
-        .given(vec![opened(3, Duration::hours(8))])
+        .given(vec![opened()])
         .when_async(SupportCaseCommand::Open(open_command(3)))
         .await
         .then_expect_error(CaseError::AlreadyOpened);
 }
 
 #[tokio::test]
+async fn opening_without_an_entitlement_is_refused_when_the_policy_requires_one() {
+    let mut cmd = open_command(3);
+    cmd.entitlement = EntitlementLookup::NotGiven;
+    let services = CaseServices::new(
+        Arc::new(ManualClock::new(t0())),
+        CasePolicy {
+            require_entitlement: true,
+            ..CasePolicy::default()
+        },
+    );
+    CaseTest::with(services)
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::EntitlementRequired);
+}
+
+#[tokio::test]
+async fn without_that_policy_a_case_opens_without_an_entitlement_but_names_its_product() {
+    let mut cmd = open_command(3);
+    cmd.entitlement = EntitlementLookup::NotGiven;
+    let mut expected = opened_event(3, Duration::hours(8));
+    expected.entitlement_number = None;
+    expected.subscription_id = None;
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd.clone()))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+    cmd.product = String::new();
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::Required("product"));
+}
+
+#[tokio::test]
+async fn an_unknown_entitlement_and_one_of_another_org_are_refused_alike() {
+    for lookup in [
+        EntitlementLookup::NotFound,
+        entitlement("globex", "active"),
+        // Another org's inactive entitlement says nothing about its status either.
+        entitlement("globex", "cancelled"),
+    ] {
+        let mut cmd = open_command(3);
+        cmd.entitlement = lookup;
+        CaseTest::with(services())
+            .given_no_previous_events()
+            .when_async(SupportCaseCommand::Open(cmd))
+            .await
+            .then_expect_error(CaseError::EntitlementNotOfOrg);
+    }
+}
+
+#[tokio::test]
+async fn an_entitlement_that_is_not_active_or_non_renewing_is_refused() {
+    for status in ["cancelled", "expired", "upcoming"] {
+        let mut cmd = open_command(3);
+        cmd.entitlement = entitlement("acme", status);
+        CaseTest::with(services())
+            .given_no_previous_events()
+            .when_async(SupportCaseCommand::Open(cmd))
+            .await
+            .then_expect_error(CaseError::EntitlementInactive {
+                status: status.into(),
+            });
+    }
+}
+
+#[tokio::test]
+async fn a_non_renewing_subscription_still_supports_cases() {
+    let mut cmd = open_command(3);
+    cmd.entitlement = entitlement("acme", "non_renewing");
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_events(vec![opened()]);
+}
+
+#[tokio::test]
+async fn the_product_defaults_to_the_entitlements_product() {
+    let mut cmd = open_command(3);
+    cmd.product = " ".into();
+    let events = CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .inspect_result()
+        .expect("opened");
+    assert!(matches!(
+        events.as_slice(),
+        [SupportCaseEvent::CaseOpened(CaseOpened { product, .. })] if product == "jira-software"
+    ));
+}
+
+#[tokio::test]
+async fn a_customer_opening_on_behalf_of_a_colleague_makes_them_requester_and_keeps_following() {
+    let mut cmd = open_command(3);
+    cmd.on_behalf_of = Some("Dora@Acme.test".into());
+    cmd.participants = Vec::new();
+    let mut expected = opened_event(3, Duration::hours(8));
+    expected.requester = "dora@acme.test".into();
+    expected.participants = vec!["ann@acme.test".into()];
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+}
+
+#[tokio::test]
+async fn an_agent_opening_on_behalf_of_a_customer_does_not_follow_the_case() {
+    let mut cmd = open_command(3);
+    cmd.requester = agent().id;
+    cmd.opened_by = agent();
+    cmd.on_behalf_of = Some("ann@acme.test".into());
+    let mut expected = opened_event(3, Duration::hours(8));
+    expected.opened_by = agent();
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+}
+
+#[tokio::test]
+async fn participants_are_lower_cased_deduplicated_and_never_the_requester() {
+    let mut cmd = open_command(3);
+    cmd.participants = vec![
+        "Carl@acme.test".into(),
+        "carl@ACME.test".into(),
+        "ANN@acme.test".into(),
+        " dora@acme.test ".into(),
+    ];
+    let events = CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .inspect_result()
+        .expect("opened");
+    let [SupportCaseEvent::CaseOpened(e)] = events.as_slice() else {
+        panic!("one CaseOpened expected, got {events:?}");
+    };
+    assert_eq!(e.participants, ["carl@acme.test", "dora@acme.test"]);
+}
+
+#[tokio::test]
+async fn a_case_opens_with_at_most_48_participants() {
+    let mut cmd = open_command(3);
+    cmd.participants = (0..48).map(participant_email).collect();
+    let events = CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd.clone()))
+        .await
+        .inspect_result()
+        .expect("48 participants fit");
+    assert_eq!(events.len(), 1);
+
+    cmd.participants = (0..49).map(participant_email).collect();
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::TooManyParticipants { max: 48 });
+}
+
+#[tokio::test]
+async fn a_participant_that_is_not_an_e_mail_address_is_refused() {
+    for bad in ["carl", "carl@", "@acme.test", "carl @acme.test", "a@b@c"] {
+        let mut cmd = open_command(3);
+        cmd.participants = vec![bad.into()];
+        CaseTest::with(services())
+            .given_no_previous_events()
+            .when_async(SupportCaseCommand::Open(cmd))
+            .await
+            .then_expect_error(CaseError::InvalidEmail(bad.trim().into()));
+    }
+}
+
+#[tokio::test]
+async fn a_phone_number_or_product_version_that_is_too_long_is_refused() {
+    let mut cmd = open_command(3);
+    cmd.phone = Some("1".repeat(65));
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::TooLong {
+            field: "phone",
+            max: 64,
+        });
+    let mut cmd = open_command(3);
+    cmd.product_version = Some("9".repeat(256));
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::TooLong {
+            field: "product_version",
+            max: 255,
+        });
+}
+
+#[tokio::test]
+async fn a_case_follows_up_an_earlier_case_of_its_own_org_only() {
+    let earlier = Uuid::from_u128(99);
+    let mut cmd = open_command(3);
+    cmd.follow_up_of = Some(EarlierCase {
+        case_id: earlier,
+        org_id: "acme".into(),
+    });
+    let mut expected = opened_event(3, Duration::hours(8));
+    expected.follow_up_of = Some(earlier);
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd.clone()))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+    cmd.follow_up_of = Some(EarlierCase {
+        case_id: earlier,
+        org_id: "globex".into(),
+    });
+    CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .then_expect_error(CaseError::FollowUpOfAnotherOrg);
+}
+
+#[tokio::test]
+async fn auditors_do_not_open_cases() {
+    let mut cmd = open_command(3);
+    cmd.opened_by = auditor();
+    let error = CaseTest::with(services())
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(cmd))
+        .await
+        .inspect_result()
+        .expect_err("refused");
+    assert_eq!(error.code(), "not_allowed");
+}
+
+// ---------------------------------------------------------------------------------------
+// Comments and the first response
+
+#[tokio::test]
 async fn a_public_comment_is_recorded_with_the_clock_time() {
     CaseTest::with(services())
-        .given(vec![opened(3, Duration::hours(8))])
-        .when_async(SupportCaseCommand::Comment(comment(
-            customer(),
-            Visibility::Public,
-        )))
+        .given(vec![opened()])
+        .when_async(comment_by(customer(), Visibility::Public))
         .await
-        .then_expect_events(vec![SupportCaseEvent::CommentAdded(CommentAdded {
-            comment_id: Uuid::from_u128(7),
-            author: customer(),
-            body: "Here are the logs".into(),
-            visibility: Visibility::Public,
-            at: t0(),
-        })]);
+        .then_expect_events(vec![comment_added(customer(), Visibility::Public, t0())]);
 }
 
 #[tokio::test]
 async fn a_customer_cannot_write_an_internal_comment() {
     CaseTest::with(services())
-        .given(vec![opened(3, Duration::hours(8))])
-        .when_async(SupportCaseCommand::Comment(comment(
-            customer(),
-            Visibility::Internal,
-        )))
+        .given(vec![opened()])
+        .when_async(comment_by(customer(), Visibility::Internal))
         .await
         .then_expect_error(CaseError::InternalCommentNotAllowed);
 }
 
 #[tokio::test]
-async fn an_agent_may_write_an_internal_comment() {
-    let result = CaseTest::with(services())
-        .given(vec![opened(3, Duration::hours(8))])
-        .when_async(SupportCaseCommand::Comment(comment(
-            agent(),
-            Visibility::Internal,
-        )))
+async fn a_partner_cannot_write_an_internal_comment() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(comment_by(partner(), Visibility::Internal))
         .await
-        .inspect_result();
-    let events = result.expect("agents write internal comments");
+        .then_expect_error(CaseError::InternalCommentNotAllowed);
+}
+
+#[tokio::test]
+async fn an_internal_agent_comment_is_no_first_response() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(comment_by(agent(), Visibility::Internal))
+        .await
+        .then_expect_events(vec![comment_added(agent(), Visibility::Internal, t0())]);
+}
+
+#[tokio::test]
+async fn the_first_public_agent_comment_stops_the_first_response_clock() {
+    let now = t0() + Duration::hours(2);
+    CaseTest::with(at(now))
+        .given(vec![opened()])
+        .when_async(comment_by(agent(), Visibility::Public))
+        .await
+        .then_expect_events(vec![
+            comment_added(agent(), Visibility::Public, now),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: now,
+            }),
+        ]);
+}
+
+#[tokio::test]
+async fn a_first_response_after_the_due_time_is_recorded_as_breached() {
+    let now = t0() + Duration::hours(8) + Duration::seconds(1);
+    let events = CaseTest::with(at(now))
+        .given(vec![opened()])
+        .when_async(comment_by(agent(), Visibility::Public))
+        .await
+        .inspect_result()
+        .expect("commented");
     assert!(matches!(
         events.as_slice(),
-        [SupportCaseEvent::CommentAdded(CommentAdded {
-            visibility: Visibility::Internal,
-            ..
-        })]
+        [
+            _,
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven { breached: true, .. })
+        ]
     ));
 }
 
 #[tokio::test]
+async fn only_the_first_public_agent_comment_is_a_first_response() {
+    let now = t0() + Duration::hours(3);
+    CaseTest::with(at(now))
+        .given(vec![
+            opened(),
+            comment_added(agent(), Visibility::Public, t0() + Duration::hours(1)),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: t0() + Duration::hours(1),
+            }),
+        ])
+        .when_async(comment_by(agent(), Visibility::Public))
+        .await
+        .then_expect_events(vec![comment_added(agent(), Visibility::Public, now)]);
+}
+
+#[tokio::test]
 async fn an_empty_comment_is_refused() {
-    let mut cmd = comment(customer(), Visibility::Public);
-    cmd.body = " \n ".into();
+    let command = SupportCaseCommand::Comment(AddComment {
+        comment_id: comment_id(),
+        author: customer(),
+        body: " \n ".into(),
+        visibility: Visibility::Public,
+    });
     CaseTest::with(services())
-        .given(vec![opened(3, Duration::hours(8))])
-        .when_async(SupportCaseCommand::Comment(cmd))
+        .given(vec![opened()])
+        .when_async(command)
         .await
         .then_expect_error(CaseError::EmptyComment);
 }
@@ -187,10 +657,1079 @@ async fn an_empty_comment_is_refused() {
 async fn commenting_on_a_case_that_was_never_opened_is_refused() {
     CaseTest::with(services())
         .given_no_previous_events()
-        .when_async(SupportCaseCommand::Comment(comment(
-            customer(),
-            Visibility::Public,
-        )))
+        .when_async(comment_by(customer(), Visibility::Public))
         .await
         .then_expect_error(CaseError::NotFound);
+}
+
+#[tokio::test]
+async fn auditors_do_not_comment() {
+    let error = CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(comment_by(auditor(), Visibility::Public))
+        .await
+        .inspect_result()
+        .expect_err("refused");
+    assert_eq!(error.code(), "not_allowed");
+}
+
+// ---------------------------------------------------------------------------------------
+// Assignment, investigation, priority
+
+#[tokio::test]
+async fn an_agent_assigns_the_case() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::Assign(AssignCase {
+            assignee: "Sam@Support.test".into(),
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseAssigned(CaseAssigned {
+            assignee: "sam@support.test".into(),
+            previous: None,
+            by: agent(),
+            at: t0(),
+        })]);
+}
+
+#[tokio::test]
+async fn assigning_the_current_assignee_again_changes_nothing() {
+    CaseTest::with(services())
+        .given(vec![
+            opened(),
+            SupportCaseEvent::CaseAssigned(CaseAssigned {
+                assignee: "sam@support.test".into(),
+                previous: None,
+                by: agent(),
+                at: t0(),
+            }),
+        ])
+        .when_async(SupportCaseCommand::Assign(AssignCase {
+            assignee: "sam@support.test".into(),
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn a_customer_cannot_assign_a_case() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::Assign(AssignCase {
+            assignee: "ann@acme.test".into(),
+            by: customer(),
+        }))
+        .await
+        .then_expect_error(CaseError::NotAllowed("only support staff assign cases"));
+}
+
+#[tokio::test]
+async fn investigation_starts_from_open() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::StartInvestigation(StartInvestigation {
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![investigating(t0())]);
+}
+
+#[tokio::test]
+async fn investigation_starts_from_waiting_and_ends_the_wait() {
+    let asked = t0() + Duration::hours(1);
+    let now = t0() + Duration::hours(2);
+    CaseTest::with(at(now))
+        .given(vec![opened(), info_requested(asked)])
+        .when_async(SupportCaseCommand::StartInvestigation(StartInvestigation {
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![investigating(now)]);
+    // The wait is over: a timer at the old due time finds nothing to do.
+    CaseTest::with(at(asked + Duration::days(5)))
+        .given(vec![opened(), info_requested(asked), investigating(now)])
+        .when_async(auto_resolve())
+        .await
+        .then_expect_error(CaseError::NotDue(
+            "the case is investigating, not waiting for the customer".into(),
+        ));
+}
+
+#[tokio::test]
+async fn investigation_cannot_start_on_a_case_already_investigated_or_resolved() {
+    for (given, status) in [
+        (
+            vec![opened(), investigating(t0())],
+            CaseStatus::Investigating,
+        ),
+        (vec![opened(), resolved(t0())], CaseStatus::Resolved),
+    ] {
+        CaseTest::with(services())
+            .given(given)
+            .when_async(SupportCaseCommand::StartInvestigation(StartInvestigation {
+                by: agent(),
+            }))
+            .await
+            .then_expect_error(CaseError::InvalidStatus {
+                action: "start investigating",
+                status,
+            });
+    }
+}
+
+#[tokio::test]
+async fn a_customer_cannot_start_the_investigation() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::StartInvestigation(StartInvestigation {
+            by: customer(),
+        }))
+        .await
+        .then_expect_error(CaseError::NotAllowed(
+            "only support staff investigate cases",
+        ));
+}
+
+#[tokio::test]
+async fn a_priority_change_recomputes_the_first_response_due_time_from_the_opening() {
+    let now = t0() + Duration::minutes(30);
+    CaseTest::with(at(now))
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::ChangePriority(ChangePriority {
+            priority: 1,
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::PriorityChanged(PriorityChanged {
+            from: 3,
+            to: 1,
+            first_response_due: t0() + Duration::hours(1),
+            by: agent(),
+            at: now,
+        })]);
+}
+
+#[tokio::test]
+async fn the_first_response_is_judged_against_the_recomputed_due_time() {
+    let now = t0() + Duration::hours(2);
+    let events = CaseTest::with(at(now))
+        .given(vec![
+            opened(),
+            SupportCaseEvent::PriorityChanged(PriorityChanged {
+                from: 3,
+                to: 1,
+                first_response_due: t0() + Duration::hours(1),
+                by: agent(),
+                at: t0(),
+            }),
+        ])
+        .when_async(comment_by(agent(), Visibility::Public))
+        .await
+        .inspect_result()
+        .expect("commented");
+    assert!(matches!(
+        events.as_slice(),
+        [_, SupportCaseEvent::FirstResponseGiven(FirstResponseGiven { breached: true, due, .. })]
+            if *due == t0() + Duration::hours(1)
+    ));
+}
+
+#[tokio::test]
+async fn setting_the_same_priority_changes_nothing() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::ChangePriority(ChangePriority {
+            priority: 3,
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn a_priority_outside_one_to_four_is_refused() {
+    for priority in [0, 5] {
+        CaseTest::with(services())
+            .given(vec![opened()])
+            .when_async(SupportCaseCommand::ChangePriority(ChangePriority {
+                priority,
+                by: agent(),
+            }))
+            .await
+            .then_expect_error(CaseError::InvalidPriority);
+    }
+}
+
+#[tokio::test]
+async fn a_customer_cannot_change_the_priority() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::ChangePriority(ChangePriority {
+            priority: 1,
+            by: customer(),
+        }))
+        .await
+        .then_expect_error(CaseError::NotAllowed(
+            "only support staff change the priority",
+        ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Waiting for the customer
+
+#[tokio::test]
+async fn requesting_information_comments_and_waits_for_the_customer() {
+    let now = t0() + Duration::hours(1);
+    CaseTest::with(at(now))
+        .given(vec![opened(), investigating(t0())])
+        .when_async(request_info(agent()))
+        .await
+        .then_expect_events(vec![
+            SupportCaseEvent::CommentAdded(CommentAdded {
+                comment_id: comment_id(),
+                author: agent(),
+                body: "Which browser do you use?".into(),
+                visibility: Visibility::Public,
+                at: now,
+            }),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: now,
+            }),
+            info_requested(now),
+        ]);
+}
+
+#[tokio::test]
+async fn a_later_information_request_is_no_first_response() {
+    let events = CaseTest::with(services())
+        .given(vec![
+            opened(),
+            comment_added(agent(), Visibility::Public, t0()),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: t0(),
+            }),
+        ])
+        .when_async(request_info(agent()))
+        .await
+        .inspect_result()
+        .expect("asked");
+    let names: Vec<&str> = events.iter().map(SupportCaseEvent::name).collect();
+    assert_eq!(names, ["CommentAdded", "CustomerInfoRequested"]);
+}
+
+#[tokio::test]
+async fn information_cannot_be_requested_on_a_resolved_case() {
+    CaseTest::with(services())
+        .given(vec![opened(), resolved(t0())])
+        .when_async(request_info(agent()))
+        .await
+        .then_expect_error(CaseError::InvalidStatus {
+            action: "request information on",
+            status: CaseStatus::Resolved,
+        });
+}
+
+#[tokio::test]
+async fn only_staff_request_information() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(request_info(customer()))
+        .await
+        .then_expect_error(CaseError::NotAllowed(
+            "only support staff ask the customer for information",
+        ));
+}
+
+#[tokio::test]
+async fn an_information_request_needs_a_question() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::RequestInfo(RequestInfo {
+            comment_id: comment_id(),
+            body: "  ".into(),
+            by: agent(),
+        }))
+        .await
+        .then_expect_error(CaseError::EmptyComment);
+}
+
+#[tokio::test]
+async fn a_customer_reply_while_waiting_sends_the_case_back_to_investigating() {
+    let asked = t0() + Duration::hours(1);
+    let now = t0() + Duration::days(1);
+    CaseTest::with(at(now))
+        .given(vec![opened(), info_requested(asked)])
+        .when_async(comment_by(customer(), Visibility::Public))
+        .await
+        .then_expect_events(vec![
+            comment_added(customer(), Visibility::Public, now),
+            responded(asked, now),
+        ]);
+}
+
+#[tokio::test]
+async fn a_partner_reply_while_waiting_counts_as_the_customers() {
+    let events = CaseTest::with(services())
+        .given(vec![opened(), info_requested(t0())])
+        .when_async(comment_by(partner(), Visibility::Public))
+        .await
+        .inspect_result()
+        .expect("replied");
+    let names: Vec<&str> = events.iter().map(SupportCaseEvent::name).collect();
+    assert_eq!(names, ["CommentAdded", "CustomerResponded"]);
+}
+
+#[tokio::test]
+async fn an_agent_comment_while_waiting_keeps_the_case_waiting() {
+    let now = t0() + Duration::hours(2);
+    CaseTest::with(at(now))
+        .given(vec![
+            opened(),
+            comment_added(agent(), Visibility::Public, t0()),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: t0(),
+            }),
+            info_requested(t0()),
+        ])
+        .when_async(comment_by(agent(), Visibility::Internal))
+        .await
+        .then_expect_events(vec![comment_added(agent(), Visibility::Internal, now)]);
+}
+
+#[tokio::test]
+async fn customer_reply_while_waiting_cancels_auto_resolution() {
+    let asked = t0();
+    CaseTest::with(at(asked + Duration::days(5)))
+        .given(vec![
+            opened(),
+            info_requested(asked),
+            comment_added(customer(), Visibility::Public, asked + Duration::days(4)),
+            responded(asked, asked + Duration::days(4)),
+        ])
+        .when_async(auto_resolve())
+        .await
+        .then_expect_error(CaseError::NotDue(
+            "the case is investigating, not waiting for the customer".into(),
+        ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Automatic resolution
+
+#[tokio::test]
+async fn a_case_waiting_exactly_five_days_is_resolved_automatically() {
+    let asked = t0() + Duration::hours(1);
+    let now = asked + Duration::days(5);
+    CaseTest::with(at(now))
+        .given(vec![opened(), info_requested(asked)])
+        .when_async(auto_resolve())
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseAutoResolved(CaseAutoResolved {
+            waiting_since: asked,
+            waited_seconds: 5 * 86_400,
+            at: now,
+        })]);
+}
+
+#[tokio::test]
+async fn a_case_waiting_five_days_minus_one_second_is_not_due() {
+    let asked = t0() + Duration::hours(1);
+    let error = CaseTest::with(at(asked + Duration::days(5) - Duration::seconds(1)))
+        .given(vec![opened(), info_requested(asked)])
+        .when_async(auto_resolve())
+        .await
+        .inspect_result()
+        .expect_err("not due yet");
+    assert_eq!(error.code(), "not_due");
+    assert!(error.is_not_due());
+    assert_eq!(
+        error.to_string(),
+        "the case has waited 431999 seconds of the 5 days after which it is resolved automatically"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_auto_resolve_timer_finds_the_case_already_resolved() {
+    let asked = t0();
+    let first = asked + Duration::days(5);
+    CaseTest::with(at(first + Duration::seconds(3)))
+        .given(vec![
+            opened(),
+            info_requested(asked),
+            SupportCaseEvent::CaseAutoResolved(CaseAutoResolved {
+                waiting_since: asked,
+                waited_seconds: 5 * 86_400,
+                at: first,
+            }),
+        ])
+        .when_async(auto_resolve())
+        .await
+        .then_expect_error(CaseError::NotDue(
+            "the case is resolved, not waiting for the customer".into(),
+        ));
+}
+
+#[tokio::test]
+async fn a_new_information_request_restarts_the_wait() {
+    let first = t0();
+    let second = t0() + Duration::days(3);
+    let given = vec![opened(), info_requested(first), info_requested(second)];
+    let early = CaseTest::with(at(first + Duration::days(5)))
+        .given(given.clone())
+        .when_async(auto_resolve())
+        .await
+        .inspect_result();
+    assert!(early.is_err_and(|e| e.is_not_due()));
+    CaseTest::with(at(second + Duration::days(5)))
+        .given(given)
+        .when_async(auto_resolve())
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseAutoResolved(CaseAutoResolved {
+            waiting_since: second,
+            waited_seconds: 5 * 86_400,
+            at: second + Duration::days(5),
+        })]);
+}
+
+#[tokio::test]
+async fn the_auto_resolve_duration_is_configurable() {
+    let services = CaseServices::new(
+        Arc::new(ManualClock::new(t0() + Duration::seconds(3))),
+        CasePolicy {
+            auto_resolve_after: Duration::seconds(3),
+            ..CasePolicy::default()
+        },
+    );
+    let events = CaseTest::with(services)
+        .given(vec![opened(), info_requested(t0())])
+        .when_async(auto_resolve())
+        .await
+        .inspect_result()
+        .expect("due after 3 seconds");
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn only_the_system_resolves_automatically() {
+    CaseTest::with(at(t0() + Duration::days(6)))
+        .given(vec![opened(), info_requested(t0())])
+        .when_async(SupportCaseCommand::AutoResolve(AutoResolve { by: agent() }))
+        .await
+        .then_expect_error(CaseError::NotAllowed("only the system runs timed commands"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Resolution, reopening, closing
+
+#[tokio::test]
+async fn an_agent_resolves_a_case() {
+    CaseTest::with(services())
+        .given(vec![opened(), investigating(t0())])
+        .when_async(SupportCaseCommand::Resolve(ResolveCase { by: agent() }))
+        .await
+        .then_expect_events(vec![resolved(t0())]);
+}
+
+#[tokio::test]
+async fn the_requester_and_a_participant_resolve_a_case_themselves() {
+    for by in [customer(), colleague()] {
+        CaseTest::with(services())
+            .given(vec![opened(), info_requested(t0())])
+            .when_async(SupportCaseCommand::Resolve(ResolveCase { by: by.clone() }))
+            .await
+            .then_expect_events(vec![SupportCaseEvent::CaseResolved(CaseResolved {
+                by,
+                at: t0(),
+            })]);
+    }
+}
+
+#[tokio::test]
+async fn a_resolved_case_cannot_be_resolved_again() {
+    CaseTest::with(services())
+        .given(vec![opened(), resolved(t0())])
+        .when_async(SupportCaseCommand::Resolve(ResolveCase { by: customer() }))
+        .await
+        .then_expect_error(CaseError::InvalidStatus {
+            action: "resolve",
+            status: CaseStatus::Resolved,
+        });
+}
+
+#[tokio::test]
+async fn auditors_do_not_resolve() {
+    let error = CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::Resolve(ResolveCase { by: auditor() }))
+        .await
+        .inspect_result()
+        .expect_err("refused");
+    assert_eq!(error.code(), "not_allowed");
+}
+
+#[tokio::test]
+async fn a_customer_comment_on_a_resolved_case_reopens_it_within_the_window() {
+    let resolved_at = t0() + Duration::days(1);
+    for now in [
+        resolved_at + Duration::hours(1),
+        resolved_at + Duration::days(30),
+    ] {
+        CaseTest::with(at(now))
+            .given(vec![opened(), resolved(resolved_at)])
+            .when_async(comment_by(customer(), Visibility::Public))
+            .await
+            .then_expect_events(vec![
+                comment_added(customer(), Visibility::Public, now),
+                SupportCaseEvent::CaseReopened(CaseReopened {
+                    comment_id: comment_id(),
+                    by: customer(),
+                    resolved_at,
+                    at: now,
+                }),
+            ]);
+    }
+}
+
+#[tokio::test]
+async fn a_customer_comment_after_the_reopen_window_is_refused_with_a_hint_to_open_a_new_case() {
+    let resolved_at = t0();
+    let error = CaseTest::with(at(resolved_at + Duration::days(30) + Duration::seconds(1)))
+        .given(vec![opened(), resolved(resolved_at)])
+        .when_async(comment_by(customer(), Visibility::Public))
+        .await
+        .inspect_result()
+        .expect_err("too late to reopen");
+    assert_eq!(
+        error,
+        CaseError::ReopenWindowPassed {
+            window: "30 days".into()
+        }
+    );
+    assert_eq!(error.code(), "reopen_window_passed");
+    assert!(error.to_string().contains("open a new case"));
+}
+
+#[tokio::test]
+async fn an_agent_comment_on_a_resolved_case_does_not_reopen_it() {
+    CaseTest::with(services())
+        .given(vec![
+            opened(),
+            comment_added(agent(), Visibility::Public, t0()),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: t0(),
+            }),
+            resolved(t0()),
+        ])
+        .when_async(comment_by(agent(), Visibility::Public))
+        .await
+        .then_expect_events(vec![comment_added(agent(), Visibility::Public, t0())]);
+}
+
+#[tokio::test]
+async fn a_case_resolved_for_fourteen_days_is_closed() {
+    let resolved_at = t0() + Duration::days(1);
+    let now = resolved_at + Duration::days(14);
+    CaseTest::with(at(now))
+        .given(vec![opened(), resolved(resolved_at)])
+        .when_async(close())
+        .await
+        .then_expect_events(vec![closed(resolved_at, now)]);
+}
+
+#[tokio::test]
+async fn a_case_resolved_for_less_than_fourteen_days_is_not_due_for_closing() {
+    let resolved_at = t0();
+    for given in [
+        vec![opened(), resolved(resolved_at)],
+        vec![opened(), investigating(t0())],
+    ] {
+        let error = CaseTest::with(at(resolved_at + Duration::days(14) - Duration::seconds(1)))
+            .given(given)
+            .when_async(close())
+            .await
+            .inspect_result()
+            .expect_err("not due");
+        assert_eq!(error.code(), "not_due");
+    }
+}
+
+#[tokio::test]
+async fn a_reopened_case_is_not_closed_by_an_old_timer() {
+    let resolved_at = t0();
+    let error = CaseTest::with(at(resolved_at + Duration::days(14)))
+        .given(vec![
+            opened(),
+            resolved(resolved_at),
+            comment_added(customer(), Visibility::Public, t0() + Duration::days(2)),
+            SupportCaseEvent::CaseReopened(CaseReopened {
+                comment_id: comment_id(),
+                by: customer(),
+                resolved_at,
+                at: t0() + Duration::days(2),
+            }),
+        ])
+        .when_async(close())
+        .await
+        .inspect_result()
+        .expect_err("reopened");
+    assert!(error.is_not_due());
+}
+
+#[tokio::test]
+async fn a_closed_case_refuses_every_command() {
+    let commands = vec![
+        SupportCaseCommand::Assign(AssignCase {
+            assignee: "sam@support.test".into(),
+            by: agent(),
+        }),
+        SupportCaseCommand::StartInvestigation(StartInvestigation { by: agent() }),
+        comment_by(customer(), Visibility::Public),
+        comment_by(agent(), Visibility::Internal),
+        request_info(agent()),
+        SupportCaseCommand::ChangePriority(ChangePriority {
+            priority: 1,
+            by: agent(),
+        }),
+        SupportCaseCommand::AddParticipant(AddParticipant {
+            email: "dora@acme.test".into(),
+            by: customer(),
+        }),
+        SupportCaseCommand::RemoveParticipant(RemoveParticipant {
+            email: "carl@acme.test".into(),
+            by: customer(),
+        }),
+        attachment(10),
+        SupportCaseCommand::RequestEscalation(RequestEscalation {
+            reason: "x".into(),
+            by: customer(),
+        }),
+        SupportCaseCommand::AcceptEscalation(AcceptEscalation { by: agent() }),
+        SupportCaseCommand::SetDataAccess(SetDataAccess {
+            granted: false,
+            by: customer(),
+        }),
+        SupportCaseCommand::Resolve(ResolveCase { by: agent() }),
+        auto_resolve(),
+        close(),
+    ];
+    let resolved_at = t0();
+    let closed_at = t0() + Duration::days(14);
+    for command in commands {
+        CaseTest::with(at(closed_at + Duration::days(1)))
+            .given(vec![
+                opened(),
+                resolved(resolved_at),
+                closed(resolved_at, closed_at),
+            ])
+            .when_async(command)
+            .await
+            .then_expect_error(CaseError::Closed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Participants, attachments, escalation, data access
+
+#[tokio::test]
+async fn anyone_on_the_case_adds_a_participant() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::AddParticipant(AddParticipant {
+            email: " Dora@Acme.test".into(),
+            by: colleague(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::ParticipantAdded(ParticipantAdded {
+            email: "dora@acme.test".into(),
+            by: colleague(),
+            at: t0(),
+        })]);
+}
+
+#[tokio::test]
+async fn adding_a_participant_already_on_the_case_or_the_requester_changes_nothing() {
+    for email in ["CARL@acme.test", "ann@acme.test"] {
+        CaseTest::with(services())
+            .given(vec![opened()])
+            .when_async(SupportCaseCommand::AddParticipant(AddParticipant {
+                email: email.into(),
+                by: agent(),
+            }))
+            .await
+            .then_expect_events(vec![]);
+    }
+}
+
+#[tokio::test]
+async fn the_49th_participant_is_refused() {
+    let mut given = vec![opened()];
+    // carl is the first; 47 more make 48.
+    given.extend((1..48).map(|i| {
+        SupportCaseEvent::ParticipantAdded(ParticipantAdded {
+            email: participant_email(i),
+            by: customer(),
+            at: t0(),
+        })
+    }));
+    CaseTest::with(services())
+        .given(given)
+        .when_async(SupportCaseCommand::AddParticipant(AddParticipant {
+            email: "one-too-many@acme.test".into(),
+            by: customer(),
+        }))
+        .await
+        .then_expect_error(CaseError::TooManyParticipants { max: 48 });
+}
+
+#[tokio::test]
+async fn a_participant_is_removed_and_removing_a_stranger_changes_nothing() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::RemoveParticipant(RemoveParticipant {
+            email: "Carl@acme.test".into(),
+            by: customer(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::ParticipantRemoved(
+            ParticipantRemoved {
+                email: "carl@acme.test".into(),
+                by: customer(),
+                at: t0(),
+            },
+        )]);
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::RemoveParticipant(RemoveParticipant {
+            email: "nobody@acme.test".into(),
+            by: customer(),
+        }))
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn a_participant_must_be_an_e_mail_address() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::AddParticipant(AddParticipant {
+            email: "not an address".into(),
+            by: customer(),
+        }))
+        .await
+        .then_expect_error(CaseError::InvalidEmail("not an address".into()));
+}
+
+#[tokio::test]
+async fn an_attachment_is_recorded_with_its_checksum_but_not_its_bytes() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(attachment(1024))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::AttachmentAdded(AttachmentAdded {
+            attachment_id: Uuid::from_u128(9),
+            name: "support.zip".into(),
+            size: 1024,
+            content_type: "application/zip".into(),
+            sha256: "ab".repeat(32),
+            by: customer(),
+            at: t0(),
+        })]);
+}
+
+#[tokio::test]
+async fn an_attachment_of_exactly_the_limit_is_accepted_and_one_byte_more_refused() {
+    let limit = 10 * 1024 * 1024;
+    let events = CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(attachment(limit))
+        .await
+        .inspect_result()
+        .expect("10 MiB fit");
+    assert_eq!(events.len(), 1);
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(attachment(limit + 1))
+        .await
+        .then_expect_error(CaseError::AttachmentTooLarge {
+            size: limit + 1,
+            max: limit,
+        });
+}
+
+#[tokio::test]
+async fn an_empty_or_unnamed_attachment_or_a_bad_checksum_is_refused() {
+    let base = AddAttachment {
+        attachment_id: Uuid::from_u128(9),
+        name: "log.txt".into(),
+        size: 10,
+        content_type: "text/plain".into(),
+        sha256: "0".repeat(64),
+        by: customer(),
+    };
+    let cases = [
+        (
+            AddAttachment {
+                size: 0,
+                ..base.clone()
+            },
+            "an attachment must not be empty",
+        ),
+        (
+            AddAttachment {
+                name: " ".into(),
+                ..base.clone()
+            },
+            "an attachment needs a file name",
+        ),
+        (
+            AddAttachment {
+                sha256: "xyz".into(),
+                ..base.clone()
+            },
+            "the sha256 of an attachment is 64 hexadecimal digits",
+        ),
+    ];
+    for (command, rule) in cases {
+        CaseTest::with(services())
+            .given(vec![opened()])
+            .when_async(SupportCaseCommand::AddAttachment(command))
+            .await
+            .then_expect_error(CaseError::InvalidAttachment(rule));
+    }
+}
+
+#[tokio::test]
+async fn the_customer_side_requests_an_escalation() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::RequestEscalation(RequestEscalation {
+            reason: " Production is down ".into(),
+            by: customer(),
+        }))
+        .await
+        .then_expect_events(vec![escalation_requested(t0())]);
+}
+
+#[tokio::test]
+async fn staff_do_not_request_escalations() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::RequestEscalation(RequestEscalation {
+            reason: String::new(),
+            by: agent(),
+        }))
+        .await
+        .then_expect_error(CaseError::NotAllowed(
+            "only the customer side requests an escalation",
+        ));
+}
+
+#[tokio::test]
+async fn an_escalation_is_requested_once_and_not_on_a_resolved_case() {
+    let request = || {
+        SupportCaseCommand::RequestEscalation(RequestEscalation {
+            reason: "again".into(),
+            by: partner(),
+        })
+    };
+    CaseTest::with(services())
+        .given(vec![opened(), escalation_requested(t0())])
+        .when_async(request())
+        .await
+        .then_expect_error(CaseError::EscalationPending);
+    CaseTest::with(services())
+        .given(vec![
+            opened(),
+            escalation_requested(t0()),
+            SupportCaseEvent::CaseEscalated(CaseEscalated {
+                by: agent(),
+                at: t0(),
+            }),
+        ])
+        .when_async(request())
+        .await
+        .then_expect_error(CaseError::AlreadyEscalated);
+    CaseTest::with(services())
+        .given(vec![opened(), resolved(t0())])
+        .when_async(request())
+        .await
+        .then_expect_error(CaseError::InvalidStatus {
+            action: "escalate",
+            status: CaseStatus::Resolved,
+        });
+}
+
+#[tokio::test]
+async fn an_agent_accepts_a_pending_escalation() {
+    CaseTest::with(services())
+        .given(vec![opened(), escalation_requested(t0())])
+        .when_async(SupportCaseCommand::AcceptEscalation(AcceptEscalation {
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseEscalated(CaseEscalated {
+            by: agent(),
+            at: t0(),
+        })]);
+}
+
+#[tokio::test]
+async fn an_escalation_is_accepted_only_when_pending_and_only_by_staff() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::AcceptEscalation(AcceptEscalation {
+            by: agent(),
+        }))
+        .await
+        .then_expect_error(CaseError::NoEscalationPending);
+    CaseTest::with(services())
+        .given(vec![
+            opened(),
+            escalation_requested(t0()),
+            SupportCaseEvent::CaseEscalated(CaseEscalated {
+                by: agent(),
+                at: t0(),
+            }),
+        ])
+        .when_async(SupportCaseCommand::AcceptEscalation(AcceptEscalation {
+            by: agent(),
+        }))
+        .await
+        .then_expect_error(CaseError::AlreadyEscalated);
+    CaseTest::with(services())
+        .given(vec![opened(), escalation_requested(t0())])
+        .when_async(SupportCaseCommand::AcceptEscalation(AcceptEscalation {
+            by: customer(),
+        }))
+        .await
+        .then_expect_error(CaseError::NotAllowed(
+            "only support staff accept an escalation",
+        ));
+}
+
+#[tokio::test]
+async fn the_customer_side_revokes_and_grants_data_access() {
+    // Opened with consent.
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::SetDataAccess(SetDataAccess {
+            granted: false,
+            by: customer(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::DataAccessRevoked(
+            DataAccessChanged {
+                by: customer(),
+                at: t0(),
+            },
+        )]);
+    CaseTest::with(services())
+        .given(vec![
+            opened(),
+            SupportCaseEvent::DataAccessRevoked(DataAccessChanged {
+                by: customer(),
+                at: t0(),
+            }),
+        ])
+        .when_async(SupportCaseCommand::SetDataAccess(SetDataAccess {
+            granted: true,
+            by: partner(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::DataAccessGranted(
+            DataAccessChanged {
+                by: partner(),
+                at: t0(),
+            },
+        )]);
+}
+
+#[tokio::test]
+async fn granting_access_already_granted_changes_nothing_and_staff_cannot_grant_it() {
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::SetDataAccess(SetDataAccess {
+            granted: true,
+            by: customer(),
+        }))
+        .await
+        .then_expect_events(vec![]);
+    CaseTest::with(services())
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::SetDataAccess(SetDataAccess {
+            granted: false,
+            by: agent(),
+        }))
+        .await
+        .then_expect_error(CaseError::NotAllowed(
+            "only the customer side grants or revokes access to its data",
+        ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Stored shapes
+
+#[test]
+fn a_version_1_case_opening_is_upcast_to_version_2() {
+    let stored = SerializedEvent::new(
+        case_id().to_string(),
+        1,
+        AGGREGATE_TYPE.to_string(),
+        "CaseOpened".to_string(),
+        "1.0".to_string(),
+        serde_json::json!({
+            "type": "CaseOpened",
+            "case_id": case_id(),
+            "key": "CASE-1001",
+            "org_id": "acme",
+            "requester": "ann@acme.test",
+            "product": "jira",
+            "summary": "Board does not load",
+            "description": "",
+            "impact": 2,
+            "opened_by": {"id": "ann@acme.test", "role": "customer"},
+            "opened_at": t0(),
+            "first_response_due": t0() + Duration::hours(4),
+        }),
+        serde_json::Value::Null,
+    );
+    let upcast = crate::upcast::upcast(stored, &upcasters());
+    assert_eq!(upcast.event_version, "2.0");
+    let event: SupportCaseEvent = serde_json::from_value(upcast.payload).expect("a 2.0 CaseOpened");
+    let SupportCaseEvent::CaseOpened(e) = event else {
+        panic!("still a CaseOpened");
+    };
+    assert_eq!(e.priority, 2);
+    assert!(e.participants.is_empty());
+    assert_eq!(e.entitlement_number, None);
+    assert!(!e.data_access_consent);
+    assert_eq!(e.follow_up_of, None);
+}
+
+#[test]
+fn durations_are_told_in_their_largest_exact_unit() {
+    assert_eq!(human_duration(Duration::days(30)), "30 days");
+    assert_eq!(human_duration(Duration::days(1)), "1 day");
+    assert_eq!(human_duration(Duration::hours(36)), "36 hours");
+    assert_eq!(human_duration(Duration::seconds(3)), "3 seconds");
+    assert_eq!(human_duration(Duration::seconds(90)), "90 seconds");
+    assert_eq!(human_duration(Duration::minutes(90)), "90 minutes");
 }
