@@ -143,6 +143,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SUBDESK_PROJECTION_BATCH", default_value_t = 1000)]
     pub projection_batch: i64,
 
+    /// Timed commands (auto-resolve, close, renew, ...) the scheduler runs at once when many
+    /// fall due together.
+    #[arg(long, env = "SUBDESK_SCHEDULER_CONCURRENCY", default_value_t = 16)]
+    pub scheduler_concurrency: usize,
+
     /// Aggregates kept in memory per aggregate type, so a command reads only the events
     /// appended since the cached version.
     #[arg(long, env = "SUBDESK_AGGREGATE_CACHE", default_value_t = 10_000)]

@@ -13,6 +13,7 @@
 //!   e-mails of the notifications outbox.
 //! - [`subscriptions`]: the subscription list / detail read model, the entitlement contract
 //!   (`entitlements`, `partner_customers`) and the subscription e-mails of the outbox.
+//! - [`timers`]: the due timers the scheduler fires (auto-resolve, close, activate, term end).
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
 //! rebuild can run the same code against shadow tables through `search_path`.
@@ -24,6 +25,7 @@ pub mod rebuild;
 pub mod rows;
 pub mod runner;
 pub mod subscriptions;
+pub mod timers;
 
 pub use error::ProjectionError;
 pub use event::{Checkpoint, StoredEvent};
@@ -34,5 +36,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
         std::sync::Arc::new(cases::CaseProjection),
         std::sync::Arc::new(subscriptions::SubscriptionProjection),
+        std::sync::Arc::new(timers::TimerProjection),
     ]
 }

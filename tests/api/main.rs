@@ -15,3 +15,4 @@ mod helpers;
 mod idempotency;
 mod projections;
 mod subscriptions;
+mod timers;
