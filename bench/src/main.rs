@@ -1,0 +1,183 @@
+//! subdesk-bench: subdesk's speed against its own database's ceiling, on this machine.
+//!
+//! `cargo run --release -p subdesk-bench -- all` (or one scenario: `commands`, `streams`,
+//! `lag`, `timers`, `rebuild`, `audit`) starts a PostgreSQL cluster of its own in a temp
+//! directory (fsync on), runs the release `subdesk` binary against it as a child process
+//! (built first with `cargo build --release --bin subdesk`, or `--server-bin PATH`), and
+//! prints a Markdown report. Every figure is a ratio against a baseline measured in the same
+//! run, since the machine is shared.
+//!
+//! - [`env`]: the cluster, one database per scenario, server processes, peak RSS.
+//! - [`seed`]: realistic logs from the domain's own event types, COPYed in bulk.
+//! - [`load`]: the HTTP command mix, closed or open loop.
+//! - [`pgbench`]: the ceiling, `pgbench` with `bench/pgbench/*.sql`.
+//! - [`commands`]: `commands`, `streams`, `lag`; [`log`]: `rebuild`, `audit` (export and
+//!   verify); [`timers`]: `timers`.
+
+mod commands;
+mod env;
+mod load;
+mod log;
+mod pgbench;
+mod seed;
+mod timers;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Command throughput and latency at concurrency 8, 32, 128 against the pgbench ceiling.
+    Commands,
+    /// Throughput on 1,000-event streams against 10-event streams.
+    Streams,
+    /// Commit-to-visible delay of the read models at half the maximum command rate.
+    Lag,
+    /// 10,000 cases due at once; firing delay of 1,000 scattered timers.
+    Timers,
+    /// Rebuild of every read model from a large log, against a naive replay.
+    Rebuild,
+    /// `subdesk export` and `subdesk verify` on the large log.
+    Audit,
+    /// Everything above, in this order.
+    All,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "subdesk-bench",
+    about = "Benchmarks of subdesk against its database's ceiling"
+)]
+pub struct Options {
+    /// Scenarios to run.
+    #[arg(value_enum, required = true)]
+    scenarios: Vec<Scenario>,
+    /// Seconds per measured run (per concurrency level, per stream length, ...).
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Events in the large log of `rebuild` and `audit`.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Events the naive replay applies (it is slow: one transaction per event).
+    #[arg(long, default_value_t = 5_000)]
+    pub naive_events: i64,
+    /// The `subdesk` binary to benchmark; default: build and use target/release/subdesk.
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+}
+
+/// The Markdown report, printed at the end.
+#[derive(Default)]
+pub struct Report {
+    sections: Vec<(String, String)>,
+    rss: Vec<(String, f64)>,
+}
+
+impl Report {
+    pub fn section(&mut self, name: &str, body: &str) {
+        println!("\n### {name}\n\n{body}\n");
+        self.sections.push((name.to_string(), body.to_string()));
+    }
+
+    pub fn rss(&mut self, scenario: &str, mib: f64) {
+        self.rss.push((scenario.to_string(), mib));
+    }
+
+    fn print(&self) {
+        println!("\n## subdesk-bench report\n");
+        println!("{}\n", machine());
+        for (name, body) in &self.sections {
+            println!("### {name}\n\n{body}\n");
+        }
+        if !self.rss.is_empty() {
+            println!("### memory\n\n| scenario | peak RSS MiB |\n|---|---|");
+            for (scenario, mib) in &self.rss {
+                println!("| {scenario} | {mib:.0} |");
+            }
+        }
+    }
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or_else(|| "?".into(), |kib| format!("{:.1} GiB", kib / 1048576.0));
+    let postgres = subdesk::pg::find_binaries()
+        .ok()
+        .and_then(|bin| {
+            std::process::Command::new(bin.join("postgres"))
+                .arg("--version")
+                .output()
+                .ok()
+        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("Machine: {cpus} CPUs, {memory} memory, {postgres}, fsync on, synchronous_commit on.")
+}
+
+/// `target/release/subdesk`, built now so that it matches the sources.
+fn server_binary(options: &Options) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = &options.server_bin {
+        return Ok(bin.clone());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "subdesk", "--bin", "subdesk"])
+        .status()
+        .context("building the subdesk binary")?;
+    if !status.success() {
+        bail!("building the subdesk binary failed");
+    }
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("subdesk");
+    if !bin.exists() {
+        bail!("{} not found", bin.display());
+    }
+    Ok(bin)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let server_bin = server_binary(&options)?;
+    eprintln!("benchmarking {}", server_bin.display());
+    let bench = env::Bench::start(server_bin).await?;
+    let mut report = Report::default();
+    let result = run(&bench, &options, &mut report).await;
+    bench.stop().await;
+    report.print();
+    result
+}
+
+async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let all = options.scenarios.contains(&Scenario::All);
+    let wanted = |s| all || options.scenarios.contains(&s);
+    if wanted(Scenario::Commands) {
+        commands::commands(bench, options, report).await?;
+    }
+    if wanted(Scenario::Streams) {
+        commands::streams(bench, options, report).await?;
+    }
+    if wanted(Scenario::Lag) {
+        commands::lag(bench, options, report).await?;
+    }
+    if wanted(Scenario::Timers) {
+        timers::timers(bench, options, report).await?;
+    }
+    if wanted(Scenario::Rebuild) {
+        log::rebuild(bench, options, report).await?;
+    }
+    if wanted(Scenario::Audit) {
+        log::audit(bench, options, report).await?;
+    }
+    Ok(())
+}
