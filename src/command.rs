@@ -3,7 +3,9 @@
 //!   into every event it appends,
 //! - is retried with jitter when another writer appended to the stream first
 //!   (`AggregateConflict`), then answered 409 if it still collides,
-//! - reports the stream version and global position it reached, for read-your-writes.
+//! - reports the stream version and global position it reached, for read-your-writes (the
+//!   store returns the position from the append itself; only a command that appended
+//!   nothing looks it up).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -125,7 +127,11 @@ where
         services: A::Services,
         cache_capacity: usize,
     ) -> Self {
-        let store = CachedEventStore::new(PostgresEventRepository::new(sqlx), cache_capacity);
+        let store = CachedEventStore::new(
+            PostgresEventRepository::new(sqlx),
+            pool.clone(),
+            cache_capacity,
+        );
         Self {
             cqrs: CqrsFramework::new(store.clone(), Vec::new(), services),
             store,
@@ -167,7 +173,10 @@ where
                     let committed = committed.downcast::<Committed<A>>().map_err(|_| {
                         CommandError::Internal("commit record of another aggregate type".into())
                     })?;
-                    let position = self.position_of(id, committed.version).await?;
+                    let position = match committed.position {
+                        Some(position) => position,
+                        None => self.position_of(id, committed.version).await?,
+                    };
                     metrics::counter!("subdesk_commands_total", "aggregate" => A::TYPE, "result" => "accepted").increment(1);
                     return Ok(Outcome {
                         aggregate_id: id.to_string(),
@@ -232,12 +241,15 @@ where
             return Ok(0);
         }
         let client = self.pool.get().await.map_err(unavailable)?;
-        let row = client
-            .query_opt(
+        let statement = client
+            .prepare_cached(
                 "SELECT position FROM events \
                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-                &[&A::TYPE, &id, &(version as i64)],
             )
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_opt(&statement, &[&A::TYPE, &id, &(version as i64)])
             .await
             .map_err(unavailable)?;
         Ok(row.map_or(0, |row| row.get(0)))
@@ -270,8 +282,18 @@ fn classify<E: std::error::Error + Clone + 'static>(error: AggregateError<E>) ->
     }
 }
 
-/// Whether an error from the sqlx side means "the database is not reachable right now".
+/// Whether an error from either client library means "the database is not reachable right
+/// now".
 fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(error) = error.downcast_ref::<tokio_postgres::Error>() {
+        return crate::store::is_connection_error(error);
+    }
+    if error
+        .downcast_ref::<deadpool_postgres::PoolError>()
+        .is_some()
+    {
+        return true;
+    }
     match error.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
         Some(sqlx::Error::Database(db)) => db
