@@ -568,7 +568,8 @@ async fn insert_notifications(
     if rows.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    rows::execute(
+        tx,
         "INSERT INTO notifications (source_position, kind, recipient, subject, body, \
                                     aggregate_type, aggregate_id) \
          SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id \

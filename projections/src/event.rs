@@ -170,16 +170,39 @@ pub async fn read_batch(
     after: Checkpoint,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, ProjectionError> {
-    let sql = format!(
+    let rows = client
+        .query(
+            &read_batch_sql(),
+            &[&after.tx_id.to_string(), &after.position, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
+/// [`read_batch`] on a statement prepared once per connection, for readers that run it
+/// over and over (the projection runner, rebuilds).
+pub async fn read_batch_prepared(
+    tx: &deadpool_postgres::Transaction<'_>,
+    after: Checkpoint,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let statement = tx.prepare_cached(&read_batch_sql()).await?;
+    let rows = tx
+        .query(
+            &statement,
+            &[&after.tx_id.to_string(), &after.position, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(StoredEvent::from_row).collect())
+}
+
+fn read_batch_sql() -> String {
+    format!(
         "SELECT {EVENT_COLUMNS} FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
             AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
           ORDER BY tx_id, position LIMIT $3"
-    );
-    let rows = client
-        .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
-        .await?;
-    Ok(rows.iter().map(StoredEvent::from_row).collect())
+    )
 }
 
 /// The transaction-id horizon that covers every transaction begun so far: once the readable

@@ -17,7 +17,9 @@ use deadpool_postgres::{Pool, Transaction};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::event::{current_xmax, horizon_passed, read_batch, read_batch_until, Checkpoint};
+use crate::event::{
+    current_xmax, horizon_passed, read_batch_prepared, read_batch_until, Checkpoint,
+};
 use crate::runner::CLAIM_NAMESPACE;
 use crate::{Projection, ProjectionError};
 
@@ -171,7 +173,7 @@ async fn replay(
 ) -> Result<u64, ProjectionError> {
     let events = match until {
         Some(until) => read_batch_until(&**tx, *at, until, REBUILD_BATCH).await?,
-        None => read_batch(&**tx, *at, REBUILD_BATCH).await?,
+        None => read_batch_prepared(tx, *at, REBUILD_BATCH).await?,
     };
     let Some(last) = events.last() else {
         return Ok(0);

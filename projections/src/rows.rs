@@ -31,7 +31,7 @@ where
         return Ok(Vec::new());
     }
     let sql = format!("SELECT to_jsonb(t) FROM {table} t WHERE {key} = ANY($1)");
-    let rows = tx.query(&sql, &[&keys]).await?;
+    let rows = query(tx, &sql, &[&keys]).await?;
     rows.iter()
         .map(|row| {
             let Json(value) = row.get::<_, Json<R>>(0);
@@ -74,7 +74,7 @@ pub async fn upsert<R: Serialize + Sync + std::fmt::Debug>(
          ON CONFLICT ({}) DO {set}",
         conflict.join(", ")
     );
-    tx.execute(&sql, &[&Json(rows)]).await?;
+    execute(tx, &sql, &[&Json(rows)]).await?;
     Ok(())
 }
 
@@ -89,7 +89,7 @@ pub async fn insert<R: Serialize + Sync + std::fmt::Debug>(
     }
     let sql =
         format!("INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1)");
-    tx.execute(&sql, &[&Json(rows)]).await?;
+    execute(tx, &sql, &[&Json(rows)]).await?;
     Ok(())
 }
 
@@ -104,8 +104,31 @@ pub async fn delete<K: ToSql + Sync>(
         return Ok(());
     }
     let sql = format!("DELETE FROM {table} WHERE {key} = ANY($1)");
-    tx.execute(&sql, &[&keys]).await?;
+    execute(tx, &sql, &[&keys]).await?;
     Ok(())
+}
+
+/// Runs `sql` on a statement prepared once per connection (a read-model batch would
+/// otherwise parse and plan each of its statements again, one extra round trip each).
+/// Unqualified names still follow `search_path`: PostgreSQL re-plans a prepared statement
+/// when the path it was planned under changes, which rebuilds rely on.
+pub async fn execute(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, ProjectionError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.execute(&statement, params).await?)
+}
+
+/// Like [`execute`], for statements that return rows.
+pub async fn query(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, ProjectionError> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&statement, params).await?)
 }
 
 /// The column names of `table` as resolved through the current `search_path`. The shape of a

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{read_batch, Checkpoint, StoredEvent};
+use crate::event::{read_batch_prepared, Checkpoint, StoredEvent};
 use crate::ProjectionError;
 
 /// Namespace of the advisory locks that claim projections (first half of the lock key).
@@ -140,18 +140,18 @@ impl Runner {
         let name = projection.name();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let claim = tx
+            .prepare_cached("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
+            .await?;
         let claimed: bool = tx
-            .query_one(
-                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
-                &[&CLAIM_NAMESPACE, &name],
-            )
+            .query_one(&claim, &[&CLAIM_NAMESPACE, &name])
             .await?
             .get(0);
         if !claimed {
             return Ok(0);
         }
         let after = load_checkpoint(&tx, name).await?;
-        let events = read_batch(&*tx, after, self.config.batch_size).await?;
+        let events = read_batch_prepared(&tx, after, self.config.batch_size).await?;
         let Some(last) = events.last() else {
             return Ok(0);
         };
@@ -259,13 +259,13 @@ impl Runner {
 }
 
 async fn load_checkpoint(tx: &Transaction<'_>, name: &str) -> Result<Checkpoint, ProjectionError> {
-    let row = tx
-        .query_opt(
+    let statement = tx
+        .prepare_cached(
             "SELECT last_tx::text::bigint, last_position FROM projection_checkpoints \
              WHERE name = $1",
-            &[&name],
         )
         .await?;
+    let row = tx.query_opt(&statement, &[&name]).await?;
     Ok(row.map_or(Checkpoint::START, |row| Checkpoint {
         tx_id: row.get(0),
         position: row.get(1),
@@ -278,7 +278,8 @@ async fn save_checkpoint(
     at: Checkpoint,
     applied: usize,
 ) -> Result<(), ProjectionError> {
-    tx.execute(
+    crate::rows::execute(
+        tx,
         "INSERT INTO projection_checkpoints (name, last_tx, last_position, events_applied) \
          VALUES ($1, $2::text::xid8, $3, $4) \
          ON CONFLICT (name) DO UPDATE SET last_tx = EXCLUDED.last_tx, \

@@ -168,7 +168,8 @@ impl Outbox {
         if self.rows.is_empty() {
             return Ok(());
         }
-        tx.execute(
+        rows::execute(
+            tx,
             "INSERT INTO notifications \
                     (source_position, kind, recipient, subject, body, aggregate_type, aggregate_id) \
              SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id \

@@ -160,7 +160,8 @@ impl Projection for TimerProjection {
         )
         .await?;
         for ((ty, kind), ids) in disarmed {
-            tx.execute(
+            rows::execute(
+            tx,
                 "DELETE FROM timers WHERE aggregate_type = $1 AND kind = $2 AND aggregate_id = ANY($3)",
                 &[&ty, &kind, &ids],
             )
