@@ -289,11 +289,14 @@ impl Scheduler {
             .collect()
             .await;
         let mut fired = Fired::default();
-        let client = self.pool.get().await?;
+        let mut keys: [Vec<String>; 3] = Default::default();
+        let mut since = Vec::with_capacity(results.len());
+        let mut labels = Vec::with_capacity(results.len());
+        let mut retry_at = Vec::with_capacity(results.len());
         for (timer, outcome) in results {
             let now = self.clock.now();
             let delay = (now - timer.due_at).num_milliseconds().max(0) as f64 / 1000.0;
-            let (label, retry_at) = match &outcome {
+            let (label, retry) = match &outcome {
                 Outcome::Accepted => {
                     fired.accepted += 1;
                     metrics::histogram!("subdesk_timer_delay_seconds", "kind" => timer.kind.clone()).record(delay);
@@ -316,14 +319,33 @@ impl Scheduler {
                 }
             };
             metrics::counter!("subdesk_timers_fired_total", "kind" => timer.kind.clone(), "outcome" => label.split(':').next().unwrap_or("").to_string()).increment(1);
-            client
-                .execute(
-                    "UPDATE timer_leases SET last_outcome = $5, leased_until = coalesce($6, leased_until) \
-                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND kind = $3 AND since = $4",
-                    &[&timer.aggregate_type, &timer.aggregate_id, &timer.kind, &timer.since, &label, &retry_at],
-                )
-                .await?;
+            keys[0].push(timer.aggregate_type);
+            keys[1].push(timer.aggregate_id);
+            keys[2].push(timer.kind);
+            since.push(timer.since);
+            labels.push(label);
+            retry_at.push(retry);
         }
+        // Every outcome of the round in one statement: a round of 500 timers used to cost 500
+        // more round trips after its commands.
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE timer_leases l SET last_outcome = u.outcome, \
+                        leased_until = coalesce(u.retry_at, l.leased_until) \
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+                               $5::text[], $6::timestamptz[]) \
+                        AS u(aggregate_type, aggregate_id, kind, since, outcome, retry_at) \
+                  WHERE l.aggregate_type = u.aggregate_type AND l.aggregate_id = u.aggregate_id \
+                    AND l.kind = u.kind AND l.since = u.since",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[&keys[0], &keys[1], &keys[2], &since, &labels, &retry_at],
+            )
+            .await?;
         Ok(fired)
     }
 
