@@ -53,6 +53,11 @@ pub struct StoredEvent {
 }
 
 /// The column list every reader selects, in the order [`StoredEvent::from_row`] expects.
+///
+/// Its `tx_id` is an alias of an expression: a reader must order by `events.tx_id`, the
+/// column, or `ORDER BY tx_id` means the alias, which no index has, and every batch sorts
+/// the whole log (it did: a rebuild of a million events read each batch by a parallel full
+/// scan and sort).
 pub const EVENT_COLUMNS: &str = "position, tx_id::text::bigint AS tx_id, aggregate_type, \
      aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
 
@@ -144,7 +149,7 @@ pub async fn read_batch_until(
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
             AND (tx_id, position) <= ($3::text::xid8, $4) \
             AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-          ORDER BY tx_id, position LIMIT $5"
+          ORDER BY events.tx_id, events.position LIMIT $5"
     );
     let rows = client
         .query(
@@ -201,7 +206,7 @@ fn read_batch_sql() -> String {
         "SELECT {EVENT_COLUMNS} FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
             AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-          ORDER BY tx_id, position LIMIT $3"
+          ORDER BY events.tx_id, events.position LIMIT $3"
     )
 }
 

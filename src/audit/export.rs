@@ -36,7 +36,7 @@ pub async fn page(
             AND ($3::text IS NULL OR aggregate_type = $3) \
             AND ($4::timestamptz IS NULL OR recorded_at >= $4) \
             AND ($5::timestamptz IS NULL OR recorded_at < $5) \
-          ORDER BY tx_id, position LIMIT $6"
+          ORDER BY events.tx_id, events.position LIMIT $6"
     );
     let rows = client
         .query(
