@@ -121,18 +121,20 @@ pub async fn projections(
                 let names: Vec<_> = all.iter().map(|p| p.name()).collect();
                 anyhow::bail!("no read model named {name:?}; known: {}", names.join(", "));
             }
-            for projection in chosen {
-                let progress = bar(Some(0), projection.name());
-                let report = subdesk_projections::rebuild::rebuild(
-                    pool,
-                    projection.as_ref(),
-                    &|done, total| {
-                        progress.set_length(total);
-                        progress.set_position(done);
-                    },
-                )
+            // One pass over the log for all of them: each batch is read once and applied
+            // to every chosen read model at the same time.
+            let names: Vec<&str> = chosen.iter().map(|p| p.name()).collect();
+            let progress = bar(Some(0), &names.join(", "));
+            let projections: Vec<&dyn subdesk_projections::Projection> =
+                chosen.iter().map(|p| p.as_ref()).collect();
+            let reports =
+                subdesk_projections::rebuild::rebuild_all(pool, &projections, &|done, total| {
+                    progress.set_length(total);
+                    progress.set_position(done);
+                })
                 .await?;
-                progress.finish_and_clear();
+            progress.finish_and_clear();
+            for report in reports {
                 eprintln!(
                     "rebuilt {}: {} events in {:.1}s ({:.0} events/s)",
                     report.projection, report.events, report.seconds, report.events_per_second

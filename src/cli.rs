@@ -51,7 +51,8 @@ async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
         }
         Command::Projections { command } => {
             db::migrate(&database.target).await?;
-            let pool = database.target.pool(4)?;
+            // A rebuild reads on one connection and writes each read model on another.
+            let pool = database.target.pool(6)?;
             crate::audit_cli::projections(&pool, command).await
         }
     }

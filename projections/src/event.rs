@@ -111,6 +111,22 @@ impl StoredEvent {
     /// The payload in the current shape of aggregate `A`'s events (older versions upcast).
     pub fn decode<A: Aggregate>(&self) -> Result<A::Event, ProjectionError> {
         let upcasters = upcasters_for(&self.aggregate_type);
+        let current = !upcasters
+            .iter()
+            .any(|u| u.can_upcast(&self.event_type, &self.event_version));
+        if current {
+            // Already in the current shape: read it in place rather than from a deep copy
+            // (every projection decodes every event of its aggregate type; in a rebuild the
+            // copies were a good part of the decoding).
+            return <A::Event as serde::Deserialize>::deserialize(&self.payload).map_err(
+                |source| ProjectionError::Decode {
+                    position: self.position,
+                    event_type: self.event_type.clone(),
+                    event_version: self.event_version.clone(),
+                    source,
+                },
+            );
+        }
         let serialized = upcast(
             SerializedEvent::new(
                 self.aggregate_id.clone(),
@@ -201,7 +217,7 @@ pub async fn read_batch_prepared(
     Ok(rows.iter().map(StoredEvent::from_row).collect())
 }
 
-fn read_batch_sql() -> String {
+pub(crate) fn read_batch_sql() -> String {
     format!(
         "SELECT {EVENT_COLUMNS} FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
