@@ -40,7 +40,12 @@ pub async fn tokens(target: &subdesk::db::Target) -> anyhow::Result<(String, Str
 
 /// `commands`: the mix at concurrency 8, 32 and 128, each next to pgbench running the SQL of
 /// one command with as many clients.
-pub async fn commands(bench: &Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+pub async fn commands(
+    bench: &Bench,
+    options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
     let db = "bench_commands";
     let target = bench.database(db).await?;
     let mut client = bench.connect(db).await?;
@@ -106,7 +111,7 @@ pub async fn commands(bench: &Bench, options: &Options, report: &mut Report) -> 
         ));
     }
     report.section(
-        "commands",
+        &format!("commands{label}"),
         &format!(
             "HTTP command mix (open, agent comment, request info, customer reply, customer \
              comment, resolve; every sixth a seat change) over 1,000 cases and 200 \
@@ -121,12 +126,17 @@ pub async fn commands(bench: &Bench, options: &Options, report: &mut Report) -> 
             rows.join("\n")
         ),
     );
-    report.rss("commands", rss);
+    report.rss(&format!("commands{label}"), rss);
     Ok(())
 }
 
 /// `streams`: comments on 1,000-event streams against comments on 10-event streams.
-pub async fn streams(bench: &Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+pub async fn streams(
+    bench: &Bench,
+    options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
     let db = "bench_streams";
     let target = bench.database(db).await?;
     let mut client = bench.connect(db).await?;
@@ -174,7 +184,7 @@ pub async fn streams(bench: &Bench, options: &Options, report: &mut Report) -> a
         long.rate()
     );
     report.section(
-        "streams",
+        &format!("streams{label}"),
         &format!(
             "Comments (alternately customer and agent) at concurrency {concurrency} on 200 \
              streams of 10 events and 200 streams of 1,000 events, alternating 2 x {}s each \
@@ -195,7 +205,7 @@ pub async fn streams(bench: &Bench, options: &Options, report: &mut Report) -> a
             long.error_summary(),
         ),
     );
-    report.rss("streams", rss);
+    report.rss(&format!("streams{label}"), rss);
     Ok(())
 }
 
@@ -207,7 +217,12 @@ struct Sample {
 }
 
 /// `lag`: commit-to-visible delay of the read models at half the maximum command rate.
-pub async fn lag(bench: &Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+pub async fn lag(
+    bench: &Bench,
+    options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
     let db = "bench_lag";
     let target = bench.database(db).await?;
     let mut client = bench.connect(db).await?;
@@ -297,7 +312,7 @@ pub async fn lag(bench: &Bench, options: &Options, report: &mut Report) -> anyho
         outcome.rate()
     );
     report.section(
-        "lag",
+        &format!("lag{label}"),
         &format!(
             "Maximum rate (closed loop, concurrency 32, {}s): {:.0} cmd/s. Then an open loop \
              at half of it ({rate:.0} cmd/s offered, {:.0} cmd/s answered) for {}s. Delay \
@@ -314,6 +329,6 @@ pub async fn lag(bench: &Bench, options: &Options, report: &mut Report) -> anyho
             outcome.error_summary(),
         ),
     );
-    report.rss("lag", rss);
+    report.rss(&format!("lag{label}"), rss);
     Ok(())
 }

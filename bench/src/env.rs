@@ -28,7 +28,7 @@ const SETTINGS: &[(&str, &str)] = &[
 
 pub struct Bench {
     pub cluster: LocalCluster,
-    pub server_bin: PathBuf,
+    server_bin: Mutex<PathBuf>,
 }
 
 impl Bench {
@@ -48,7 +48,7 @@ impl Bench {
             .context("starting the bench PostgreSQL cluster")?;
         Ok(Self {
             cluster,
-            server_bin,
+            server_bin: Mutex::new(server_bin),
         })
     }
 
@@ -86,7 +86,21 @@ impl Bench {
 
     /// Starts `subdesk serve` on database `dbname` with extra flags.
     pub async fn server(&self, dbname: &str, extra: &[&str]) -> anyhow::Result<Server> {
-        Server::start(&self.server_bin, &self.url(dbname), extra).await
+        Server::start(&self.server_bin(), &self.url(dbname), extra).await
+    }
+
+    /// The `subdesk` binary under test.
+    pub fn server_bin(&self) -> PathBuf {
+        self.server_bin
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_server_bin(&self, bin: PathBuf) {
+        if let Ok(mut current) = self.server_bin.lock() {
+            *current = bin;
+        }
     }
 
     pub async fn stop(self) {

@@ -49,10 +49,22 @@ pub async fn ensure_log(bench: &Bench, options: &Options) -> anyhow::Result<u64>
 
 /// `rebuild`: `subdesk projections rebuild --all` on the log, and the same read models
 /// replayed one event per transaction on a slice of it.
-pub async fn rebuild(bench: &Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+pub async fn rebuild(
+    bench: &Bench,
+    options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
     let events = ensure_log(bench, options).await?;
+    // The outbox is written through, not rebuilt: empty it so that every run derives it
+    // whole (a second run would otherwise only meet conflicts).
+    bench
+        .connect(DB)
+        .await?
+        .batch_execute("TRUNCATE notifications")
+        .await?;
     let run = run_cli(
-        &bench.server_bin,
+        &bench.server_bin(),
         &bench.url(DB),
         &["projections", "rebuild", "--all"],
         None,
@@ -79,7 +91,7 @@ pub async fn rebuild(bench: &Bench, options: &Options, report: &mut Report) -> a
     );
     let naive_rate = naive.0 as f64 / naive.1.as_secs_f64();
     report.section(
-        "rebuild",
+        &format!("rebuild{label}"),
         &format!(
             "`subdesk projections rebuild --all` on a log of {events} events (cases, \
              subscriptions and timers read models, each rebuilt into shadow tables and \
@@ -99,7 +111,7 @@ pub async fn rebuild(bench: &Bench, options: &Options, report: &mut Report) -> a
             per_projection.join("  \n")
         ),
     );
-    report.rss("rebuild (CLI)", run.peak_rss_mib);
+    report.rss(&format!("rebuild (CLI){label}"), run.peak_rss_mib);
     Ok(())
 }
 
@@ -146,19 +158,30 @@ async fn naive_replay(bench: &Bench, n: i64) -> anyhow::Result<(u64, Duration)> 
 }
 
 /// `export` and `verify` on the log.
-pub async fn audit(bench: &Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
+pub async fn audit(
+    bench: &Bench,
+    options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
     let events = ensure_log(bench, options).await?;
     let file =
         std::env::temp_dir().join(format!("subdesk-bench-export-{}.jsonl", std::process::id()));
-    let export = run_cli(&bench.server_bin, &bench.url(DB), &["export"], Some(&file)).await?;
+    let export = run_cli(
+        &bench.server_bin(),
+        &bench.url(DB),
+        &["export"],
+        Some(&file),
+    )
+    .await?;
     let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&file);
-    let verify = run_cli(&bench.server_bin, &bench.url(DB), &["verify"], None).await?;
+    let verify = run_cli(&bench.server_bin(), &bench.url(DB), &["verify"], None).await?;
     let export_rate = events as f64 / export.wall.as_secs_f64();
     let verify_rate = events as f64 / verify.wall.as_secs_f64();
     eprintln!("export {export_rate:.0} events/s, verify {verify_rate:.0} events/s");
     report.section(
-        "export / verify",
+        &format!("export / verify{label}"),
         &format!(
             "The CLI on the same log of {events} events, wall time of the whole process.\n\n\
              | command | seconds | events/s | peak RSS MiB |\n|---|---|---|---|\n\

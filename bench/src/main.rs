@@ -66,6 +66,11 @@ pub struct Options {
     /// The `subdesk` binary to benchmark; default: build and use target/release/subdesk.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
+    /// Another `subdesk` binary (say, a build of an earlier commit) to measure in the same
+    /// run, scenario by scenario just before the one under test: before / after figures that
+    /// shared the machine's state.
+    #[arg(long)]
+    pub baseline_bin: Option<PathBuf>,
 }
 
 /// The Markdown report, printed at the end.
@@ -161,23 +166,38 @@ async fn main() -> anyhow::Result<()> {
 async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let all = options.scenarios.contains(&Scenario::All);
     let wanted = |s| all || options.scenarios.contains(&s);
-    if wanted(Scenario::Commands) {
-        commands::commands(bench, options, report).await?;
+    let under_test = bench.server_bin();
+    let mut binaries = Vec::new();
+    if let Some(baseline) = &options.baseline_bin {
+        binaries.push((" (baseline binary)".to_string(), baseline.clone()));
+        binaries.push((" (binary under test)".to_string(), under_test));
+    } else {
+        binaries.push((String::new(), under_test));
     }
-    if wanted(Scenario::Streams) {
-        commands::streams(bench, options, report).await?;
-    }
-    if wanted(Scenario::Lag) {
-        commands::lag(bench, options, report).await?;
-    }
-    if wanted(Scenario::Timers) {
-        timers::timers(bench, options, report).await?;
-    }
-    if wanted(Scenario::Rebuild) {
-        log::rebuild(bench, options, report).await?;
-    }
-    if wanted(Scenario::Audit) {
-        log::audit(bench, options, report).await?;
+    for scenario in [
+        Scenario::Commands,
+        Scenario::Streams,
+        Scenario::Lag,
+        Scenario::Timers,
+        Scenario::Rebuild,
+        Scenario::Audit,
+    ] {
+        if !wanted(scenario) {
+            continue;
+        }
+        for (label, bin) in &binaries {
+            eprintln!("{scenario:?}{label}: {}", bin.display());
+            bench.set_server_bin(bin.clone());
+            match scenario {
+                Scenario::Commands => commands::commands(bench, options, report, label).await?,
+                Scenario::Streams => commands::streams(bench, options, report, label).await?,
+                Scenario::Lag => commands::lag(bench, options, report, label).await?,
+                Scenario::Timers => timers::timers(bench, options, report, label).await?,
+                Scenario::Rebuild => log::rebuild(bench, options, report, label).await?,
+                Scenario::Audit => log::audit(bench, options, report, label).await?,
+                Scenario::All => {}
+            }
+        }
     }
     Ok(())
 }

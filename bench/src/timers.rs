@@ -16,12 +16,20 @@ use crate::{seed, Options, Report};
 const BURST: usize = 10_000;
 const SCATTERED: usize = 1_000;
 
-pub async fn timers(bench: &Bench, _options: &Options, report: &mut Report) -> anyhow::Result<()> {
+pub async fn timers(
+    bench: &Bench,
+    _options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
     let (burst, burst_rss) = burst(bench).await?;
     let (scattered, scattered_rss) = scattered(bench).await?;
-    report.section("timers", &format!("{burst}\n\n{scattered}"));
-    report.rss("timers (10,000 due at once)", burst_rss);
-    report.rss("timers (1,000 scattered)", scattered_rss);
+    report.section(
+        &format!("timers{label}"),
+        &format!("{burst}\n\n{scattered}"),
+    );
+    report.rss(&format!("timers, 10,000 due at once{label}"), burst_rss);
+    report.rss(&format!("timers, 1,000 scattered{label}"), scattered_rss);
     Ok(())
 }
 
@@ -92,8 +100,20 @@ async fn burst(bench: &Bench) -> anyhow::Result<(String, f64)> {
     };
     let rss = server.peak_rss_mib();
     server.stop().await?;
+    // The same run's reference: how long the database alone takes for 10,000 transactions of
+    // the SQL one command costs, at the scheduler's concurrency.
+    let ceiling = crate::pgbench::run(
+        bench.socket_dir(),
+        db,
+        &crate::pgbench::script("command.sql"),
+        16,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let floor = BURST as f64 / ceiling.tps;
     eprintln!(
-        "timers burst: {resolved} resolved, last {:.2}s after due, read model {:?}",
+        "timers burst: {resolved} resolved, last {:.2}s after due, read model {:?}; \
+         pgbench would take {floor:.1}s",
         seconds(last),
         read_model_at
     );
@@ -101,12 +121,14 @@ async fn burst(bench: &Bench) -> anyhow::Result<(String, f64)> {
         "{BURST} cases waiting for the customer since the same instant (seeded with COPY; \
          {armed} timers armed by the projection before the due time), server policy \
          `--auto-resolve-after {policy}s`, system clock.\n\n\
-         | due at once | resolved | first event after due s | last event after due s | all `resolved` in the read model after due s | server peak RSS MiB |\n\
-         |---|---|---|---|---|---|\n\
-         | {BURST} | {resolved} | {:.2} | **{:.2}** | {:.2} | {rss:.0} |",
+         | due at once | resolved | first event after due s | last event after due s | all `resolved` in the read model after due s | pgbench: 10,000 command transactions, 16 clients, s | last / pgbench | server peak RSS MiB |\n\
+         |---|---|---|---|---|---|---|---|\n\
+         | {BURST} | {resolved} | {:.2} | **{:.2}** | {:.2} | {floor:.1} ({:.0} tx/s) | {:.2} | {rss:.0} |",
         seconds(first),
         seconds(last),
         read_model_at.map_or(f64::NAN, |d| d.as_secs_f64()),
+        ceiling.tps,
+        seconds(last) / floor,
     ), rss))
 }
 
@@ -178,7 +200,7 @@ async fn scattered(bench: &Bench) -> anyhow::Result<(String, f64)> {
     let rows = client
         .query(
             "SELECT extract(epoch FROM recorded_at - \
-                    ((payload -> 'CaseAutoResolved' ->> 'waiting_since')::timestamptz \
+                    ((payload ->> 'waiting_since')::timestamptz \
                      + interval '3 seconds'))::float8 \
                FROM events WHERE event_type = 'CaseAutoResolved'",
             &[],
