@@ -181,6 +181,10 @@ async fn apply_to_shadow(
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     shadow.select(&tx).await?;
+    // A shadow is thrown away if the rebuild does not finish, so its batches need not wait
+    // for their WAL flush; the swap does.
+    tx.batch_execute("SET LOCAL synchronous_commit TO off")
+        .await?;
     projection.apply(&tx, events).await?;
     tx.commit().await?;
     Ok(())
