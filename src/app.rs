@@ -88,10 +88,14 @@ impl AppState {
         let pool = target.pool(settings.pool_size)?;
         let read_pool = read_target.pool(settings.pool_size)?;
         let sqlx = target.sqlx_pool(settings.pool_size);
+        // The command path has connections of its own (as it had when it wrote through
+        // sqlx), so that commands and the projection runners never wait for each other's
+        // connections.
+        let command_pool = target.pool(settings.pool_size)?;
         let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone());
         let cases = Arc::new(CommandBus::new(
             sqlx.clone(),
-            pool.clone(),
+            command_pool.clone(),
             case_services,
             settings.aggregate_cache,
         ));
@@ -99,7 +103,7 @@ impl AppState {
             SubscriptionServices::new(Arc::clone(&clock), settings.subscription_policy.clone());
         let subscriptions = Arc::new(CommandBus::new(
             sqlx,
-            pool.clone(),
+            command_pool,
             subscription_services,
             settings.aggregate_cache,
         ));
