@@ -13,6 +13,9 @@
 //!   e-mails of the notifications outbox.
 //! - [`subscriptions`]: the subscription list / detail read model, the entitlement contract
 //!   (`entitlements`, `partner_customers`) and the subscription e-mails of the outbox.
+//! - [`reports`]: the dashboards' read models: per-case and per-subscription facts (medians
+//!   are taken over them when read) and counters per org (open cases, cases per day, active
+//!   subscriptions and seats), cancellations.
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
 //! rebuild can run the same code against shadow tables through `search_path`.
@@ -21,6 +24,7 @@ pub mod cases;
 pub mod error;
 pub mod event;
 pub mod rebuild;
+pub mod reports;
 pub mod rows;
 pub mod runner;
 pub mod subscriptions;
@@ -34,5 +38,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
         std::sync::Arc::new(cases::CaseProjection),
         std::sync::Arc::new(subscriptions::SubscriptionProjection),
+        std::sync::Arc::new(reports::ReportProjection),
     ]
 }
