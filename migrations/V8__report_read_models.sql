@@ -48,12 +48,13 @@ CREATE INDEX report_case_facts_unanswered ON report_case_facts (first_response_d
 
 -- Open cases (open, investigating, waiting_for_customer) now, by org, status and priority.
 -- A counter: the projection moves a case from one cell to another as its status or priority
--- changes; cells that reach zero are deleted.
+-- changes; cells that reach zero are deleted. (No CHECK (cases >= 0): PostgreSQL checks the
+-- row an INSERT ... ON CONFLICT proposes, a negative delta, before it turns into an update.)
 CREATE TABLE report_open_cases (
     org_id   text     NOT NULL,
     status   text     NOT NULL,
     priority smallint NOT NULL,
-    cases    integer  NOT NULL CHECK (cases >= 0),  -- a cell at 0 is deleted in the same batch
+    cases    integer  NOT NULL,  -- a cell at 0 is deleted in the same batch
     PRIMARY KEY (org_id, status, priority)
 );
 
@@ -97,7 +98,7 @@ CREATE TABLE report_active_subscriptions (
     partner_id    text    NOT NULL,   -- '' = direct
     product       text    NOT NULL,
     plan          text    NOT NULL,
-    subscriptions integer NOT NULL CHECK (subscriptions >= 0),  -- 0 is deleted in the same batch
+    subscriptions integer NOT NULL,   -- a cell at 0 is deleted in the same batch
     seats         bigint  NOT NULL,
     PRIMARY KEY (org_id, partner_id, product, plan)
 );

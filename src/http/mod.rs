@@ -13,6 +13,7 @@ pub mod consistency;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod reports;
 pub mod schema;
 pub mod subscriptions;
 
@@ -53,6 +54,9 @@ use crate::app::AppState;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
+        (name = "reports", description = "Dashboards: cases, first-response SLA and \
+            resolution times, subscriptions and seats, renewals, cancellations; JSON or CSV, \
+            scoped to what the caller sees"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -81,6 +85,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(subscriptions::router())
         .merge(audit::router())
+        .merge(reports::router())
 }
 
 /// The whole HTTP application.

@@ -14,4 +14,5 @@ mod conflicts;
 mod helpers;
 mod idempotency;
 mod projections;
+mod reports;
 mod subscriptions;
