@@ -513,14 +513,16 @@ impl ReportProjection {
         let open = open_case_deltas(&before, &after);
         let days: Vec<CaseDayDelta> = days
             .into_iter()
-            .map(|((day, org_id, product), [opened, resolved, auto_resolved])| CaseDayDelta {
-                day,
-                org_id,
-                product,
-                opened,
-                resolved,
-                auto_resolved,
-            })
+            .map(
+                |((day, org_id, product), [opened, resolved, auto_resolved])| CaseDayDelta {
+                    day,
+                    org_id,
+                    product,
+                    opened,
+                    resolved,
+                    auto_resolved,
+                },
+            )
             .collect();
         let changed: Vec<CaseFacts> = after
             .into_values()
