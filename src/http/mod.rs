@@ -10,6 +10,7 @@ pub mod cases;
 pub mod cases_read;
 pub mod command;
 pub mod consistency;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes().split_for_parts();
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(dashboard::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
