@@ -4,7 +4,8 @@
 //!   rows medians are taken over at read time (`percentile_cont`), since a median cannot be
 //!   kept as one number updated per event.
 //! - `report_open_cases`: open cases now, a counter per (org, status, priority).
-//! - `report_case_days`: per UTC day, org and product: opened, resolved, auto-resolved.
+//! - `report_case_days`: per UTC day, org and product: opened, resolved, auto-resolved; and
+//!   `report_case_days_all`, the same over every org (what the unfiltered view reads).
 //! - `report_subscription_facts`: one row per subscription (renewals due are read from it).
 //! - `report_active_subscriptions`: subscriptions in force and their seats, a counter per
 //!   (org, partner, product, plan).
@@ -429,6 +430,32 @@ async fn write_case_days(
     if deltas.is_empty() {
         return Ok(());
     }
+    let mut all: BTreeMap<(NaiveDate, &str), [i32; 3]> = BTreeMap::new();
+    for d in deltas {
+        let cell = all.entry((d.day, d.product.as_str())).or_default();
+        cell[0] += d.opened;
+        cell[1] += d.resolved;
+        cell[2] += d.auto_resolved;
+    }
+    let all: Vec<serde_json::Value> = all
+        .into_iter()
+        .map(|((day, product), [opened, resolved, auto_resolved])| {
+            serde_json::json!({"day": day, "product": product, "opened": opened,
+                               "resolved": resolved, "auto_resolved": auto_resolved})
+        })
+        .collect();
+    tx.execute(
+        "INSERT INTO report_case_days_all (day, product, opened, resolved, auto_resolved) \
+         SELECT day, product, opened, resolved, auto_resolved \
+           FROM jsonb_to_recordset($1) AS d(day date, product text, \
+                opened integer, resolved integer, auto_resolved integer) \
+         ON CONFLICT (day, product) DO UPDATE SET \
+             opened = report_case_days_all.opened + EXCLUDED.opened, \
+             resolved = report_case_days_all.resolved + EXCLUDED.resolved, \
+             auto_resolved = report_case_days_all.auto_resolved + EXCLUDED.auto_resolved",
+        &[&Json(&all)],
+    )
+    .await?;
     tx.execute(
         "INSERT INTO report_case_days (day, org_id, product, opened, resolved, auto_resolved) \
          SELECT day, org_id, product, opened, resolved, auto_resolved \
@@ -605,6 +632,7 @@ impl Projection for ReportProjection {
             "report_case_facts",
             "report_open_cases",
             "report_case_days",
+            "report_case_days_all",
             "report_subscription_facts",
             "report_active_subscriptions",
             "report_cancellations",

@@ -22,6 +22,8 @@
 //! `?format=csv` (or `Accept: text/csv`) answers one table of the report as `text/csv` with a
 //! header row; `table` picks which.
 
+use std::collections::HashMap;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -559,6 +561,16 @@ pub struct SubscriptionsReport {
     pub cancellations_per_month: Vec<MonthCancellations>,
 }
 
+/// A read-only transaction for one report's queries, with room to sort a year of cases in
+/// memory (a median sorts every value it is taken over).
+async fn report_transaction<'a>(
+    client: &'a mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'a>, ApiError> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
+    Ok(tx)
+}
+
 /// The case report for `principal`.
 pub async fn cases(
     state: &AppState,
@@ -567,31 +579,36 @@ pub async fn cases(
 ) -> Result<CasesReport, ApiError> {
     let now = state.clock.now();
     let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
-    let client = state.read_pool.get().await?;
-    let orgs = case_orgs(&**client, principal, filter).await?;
+    let mut client = state.read_pool.get().await?;
+    let tx = report_transaction(&mut client).await?;
+    let orgs = case_orgs(&*tx, principal, filter).await?;
     let by_org: [&(dyn ToSql + Sync); 1] = [&orgs];
     let by_org_days: [&(dyn ToSql + Sync); 3] = [&orgs, &period.from, &period.to];
-    let open = client.query(
+    // Every org: the counters kept over all orgs, a row per day and product.
+    let (days_table, org_filter) = if orgs.is_none() {
+        ("report_case_days_all", "$1::text[] IS NULL")
+    } else {
+        ("report_case_days", "org_id = ANY($1)")
+    };
+    let open = tx.query(
         "SELECT status, priority, sum(cases)::bigint FROM report_open_cases \
           WHERE ($1::text[] IS NULL OR org_id = ANY($1)) \
           GROUP BY status, priority",
         &by_org,
     );
-    let days = client.query(
+    let days_sql = format!(
         "SELECT day, sum(opened)::bigint, sum(resolved)::bigint, sum(auto_resolved)::bigint \
-           FROM report_case_days \
-          WHERE day BETWEEN $2 AND $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
-          GROUP BY day",
-        &by_org_days,
+           FROM {days_table} WHERE day BETWEEN $2 AND $3 AND {org_filter} GROUP BY day"
     );
-    let products = client.query(
+    let products_sql = format!(
         "SELECT product, sum(opened)::bigint, sum(resolved)::bigint, sum(auto_resolved)::bigint \
-           FROM report_case_days \
-          WHERE day BETWEEN $2 AND $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
-          GROUP BY product ORDER BY 2 DESC, product",
-        &by_org_days,
+           FROM {days_table} WHERE day BETWEEN $2 AND $3 AND {org_filter} \
+          GROUP BY product ORDER BY 2 DESC, product"
     );
+    let days = tx.query(&days_sql, &by_org_days);
+    let products = tx.query(&products_sql, &by_org_days);
     let (open, days, products) = futures::try_join!(open, days, products)?;
+    tx.commit().await?;
 
     let mut cells = Vec::new();
     for status in subdesk_projections::reports::OPEN_STATUSES {
@@ -613,16 +630,19 @@ pub async fn cases(
         total: cells.iter().map(|c| c.cases).sum(),
         cells,
     };
+    let days: HashMap<NaiveDate, [i64; 3]> = days
+        .iter()
+        .map(|r| (r.get(0), [r.get(1), r.get(2), r.get(3)]))
+        .collect();
     let per_day: Vec<CaseDay> = period
         .days()
         .map(|day| {
-            let row = days.iter().find(|r| r.get::<_, NaiveDate>(0) == day);
-            let n = |i: usize| row.map_or(0, |r| r.get::<_, i64>(i));
+            let [opened, resolved, auto_resolved] = days.get(&day).copied().unwrap_or_default();
             CaseDay {
                 day,
-                opened: n(1),
-                resolved: n(2),
-                auto_resolved: n(3),
+                opened,
+                resolved,
+                auto_resolved,
             }
         })
         .collect();
@@ -658,14 +678,15 @@ pub async fn sla(
 ) -> Result<SlaReport, ApiError> {
     let now = state.clock.now();
     let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
-    let client = state.read_pool.get().await?;
-    let orgs = case_orgs(&**client, principal, filter).await?;
+    let mut client = state.read_pool.get().await?;
+    let tx = report_transaction(&mut client).await?;
+    let orgs = case_orgs(&*tx, principal, filter).await?;
     let (start, end) = (period.start(), period.end());
     let opened_params: [&(dyn ToSql + Sync); 4] = [&orgs, &start, &end, &now];
     let resolved_params: [&(dyn ToSql + Sync); 3] = [&orgs, &start, &end];
     // ROLLUP adds the row of all priorities (priority NULL). percentile_cont ignores NULLs:
     // the median is over the cases that were answered (resolved).
-    let responses = client.query(
+    let responses = tx.query(
         "SELECT priority, count(*), count(first_responded_at), \
                 count(*) FILTER (WHERE first_response_breached = false), \
                 count(*) FILTER (WHERE first_response_breached \
@@ -679,7 +700,7 @@ pub async fn sla(
           GROUP BY ROLLUP (priority)",
         &opened_params,
     );
-    let resolutions = client.query(
+    let resolutions = tx.query(
         "SELECT priority, count(*), \
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) \
            FROM report_case_facts \
@@ -688,6 +709,7 @@ pub async fn sla(
         &resolved_params,
     );
     let (responses, resolutions) = futures::try_join!(responses, resolutions)?;
+    tx.commit().await?;
     let policy = &state.settings.case_policy;
     let row = |priority: Option<i16>| {
         let mut row = SlaRow {
@@ -761,8 +783,9 @@ pub async fn subscriptions(
 ) -> Result<SubscriptionsReport, ApiError> {
     let now = state.clock.now();
     let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
-    let client = state.read_pool.get().await?;
-    let scope = subscription_scope(&**client, principal, filter).await?;
+    let mut client = state.read_pool.get().await?;
+    let tx = report_transaction(&mut client).await?;
+    let scope = subscription_scope(&*tx, principal, filter).await?;
     let until = now + Duration::days(RENEWAL_WINDOW_DAYS);
     let (start, end) = (period.start(), period.end());
     let scoped: [&(dyn ToSql + Sync); 2] = [&scope.orgs, &scope.partner];
@@ -771,7 +794,7 @@ pub async fn subscriptions(
         [&scope.orgs, &scope.partner, &now, &until, &RENEWAL_ITEMS];
     let cancelled: [&(dyn ToSql + Sync); 4] = [&scope.orgs, &scope.partner, &start, &end];
     // '' is the partner key of direct subscriptions in the counter table.
-    let active = client.query(
+    let active = tx.query(
         "SELECT product, plan, nullif(partner_id, ''), sum(subscriptions)::bigint, \
                 sum(seats)::bigint \
            FROM report_active_subscriptions \
@@ -779,14 +802,14 @@ pub async fn subscriptions(
           GROUP BY product, plan, partner_id ORDER BY product, plan, partner_id",
         &scoped,
     );
-    let renewals = client.query_one(
+    let renewals = tx.query_one(
         "SELECT count(*), coalesce(sum(seats), 0)::bigint, count(*) FILTER (WHERE auto_renew) \
            FROM report_subscription_facts \
           WHERE status = 'active' AND term_end >= $3 AND term_end < $4 \
             AND ($1::text[] IS NULL OR org_id = ANY($1)) AND ($2::text IS NULL OR partner_id = $2)",
         &due,
     );
-    let items = client.query(
+    let items = tx.query(
         "SELECT subscription_id, org_id, product, plan, partner_id, seats, term_end, auto_renew \
            FROM report_subscription_facts \
           WHERE status = 'active' AND term_end >= $3 AND term_end < $4 \
@@ -794,7 +817,7 @@ pub async fn subscriptions(
           ORDER BY term_end, subscription_id LIMIT $5",
         &due_items,
     );
-    let cancellations = client.query(
+    let cancellations = tx.query(
         "SELECT to_char(effective_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), \
                 sum(seats)::bigint \
            FROM report_cancellations \
@@ -805,6 +828,7 @@ pub async fn subscriptions(
     );
     let (active, renewals, items, cancellations) =
         futures::try_join!(active, renewals, items, cancellations)?;
+    tx.commit().await?;
 
     let rows: Vec<ActiveRow> = active
         .iter()
@@ -847,16 +871,18 @@ pub async fn subscriptions(
             })
             .collect(),
     };
+    let cancellations: HashMap<String, [i64; 2]> = cancellations
+        .iter()
+        .map(|r| (r.get(0), [r.get(1), r.get(2)]))
+        .collect();
     let cancellations_per_month = period
         .months()
         .into_iter()
         .map(|month| {
-            let row = cancellations
-                .iter()
-                .find(|r| r.get::<_, String>(0) == month);
+            let [cancelled, seats] = cancellations.get(&month).copied().unwrap_or_default();
             MonthCancellations {
-                cancellations: row.map_or(0, |r| r.get(1)),
-                seats: row.map_or(0, |r| r.get(2)),
+                cancellations: cancelled,
+                seats,
                 month,
             }
         })
