@@ -1099,3 +1099,509 @@ async fn a_backwards_period_is_refused_and_a_bad_date_is_a_bad_request() {
     assert_eq!(sla["overall"]["opened"], 0);
     assert!(sla["overall"]["attainment"].is_null());
 }
+
+#[tokio::test]
+async fn the_reports_are_documented_in_openapi_as_json_and_csv_with_examples() {
+    let app = crate::helpers::spawn_app().await;
+    let doc = expect_json(app.get("/openapi.json", "").await, StatusCode::OK).await;
+    for path in [
+        "/v1/reports/cases",
+        "/v1/reports/sla",
+        "/v1/reports/subscriptions",
+    ] {
+        let get = &doc["paths"][path]["get"];
+        assert_eq!(get["tags"], json!(["reports"]), "{path}");
+        let content = &get["responses"]["200"]["content"];
+        assert!(content["application/json"]["schema"].is_object(), "{path}");
+        assert!(content["text/csv"]["example"].is_string(), "{path}");
+        let params: Vec<&str> = items(&get["parameters"])
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in ["from", "to", "org_id", "partner_id", "format", "table"] {
+            assert!(params.contains(&name), "{path} documents `{name}`");
+        }
+    }
+    for schema in ["CasesReport", "SlaReport", "SubscriptionsReport"] {
+        assert!(
+            doc["components"]["schemas"][schema]["example"].is_object(),
+            "{schema} has an example"
+        );
+    }
+}
+
+// --- latency with a large log -------------------------------------------------------------------
+
+/// Report latency with many cases: seeds the events of `SUBDESK_BENCH_CASES` cases (default
+/// 3,000; the figures in the README are for 100,000) and 5,000 subscriptions straight into the
+/// events table, lets the projections catch up, and times the report endpoints over HTTP:
+///
+/// ```sh
+/// SUBDESK_BENCH_CASES=100000 cargo test --release --test api report_latency -- --nocapture
+/// ```
+///
+/// The events are the ones the aggregates would append (the domain's own event types,
+/// serialized the same way): cases opened over the last 365 days across 200 orgs, 5 products
+/// and 10 partners; answered in or out of target, then resolved, auto-resolved after waiting,
+/// or still open. The test fails if a report takes a second at the 99th percentile: reports are
+/// read from their read models, whatever the size of the log.
+mod latency {
+    use std::time::{Duration, Instant};
+
+    use chrono::{DateTime, Utc};
+    use cqrs_es::DomainEvent;
+    use serde_json::{json, Value};
+    use subdesk::app::Settings;
+    use subdesk_aggregates::subscription::{
+        self as sub, CancelEffective, Channel, SubscriptionActivated, SubscriptionCancelled,
+        SubscriptionCreated, SubscriptionEvent,
+    };
+    use subdesk_aggregates::support_case::{
+        self as case, CaseAutoResolved, CaseOpened, CaseResolved, CommentAdded,
+        CustomerInfoRequested, FirstResponseGiven, SupportCaseEvent, Visibility,
+    };
+    use subdesk_aggregates::{Actor, ActorRole, Clock};
+    use subdesk_projections::RunnerConfig;
+    use tokio_postgres::types::Json;
+    use uuid::Uuid;
+
+    use crate::helpers::{spawn_app_with, As, TestApp};
+
+    const ORGS: u64 = 200;
+    const PARTNERS: u64 = 10;
+    const PRODUCTS: [&str; 5] = [
+        "jira-software",
+        "confluence",
+        "jira-service-management",
+        "bitbucket",
+        "loom",
+    ];
+    const SUBSCRIPTIONS: u64 = 5_000;
+
+    /// A small deterministic generator (xorshift), so every run seeds the same log.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// One row of the events table as postgres-es writes it.
+    #[derive(Debug, serde::Serialize)]
+    struct Row {
+        aggregate_type: &'static str,
+        aggregate_id: String,
+        sequence: i64,
+        event_type: String,
+        event_version: String,
+        payload: Value,
+        metadata: Value,
+    }
+
+    fn row<E: DomainEvent + serde::Serialize>(
+        aggregate_type: &'static str,
+        id: Uuid,
+        sequence: i64,
+        event: &E,
+        actor: &Actor,
+    ) -> Row {
+        Row {
+            aggregate_type,
+            aggregate_id: id.to_string(),
+            sequence,
+            event_type: event.event_type(),
+            event_version: event.event_version(),
+            payload: serde_json::to_value(event).expect("payload"),
+            metadata: json!({"actor_id": actor.id, "actor_role": actor.role.as_str(),
+                             "request_id": "seed", "correlation_id": "seed"}),
+        }
+    }
+
+    fn org(n: u64) -> String {
+        format!("org-{n:03}")
+    }
+
+    /// The partner that sells to org `n` (every third org buys directly).
+    fn partner_of(n: u64) -> Option<String> {
+        (!n.is_multiple_of(3)).then(|| format!("p-{:02}", n % PARTNERS))
+    }
+
+    fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: i64) -> Vec<Row> {
+        let id = Uuid::from_u64_pair(0x5eed_0000_0000_0000, i);
+        let opened_at = start
+            + chrono::Duration::seconds(
+                span * i64::try_from(i).unwrap_or(0) / i64::try_from(cases.max(1)).unwrap_or(1),
+            );
+        let priority = u8::try_from(1 + rng.below(4)).unwrap_or(4);
+        let target = [3600, 4 * 3600, 8 * 3600, 16 * 3600][usize::from(priority - 1)];
+        let due = opened_at + chrono::Duration::seconds(target);
+        let org_n = rng.below(ORGS);
+        let requester = Actor::new(
+            format!("user{}@{}.example", rng.below(20), org(org_n)),
+            ActorRole::Customer,
+        );
+        let agent = Actor::new("agent@support.example", ActorRole::Agent);
+        let mut events = vec![SupportCaseEvent::CaseOpened(CaseOpened {
+            case_id: id,
+            key: format!("CASE-{}", 1001 + i),
+            org_id: org(org_n),
+            requester: requester.id.clone(),
+            product: PRODUCTS[usize::try_from(rng.below(5)).unwrap_or(0)].into(),
+            product_version: None,
+            entitlement_number: None,
+            subscription_id: None,
+            summary: format!("Seeded case {i}"),
+            description: "Seeded by the report latency benchmark.".into(),
+            impact: priority,
+            priority,
+            participants: vec![],
+            phone: None,
+            data_access_consent: false,
+            follow_up_of: None,
+            opened_by: requester.clone(),
+            opened_at,
+            first_response_due: due,
+        })];
+        let fate = rng.below(100);
+        if fate < 90 {
+            // Answered: most within the target, some late.
+            let answered = opened_at
+                + chrono::Duration::seconds(
+                    i64::try_from(rng.below(u64::try_from(target * 3 / 2).unwrap_or(1)))
+                        .unwrap_or(0)
+                        + 60,
+                );
+            events.push(SupportCaseEvent::CommentAdded(CommentAdded {
+                comment_id: Uuid::from_u64_pair(0x5eed_c000_0000_0000, i),
+                author: agent.clone(),
+                body: "Looking into it.".into(),
+                visibility: Visibility::Public,
+                at: answered,
+            }));
+            events.push(SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: Uuid::from_u64_pair(0x5eed_c000_0000_0000, i),
+                by: agent.clone(),
+                due,
+                breached: answered > due,
+                at: answered,
+            }));
+            if fate < 70 {
+                let resolved = answered
+                    + chrono::Duration::seconds(
+                        i64::try_from(3600 + rng.below(10 * 86_400)).unwrap_or(0),
+                    );
+                events.push(SupportCaseEvent::CaseResolved(CaseResolved {
+                    by: agent.clone(),
+                    at: resolved,
+                }));
+            } else if fate < 80 {
+                let waiting = answered + chrono::Duration::minutes(5);
+                events.push(SupportCaseEvent::CustomerInfoRequested(
+                    CustomerInfoRequested {
+                        comment_id: Uuid::from_u64_pair(0x5eed_c000_0000_0000, i),
+                        by: agent.clone(),
+                        at: waiting,
+                    },
+                ));
+                let waited = chrono::Duration::days(5);
+                events.push(SupportCaseEvent::CaseAutoResolved(CaseAutoResolved {
+                    waiting_since: waiting,
+                    waited_seconds: waited.num_seconds(),
+                    at: waiting + waited,
+                }));
+            }
+        }
+        let system = Actor::system();
+        events
+            .iter()
+            .enumerate()
+            .map(|(n, event)| {
+                let actor = if n == 0 {
+                    &requester
+                } else if matches!(event, SupportCaseEvent::CaseAutoResolved(_)) {
+                    &system
+                } else {
+                    &agent
+                };
+                row(
+                    case::AGGREGATE_TYPE,
+                    id,
+                    i64::try_from(n).unwrap_or(0) + 1,
+                    event,
+                    actor,
+                )
+            })
+            .collect()
+    }
+
+    fn subscription_events(rng: &mut Rng, i: u64, now: DateTime<Utc>) -> Vec<Row> {
+        let id = Uuid::from_u64_pair(0x5eed_5000_0000_0000, i);
+        let org_n = i % ORGS;
+        let partner = partner_of(org_n);
+        let actor = match &partner {
+            Some(p) => Actor::new(format!("sales@{p}.example"), ActorRole::Partner),
+            None => Actor::new(format!("admin@{}.example", org(org_n)), ActorRole::Customer),
+        };
+        let term_start =
+            now - chrono::Duration::days(i64::try_from(rng.below(300)).unwrap_or(0) + 1);
+        let term_end = now + chrono::Duration::days(i64::try_from(rng.below(365)).unwrap_or(0) + 1);
+        let mut events =
+            vec![
+                SubscriptionEvent::SubscriptionCreated(SubscriptionCreated {
+                    subscription_id: id,
+                    entitlement_number: format!(
+                        "E-{:04X}-{:04X}-{:04X}",
+                        i >> 32,
+                        (i >> 16) & 0xffff,
+                        i & 0xffff
+                    ),
+                    org_id: org(org_n),
+                    product: PRODUCTS[usize::try_from(rng.below(5)).unwrap_or(0)].into(),
+                    plan: ["standard", "premium", "enterprise"]
+                        [usize::try_from(rng.below(3)).unwrap_or(0)]
+                    .into(),
+                    seats: u32::try_from(1 + rng.below(500)).unwrap_or(1),
+                    term_start,
+                    term_end,
+                    auto_renew: rng.below(4) != 0,
+                    channel: partner.clone().map_or(Channel::Direct, |partner_id| {
+                        Channel::Partner { partner_id }
+                    }),
+                    billing_account: format!("BA-{org_n}"),
+                    included_products: vec![],
+                    from_collection: None,
+                    created_by: actor.clone(),
+                    created_at: term_start,
+                }),
+                SubscriptionEvent::SubscriptionActivated(SubscriptionActivated {
+                    term_start,
+                    at: term_start,
+                }),
+            ];
+        if rng.below(10) == 0 {
+            let at =
+                term_start + chrono::Duration::days(i64::try_from(rng.below(200)).unwrap_or(0));
+            events.push(SubscriptionEvent::SubscriptionCancelled(
+                SubscriptionCancelled {
+                    reason: "seeded".into(),
+                    effective: CancelEffective::Immediately,
+                    effective_at: at,
+                    by: actor.clone(),
+                    at,
+                },
+            ));
+        }
+        events
+            .iter()
+            .enumerate()
+            .map(|(n, event)| {
+                row(
+                    sub::AGGREGATE_TYPE,
+                    id,
+                    i64::try_from(n).unwrap_or(0) + 1,
+                    event,
+                    &actor,
+                )
+            })
+            .collect()
+    }
+
+    async fn insert(client: &tokio_postgres::Client, rows: &[Row]) {
+        for chunk in rows.chunks(5_000) {
+            client
+                .execute(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                         event_version, payload, metadata) \
+                     SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                            payload, metadata \
+                       FROM ROWS FROM (jsonb_to_recordset($1) AS (aggregate_type text, \
+                            aggregate_id text, sequence bigint, event_type text, \
+                            event_version text, payload jsonb, metadata jsonb)) \
+                        WITH ORDINALITY AS r(aggregate_type, aggregate_id, sequence, \
+                            event_type, event_version, payload, metadata, n) \
+                      ORDER BY n",
+                    &[&Json(chunk)],
+                )
+                .await
+                .expect("insert seeded events");
+        }
+    }
+
+    fn percentile(sorted: &[Duration], p: f64) -> f64 {
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+
+    /// Waits (long: a large log) until `projection` has applied every event.
+    async fn caught_up(app: &TestApp, projection: &str) {
+        let db = app.db().await;
+        let newest: i64 = db
+            .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+            .await
+            .expect("newest")
+            .get(0);
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        while subdesk_projections::runner::has_applied(&db, projection, newest)
+            .await
+            .expect("checkpoint")
+            != Some(true)
+        {
+            assert!(Instant::now() < deadline, "{projection} did not catch up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn time(app: &TestApp, path: &str, token: &str, requests: usize) -> (f64, f64) {
+        let get = || async {
+            let response = app.get(path, token).await;
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response.bytes().await.expect("body");
+        };
+        for _ in 0..10 {
+            get().await;
+        }
+        let mut times = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let started = Instant::now();
+            get().await;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        (percentile(&times, 0.5), percentile(&times, 0.99))
+    }
+
+    #[tokio::test]
+    async fn report_latency_stays_in_milliseconds_with_many_cases() {
+        let cases: u64 = std::env::var("SUBDESK_BENCH_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(3_000);
+        let requests = if cases >= 50_000 { 200 } else { 40 };
+        let settings = Settings {
+            projection: RunnerConfig {
+                batch_size: 5_000,
+                ..RunnerConfig::default()
+            },
+            ..Settings::default()
+        };
+        let clock = std::sync::Arc::new(subdesk::clock::SystemClock);
+        let app = spawn_app_with(settings, clock).await;
+        let now = subdesk::clock::SystemClock.now();
+        let start = now - chrono::Duration::days(365);
+        let span = (now - start).num_seconds();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let seeding = Instant::now();
+        let mut rows: Vec<Row> = (0..SUBSCRIPTIONS)
+            .flat_map(|i| subscription_events(&mut rng, i, now))
+            .collect();
+        rows.extend((0..cases).flat_map(|i| case_events(&mut rng, i, cases, start, span)));
+        let events = rows.len();
+        insert(&app.db().await, &rows).await;
+        drop(rows);
+        let seeded = seeding.elapsed();
+        let catching_up = Instant::now();
+        caught_up(&app, "subscriptions").await;
+        caught_up(&app, "reports").await;
+        let caught = catching_up.elapsed();
+        app.db()
+            .await
+            .batch_execute("VACUUM ANALYZE")
+            .await
+            .expect("vacuum");
+        println!(
+            "\n{events} events ({cases} cases, {SUBSCRIPTIONS} subscriptions) seeded in {:.1} s; \
+             projections caught up in {:.1} s\n",
+            seeded.as_secs_f64(),
+            caught.as_secs_f64()
+        );
+
+        let staff = app.token(As::admin()).await;
+        let org_admin = app
+            .token(As::org_admin("admin@org-007.example", "org-007"))
+            .await;
+        let partner = app
+            .token(As::partner(
+                "sales@p-04.example",
+                "p-04",
+                &["view_customers", "access_cases"],
+            ))
+            .await;
+        let year = format!("from={}&to={}", start.date_naive(), now.date_naive());
+        println!("| request | caller | p50 (ms) | p99 (ms) |\n|---|---|---:|---:|");
+        let mut worst: f64 = 0.0;
+        for (path, caller, token) in [
+            ("/v1/reports/cases".to_string(), "admin", &staff),
+            ("/v1/reports/sla".to_string(), "admin", &staff),
+            ("/v1/reports/subscriptions".to_string(), "admin", &staff),
+            (format!("/v1/reports/cases?{year}"), "admin", &staff),
+            (format!("/v1/reports/sla?{year}"), "admin", &staff),
+            (format!("/v1/reports/subscriptions?{year}"), "admin", &staff),
+            ("/v1/reports/sla?format=csv".to_string(), "admin", &staff),
+            ("/v1/reports/cases".to_string(), "org admin", &org_admin),
+            ("/v1/reports/sla".to_string(), "org admin", &org_admin),
+            ("/v1/reports/cases".to_string(), "partner", &partner),
+            ("/v1/reports/sla".to_string(), "partner", &partner),
+            ("/v1/reports/subscriptions".to_string(), "partner", &partner),
+        ] {
+            let (p50, p99) = time(&app, &path, token, requests).await;
+            worst = worst.max(p99);
+            println!("| `GET {path}` | {caller} | {p50:.1} | {p99:.1} |");
+        }
+
+        // The dashboard's refresh: the three reports and eight charts drawn on the server.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let signed_in = http
+            .post(app.url("/dashboard/sign-in"))
+            .form(&[("token", staff.as_str())])
+            .send()
+            .await
+            .expect("sign in");
+        let cookie = signed_in
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("session cookie")
+            .to_string();
+        let mut times = Vec::new();
+        for n in 0..(requests / 2 + 5) {
+            let started = Instant::now();
+            let response = http
+                .get(app.url("/dashboard/panels"))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .expect("panels");
+            assert!(response.status().is_success());
+            response.bytes().await.expect("body");
+            if n >= 5 {
+                times.push(started.elapsed());
+            }
+        }
+        times.sort();
+        println!(
+            "| `GET /dashboard/panels` (3 reports, 8 SVG charts) | admin | {:.1} | {:.1} |",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+        assert!(
+            worst < 1000.0,
+            "a report took {worst:.0} ms at the 99th percentile"
+        );
+    }
+}
