@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod schema;
 pub mod subscriptions;
+pub mod timetravel;
 
 use std::time::Instant;
 

@@ -16,3 +16,4 @@ mod idempotency;
 mod projections;
 mod subscriptions;
 mod timers;
+mod timetravel;
