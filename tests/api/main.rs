@@ -17,3 +17,4 @@ mod projections;
 mod subscriptions;
 mod timers;
 mod timetravel;
+mod upcasting;
