@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use subdesk_aggregates::subscription::AppStatus;
 use subdesk_aggregates::support_case::{
     AcceptEscalation, AddComment, AddParticipant, AssignCase, CaseStatus, ChangePriority,
     EarlierCase, EntitlementFacts, EntitlementLookup, OpenCase, RemoveParticipant,
@@ -234,7 +235,14 @@ async fn find_entitlement(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty());
-    let client = state.read_pool.get().await?;
+    let lookup = || async {
+        let client = state.read_pool.get().await?;
+        Ok::<_, ApiError>(match (number, request.subscription_id) {
+            (Some(number), _) => crate::entitlements::by_number(&**client, number).await?,
+            (None, Some(id)) => crate::entitlements::by_subscription(&**client, id).await?,
+            (None, None) => None,
+        })
+    };
     let found = match (number, request.subscription_id) {
         (None, None) => return Ok(EntitlementLookup::NotGiven),
         (Some(_), Some(_)) => {
@@ -243,19 +251,43 @@ async fn find_entitlement(
                 "name the entitlement by entitlement_number or by subscription_id, not both",
             ))
         }
-        (Some(number), None) => crate::entitlements::by_number(&**client, number).await?,
-        (None, Some(id)) => crate::entitlements::by_subscription(&**client, id).await?,
+        _ => match lookup().await? {
+            Some(found) => Some(found),
+            // A subscription created a moment ago may not be in the read model yet: let it
+            // catch up with everything committed so far (bounded), then look once more.
+            None if super::consistency::catch_up_with_log(state, "subscriptions").await? => {
+                lookup().await?
+            }
+            None => None,
+        },
     };
-    Ok(match found {
-        Some(e) => EntitlementLookup::Found(EntitlementFacts {
-            number: e.number,
-            subscription_id: e.subscription_id,
-            org_id: e.org_id,
-            product: e.product,
-            status: e.status,
-        }),
-        None => EntitlementLookup::NotFound,
-    })
+    let Some(mut found) = found else {
+        return Ok(EntitlementLookup::NotFound);
+    };
+    // The read model maps the number to its subscription; who holds it and whether it is in
+    // force come from the subscription itself, so a cancellation a moment ago already counts.
+    let (_, subscription) = state
+        .subscriptions
+        .current(&found.subscription_id.to_string())
+        .await?;
+    if subscription.id.is_some() {
+        found.org_id = subscription.org_id.clone();
+        let parent = subscription.status.as_str();
+        found.status = match found.app_id {
+            None => parent.to_string(),
+            Some(app_id) => match subscription.apps.iter().find(|app| app.app_id == app_id) {
+                Some(app) if app.status == AppStatus::Active => parent.to_string(),
+                _ => AppStatus::Cancelled.as_str().to_string(),
+            },
+        };
+    }
+    Ok(EntitlementLookup::Found(EntitlementFacts {
+        number: found.number,
+        subscription_id: found.subscription_id,
+        org_id: found.org_id,
+        product: found.product,
+        status: found.status,
+    }))
 }
 
 /// Runs `command` on case `id` for the caller, if they see the case and may take `action`.

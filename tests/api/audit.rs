@@ -251,6 +251,7 @@ async fn a_rebuild_reproduces_the_read_models_and_a_hand_edit_shows_as_drift() {
     let read = format!("/v1/cases/{id}?min_position={ann_position}");
     let before = expect_json(app.get(&read, &audrey).await, StatusCode::OK).await;
 
+    crate::helpers::forget_acme_entitlement(&app.target).await;
     let check = subdesk_cli(&app.target, &["projections", "check"]).await;
     assert!(
         check.status.success(),

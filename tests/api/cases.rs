@@ -464,8 +464,7 @@ async fn an_entitlement_of_another_org_or_of_a_cancelled_subscription_is_refused
     assert_eq!(problem["code"], "invalid_entitlement");
 
     for (subscription, status) in [(cancelled, "cancelled"), (expired, "expired")] {
-        let mut body = acme_case();
-        body["subscription_id"] = json!(subscription);
+        let body = by_subscription(subscription);
         let problem = command(
             &app,
             &ann,
@@ -498,8 +497,7 @@ async fn an_entitlement_of_another_org_or_of_a_cancelled_subscription_is_refused
     // A non-renewing subscription still supports cases, named by its subscription id.
     let non_renewing =
         seed_entitlement(&app, "E-ACME-0000-0004", "acme", "non_renewing", None).await;
-    let mut body = acme_case();
-    body["subscription_id"] = json!(non_renewing);
+    let body = by_subscription(non_renewing);
     let receipt = app.open_case(&ann, body).await;
     let case = read_ok(
         &app,
@@ -518,11 +516,16 @@ async fn with_require_entitlement_a_case_needs_one() {
     settings.case_policy.require_entitlement = true;
     let (app, _) = spawn_app_at_t0(settings).await;
     let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let mut unentitled = acme_case();
+    unentitled
+        .as_object_mut()
+        .expect("object")
+        .remove("entitlement_number");
     let problem = command(
         &app,
         &ann,
         "/v1/cases",
-        acme_case(),
+        unentitled,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
@@ -1135,4 +1138,13 @@ async fn every_case_route_is_in_the_openapi_document() {
             "closed"
         ])
     );
+}
+
+/// `acme_case()` naming its entitlement by subscription id instead of by number.
+fn by_subscription(subscription: uuid::Uuid) -> serde_json::Value {
+    let mut body = acme_case();
+    let fields = body.as_object_mut().expect("object");
+    fields.remove("entitlement_number");
+    fields.insert("subscription_id".into(), json!(subscription));
+    body
 }

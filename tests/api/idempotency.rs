@@ -17,6 +17,7 @@ async fn repeating_a_post_with_the_same_key_and_body_returns_the_first_response_
     // Same body with its keys in another order: still the same request.
     let reordered = json!({
         "impact": 2,
+        "entitlement_number": crate::helpers::ACME_ENTITLEMENT,
         "description": "Since this morning the board spins forever.",
         "summary": "Board does not load",
         "product": "jira-software"

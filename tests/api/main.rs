@@ -11,6 +11,7 @@ mod case_visibility;
 mod cases;
 mod cli;
 mod conflicts;
+mod entitlements;
 mod helpers;
 mod idempotency;
 mod projections;
