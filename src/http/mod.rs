@@ -13,9 +13,11 @@ pub mod consistency;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod partners;
 pub mod schema;
 pub mod subscriptions;
 pub mod timetravel;
+pub mod tokens;
 
 use std::time::Instant;
 
@@ -54,6 +56,8 @@ use crate::app::AppState;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
+        (name = "partners", description = "The partner view of assigned customers"),
+        (name = "tokens", description = "API tokens, for admins"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -82,6 +86,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(subscriptions::router())
         .merge(audit::router())
+        .merge(tokens::router())
+        .merge(partners::router())
 }
 
 /// The whole HTTP application.

@@ -18,4 +18,5 @@ mod projections;
 mod subscriptions;
 mod timers;
 mod timetravel;
+mod tokens;
 mod upcasting;
