@@ -878,7 +878,7 @@ async fn a_customer_reply_before_the_due_time_cancels_the_automatic_resolution()
 }
 
 #[tokio::test]
-async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_open_a_new_case() {
+async fn a_closed_case_refuses_every_later_command_and_a_customer_reply_opens_a_linked_case() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
     let ann = app.token(As::customer("ann@acme.test", "acme")).await;
     let sam = app.token(As::agent()).await;
@@ -899,7 +899,6 @@ async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_o
     let position = timer(&app, &id, close()).await.expect("closed");
     let before = app.event_count(Some(&id)).await;
     for (token, tail, body) in [
-        (&ann, "/comments", json!({"body": "still broken"})),
         (
             &sam,
             "/comments",
@@ -926,7 +925,37 @@ async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_o
     assert_eq!(detail["status"], "closed");
     assert!(detail["closed_at"].is_string());
 
-    // What the refusal says to do: a new case that follows the closed one up.
+    // The customer's reply opens a new case that follows the closed one up.
+    let reply = ok(
+        &app,
+        &ann,
+        &case("/comments"),
+        json!({"body": "still broken"}),
+    )
+    .await;
+    assert_eq!(reply["follow_up_of"], json!(id));
+    assert_ne!(reply["id"], json!(id));
+    assert_eq!(reply["status"], "open");
+    assert_eq!(
+        app.event_count(Some(&id)).await,
+        before,
+        "the closed case is untouched"
+    );
+    let opened = read_ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{}", reply["id"].as_str().expect("id")),
+        &reply["position"],
+    )
+    .await;
+    assert_eq!(opened["description"], "still broken");
+    assert_eq!(opened["requester"], "ann@acme.test");
+    assert_eq!(opened["entitlement_number"], detail["entitlement_number"]);
+    assert!(opened["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains(detail["key"].as_str().unwrap_or("?"))));
+
+    // Or explicitly: a new case that names the one it follows up.
     let mut body = acme_ticket();
     body["follow_up_of"] = json!(id);
     let follow_up = app.open_case(&ann, body).await;
