@@ -155,7 +155,7 @@ async fn a_customer_reply_cancels_the_wait_and_a_new_request_starts_a_new_five_d
 }
 
 #[tokio::test]
-async fn a_resolved_case_is_closed_after_the_close_policy_and_then_refuses_comments() {
+async fn a_resolved_case_is_closed_after_the_close_policy_and_then_never_changes() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
     let (id, _) = waiting_case(&app).await;
     let ann = app.token(As::customer("ann@acme.test", "acme")).await;
@@ -172,12 +172,25 @@ async fn a_resolved_case_is_closed_after_the_close_policy_and_then_refuses_comme
     let refused = app
         .post(
             &format!("/v1/cases/{id}/comments"),
-            &ann,
-            &json!({"body": "one more thing"}),
+            &sam,
+            &json!({"body": "one more note"}),
         )
         .await;
     let problem = expect_json(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(problem["code"], "case_closed");
+    let reply = app
+        .post(
+            &format!("/v1/cases/{id}/comments"),
+            &ann,
+            &json!({"body": "one more thing"}),
+        )
+        .await;
+    let follow_up = expect_json(reply, StatusCode::CREATED).await;
+    assert_eq!(
+        follow_up["follow_up_of"],
+        json!(id),
+        "the reply opened a linked case"
+    );
 }
 
 #[tokio::test]
