@@ -87,6 +87,11 @@ pub struct VerifyArgs {
     /// Only this stream (an aggregate id).
     #[arg(long)]
     pub id: Option<String>,
+    /// Also check that every event of this earlier export (`subdesk export`) is still in the
+    /// log with the same hash: catches a stream that lost its newest events, or one rewritten
+    /// and re-hashed after the export.
+    #[arg(long, value_name = "EXPORT.jsonl")]
+    pub against: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

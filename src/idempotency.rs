@@ -100,7 +100,8 @@ pub async fn take_without_events(
                                            last_position, response_status, response_body) \
              VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, $7, $8) \
              ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, \
-                 request_id = EXCLUDED.request_id, aggregate_type = EXCLUDED.aggregate_type, \
+                 request_id = EXCLUDED.request_id, tx = EXCLUDED.tx, \
+                 aggregate_type = EXCLUDED.aggregate_type, \
                  aggregate_id = EXCLUDED.aggregate_id, created_at = now(), \
                  response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body \
               WHERE idempotency_keys.created_at < now() - interval '24 hours'",

@@ -869,7 +869,7 @@ pub(crate) async fn partner_orgs(
 ) -> Result<Vec<String>, ApiError> {
     match (&principal.role, &principal.partner_id) {
         (ActorRole::Partner, Some(partner)) => {
-            let client = state.read_pool.get().await?;
+            let client = state.pool.get().await?;
             Ok(crate::entitlements::partner_orgs(&**client, partner).await?)
         }
         _ => Ok(Vec::new()),

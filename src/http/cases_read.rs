@@ -393,6 +393,7 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
         .parse::<i64>()
         .ok()
         .and_then(DateTime::from_timestamp_micros)
+        .filter(super::storable)
         .ok_or_else(invalid)?;
     let id = Uuid::parse_str(id).map_err(|_| invalid())?;
     Ok((at, id))
@@ -729,7 +730,7 @@ pub(crate) async fn visible_case_from_log(
     id: Uuid,
 ) -> Result<(SupportCase, Vec<(StoredEvent, SupportCaseEvent)>), ApiError> {
     let events = {
-        let client = state.read_pool.get().await?;
+        let client = state.pool.get().await?;
         crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?
     };
     let mut case = SupportCase::default();
@@ -750,16 +751,6 @@ pub(crate) async fn visible_case_from_log(
     }
     Ok((case, decoded))
 }
-
-/// Metadata the customer side may read of an event: who and which request. Idempotency keys
-/// and scopes (token ids) and request hashes are staff-only.
-const CUSTOMER_METADATA: [&str; 5] = [
-    "actor_id",
-    "actor_role",
-    "request_id",
-    "correlation_id",
-    "causation_id",
-];
 
 /// Every event of a case with its sequence, position, time, type, version, payload and
 /// metadata.
@@ -782,15 +773,7 @@ async fn case_history(
     let entries = events
         .into_iter()
         .filter(|(_, event)| staff || !event.is_internal())
-        .map(|(stored, _)| {
-            let mut entry = HistoryEntry::from(stored);
-            if !staff {
-                if let Value::Object(metadata) = &mut entry.metadata {
-                    metadata.retain(|key, _| CUSTOMER_METADATA.contains(&key.as_str()));
-                }
-            }
-            entry
-        })
+        .map(|(stored, _)| HistoryEntry::for_viewer(stored, &ctx.principal))
         .collect();
     Ok(Json(entries))
 }

@@ -89,7 +89,7 @@ async fn customers(
                       WHERE c.org_id = pc.org_id AND c.status NOT IN ('resolved', 'closed')) \
                FROM partner_customers pc \
                LEFT JOIN subscription_view s ON s.org_id = pc.org_id AND s.partner_id = pc.partner_id \
-              WHERE pc.partner_id = $1 \
+              WHERE pc.partner_id = $1 AND pc.subscriptions > 0 \
               GROUP BY pc.org_id ORDER BY pc.org_id",
             &[&partner],
         )

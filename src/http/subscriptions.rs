@@ -886,7 +886,9 @@ fn parse_after(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     };
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let at = DateTime::from_timestamp_micros(micros)
+        .filter(super::storable)
+        .ok_or_else(invalid)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
 }
 
@@ -1094,6 +1096,7 @@ async fn get_subscription(
             render_subscription(&**client, id, &ctx.principal, now).await?,
         ));
     };
+    visible_stream(&state, &ctx.principal, id).await?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let then = timetravel::replay(
@@ -1198,6 +1201,32 @@ async fn render_subscription(
     })
 }
 
+/// The events of subscription `id`, read from the log (on the primary, so never behind), if
+/// `principal` sees it; 404 otherwise. Org, channel and collection never change after creation,
+/// so the first event decides.
+async fn visible_stream(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Vec<subdesk_projections::StoredEvent>, ApiError> {
+    let client = state.pool.get().await?;
+    let events = crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?;
+    let created = match events.first().map(|e| e.decode::<Subscription>()) {
+        Some(Ok(SubscriptionEvent::SubscriptionCreated(created))) => created,
+        Some(Err(error)) => return Err(error.into()),
+        _ => return Err(ApiError::not_found("subscription")),
+    };
+    let audience = SubscriptionAudience {
+        org_id: &created.org_id,
+        partner_id: created.channel.partner_id(),
+        collection: !created.included_products.is_empty(),
+    };
+    if !sees_subscription(principal, audience) {
+        return Err(ApiError::not_found("subscription"));
+    }
+    Ok(events)
+}
+
 /// Every event of the subscription with its metadata, read from the log (never stale), for
 /// whoever may see the subscription.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/history", tag = "subscriptions",
@@ -1211,20 +1240,11 @@ async fn subscription_history(
     ctx: Ctx,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    let client = state.read_pool.get().await?;
-    let events = crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?;
-    let created = match events.first().map(|e| e.decode::<Subscription>()) {
-        Some(Ok(SubscriptionEvent::SubscriptionCreated(created))) => created,
-        Some(Err(error)) => return Err(error.into()),
-        _ => return Err(ApiError::not_found("subscription")),
-    };
-    let audience = SubscriptionAudience {
-        org_id: &created.org_id,
-        partner_id: created.channel.partner_id(),
-        collection: !created.included_products.is_empty(),
-    };
-    if !sees_subscription(&ctx.principal, audience) {
-        return Err(ApiError::not_found("subscription"));
-    }
-    Ok(Json(events.into_iter().map(HistoryEntry::from).collect()))
+    let events = visible_stream(&state, &ctx.principal, id).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|event| HistoryEntry::for_viewer(event, &ctx.principal))
+            .collect(),
+    ))
 }

@@ -5,7 +5,9 @@
 //! temporary tables that shadow the read-model tables inside one transaction (PostgreSQL
 //! looks up temporary tables first), the live read code renders them unchanged, and the
 //! transaction is rolled back. So a past state is built by the very code that builds the
-//! present one, and nothing is written.
+//! present one, and no live table is touched (the outbox is shadowed too). The transaction is
+//! short and bounded by a statement timeout, since while it is open it holds the read horizon
+//! back for every reader.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -51,7 +53,12 @@ pub async fn replay(
     what: &str,
 ) -> Result<DateTime<Utc>, ApiError> {
     let live_schema: String = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
-    for table in projection.tables() {
+    // Bounded: the transaction holds an xid, which holds the read horizon back while it runs.
+    tx.batch_execute("SET LOCAL statement_timeout = '10s'")
+        .await?;
+    // The projection's own tables, and the outbox it appends to, so that not even the rolled
+    // back replay touches a live table.
+    for table in projection.tables().iter().chain(&["notifications"]) {
         tx.batch_execute(&format!(
             "CREATE TEMPORARY TABLE {table} (LIKE {live_schema}.{table} INCLUDING ALL) ON COMMIT DROP"
         ))

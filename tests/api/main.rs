@@ -12,6 +12,7 @@ mod cases;
 mod cli;
 mod conflicts;
 mod entitlements;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod projections;
