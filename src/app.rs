@@ -1,5 +1,5 @@
-//! The running application: shared state, and the API, projection runner and housekeeping
-//! tasks run side by side under one shutdown signal.
+//! The running application: shared state, and the API, projection runner, scheduler and
+//! housekeeping tasks run side by side under one shutdown signal.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Authenticator;
 use crate::command::CommandBus;
 use crate::db::{DbError, Target};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 
 /// Tunables of a running server.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Settings {
     pub pool_size: usize,
     pub case_policy: CasePolicy,
     pub subscription_policy: SubscriptionPolicy,
+    /// Lease, batch and concurrency of the scheduler (its delays come from `case_policy`).
+    pub scheduler: SchedulerConfig,
 }
 
 impl Default for Settings {
@@ -39,6 +42,7 @@ impl Default for Settings {
             pool_size: 16,
             case_policy: CasePolicy::default(),
             subscription_policy: SubscriptionPolicy::default(),
+            scheduler: SchedulerConfig::default(),
         }
     }
 }
@@ -48,10 +52,12 @@ pub struct AppInner {
     pub pool: Pool,
     /// Reads of read models and history (a replica when one is configured).
     pub read_pool: Pool,
-    pub cases: CommandBus<SupportCase>,
+    /// Shared with the scheduler, which issues the timed case commands.
+    pub cases: Arc<CommandBus<SupportCase>>,
     /// Shared with the collections process manager, which issues commands of its own.
     pub subscriptions: Arc<CommandBus<Subscription>>,
     pub runner: Arc<Runner>,
+    pub scheduler: Arc<Scheduler>,
     pub auth: Authenticator,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
@@ -83,12 +89,12 @@ impl AppState {
         let read_pool = read_target.pool(settings.pool_size)?;
         let sqlx = target.sqlx_pool(settings.pool_size);
         let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone());
-        let cases = CommandBus::new(
+        let cases = Arc::new(CommandBus::new(
             sqlx.clone(),
             pool.clone(),
             case_services,
             settings.aggregate_cache,
-        );
+        ));
         let subscription_services =
             SubscriptionServices::new(Arc::clone(&clock), settings.subscription_policy.clone());
         let subscriptions = Arc::new(CommandBus::new(
@@ -107,8 +113,28 @@ impl AppState {
             projections,
             settings.projection.clone(),
         ));
+        let scheduler = Arc::new(Scheduler::new(
+            pool.clone(),
+            Arc::clone(&cases),
+            Arc::clone(&subscriptions),
+            Arc::clone(&clock),
+            SchedulerConfig {
+                auto_resolve_after: settings
+                    .case_policy
+                    .auto_resolve_after
+                    .to_std()
+                    .unwrap_or_default(),
+                close_after: settings
+                    .case_policy
+                    .close_after
+                    .to_std()
+                    .unwrap_or_default(),
+                ..settings.scheduler.clone()
+            },
+        ));
         Ok(Self(Arc::new(AppInner {
             auth: Authenticator::new(pool.clone()),
+            scheduler,
             pool,
             read_pool,
             cases,
@@ -129,12 +155,15 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let runner = tokio::spawn(Arc::clone(&state.runner).run(shutdown.child_token()));
+    let scheduler = tokio::spawn(
+        Arc::clone(&state.scheduler).run(state.runner.subscribe(), shutdown.child_token()),
+    );
     let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.child_token()));
     let result = axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
-    for task in [runner, housekeeping] {
+    for task in [runner, scheduler, housekeeping] {
         if let Err(error) = task.await {
             tracing::error!(%error, "background task ended abnormally");
         }

@@ -75,6 +75,10 @@ async fn serve_command(
         pool_size: cli.db.pool_size,
         case_policy: args.policy.case_policy(),
         subscription_policy: Default::default(),
+        scheduler: crate::scheduler::SchedulerConfig {
+            concurrency: args.scheduler_concurrency,
+            ..Default::default()
+        },
     };
     let state = AppState::build(
         &database.target,

@@ -87,6 +87,11 @@ pub struct VerifyArgs {
     /// Only this stream (an aggregate id).
     #[arg(long)]
     pub id: Option<String>,
+    /// Also check that every event of this earlier export (`subdesk export`) is still in the
+    /// log with the same hash: catches a stream that lost its newest events, or one rewritten
+    /// and re-hashed after the export.
+    #[arg(long, value_name = "EXPORT.jsonl")]
+    pub against: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,6 +148,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SUBDESK_PROJECTION_BATCH", default_value_t = 1000)]
     pub projection_batch: i64,
 
+    /// Timed commands (auto-resolve, close, renew, ...) the scheduler runs at once when many
+    /// fall due together.
+    #[arg(long, env = "SUBDESK_SCHEDULER_CONCURRENCY", default_value_t = 16)]
+    pub scheduler_concurrency: usize,
+
     /// Aggregates kept in memory per aggregate type, so a command reads only the events
     /// appended since the cached version.
     #[arg(long, env = "SUBDESK_AGGREGATE_CACHE", default_value_t = 10_000)]
@@ -172,9 +182,10 @@ pub struct PolicyArgs {
     #[arg(long, env = "SUBDESK_MAX_ATTACHMENT_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_attachment_size: u64,
 
-    /// Refuse to open a case without a support entitlement number or subscription id. A named
-    /// entitlement is always checked (the org's, active or non-renewing).
-    #[arg(long, env = "SUBDESK_REQUIRE_ENTITLEMENT")]
+    /// Refuse to open a case without a support entitlement number or subscription id (`true`,
+    /// the contract), or let callers leave it out (`false`). A named entitlement is always
+    /// checked: the org's, active or non-renewing.
+    #[arg(long, env = "SUBDESK_REQUIRE_ENTITLEMENT", default_value_t = true, action = clap::ArgAction::Set)]
     pub require_entitlement: bool,
 }
 

@@ -13,6 +13,7 @@
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
 //! - [`process`]: process managers, projections that issue commands (collections).
+//! - [`scheduler`]: fires timed commands (auto-resolve, close, activate, renew / expire).
 //! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
 //! - [`clock`], [`telemetry`]: the system clock; logs and metrics.
 
@@ -32,5 +33,6 @@ pub mod http;
 pub mod idempotency;
 pub mod pg;
 pub mod process;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;

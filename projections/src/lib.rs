@@ -16,6 +16,7 @@
 //! - [`reports`]: the dashboards' read models: per-case and per-subscription facts (medians
 //!   are taken over them when read) and counters per org (open cases, cases per day, active
 //!   subscriptions and seats), cancellations.
+//! - [`timers`]: the due timers the scheduler fires (auto-resolve, close, activate, term end).
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
 //! rebuild can run the same code against shadow tables through `search_path`.
@@ -28,6 +29,7 @@ pub mod reports;
 pub mod rows;
 pub mod runner;
 pub mod subscriptions;
+pub mod timers;
 
 pub use error::ProjectionError;
 pub use event::{Checkpoint, StoredEvent};
@@ -39,5 +41,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(cases::CaseProjection),
         std::sync::Arc::new(subscriptions::SubscriptionProjection),
         std::sync::Arc::new(reports::ReportProjection),
+        std::sync::Arc::new(timers::TimerProjection),
     ]
 }

@@ -246,7 +246,11 @@ async fn from_events(app: &TestApp, sql: &str) -> i64 {
 #[tokio::test]
 async fn the_dashboard_shows_the_seeded_workload_in_headless_chromium() {
     let executable = chromium();
-    let Workload { app, clock } = seed_workload().await;
+    let Workload {
+        app,
+        clock,
+        acme_entitlement,
+    } = seed_workload().await;
     let root = app.token(ROOT).await;
 
     let profile = tempfile::tempdir().expect("browser profile");
@@ -421,7 +425,8 @@ async fn the_dashboard_shows_the_seeded_workload_in_headless_chromium() {
     clock.advance(chrono::Duration::minutes(5));
     app.open_case(
         &ada,
-        json!({"product": "jira-software", "impact": 1, "summary": "New outage",
+        json!({"entitlement_number": acme_entitlement, "product": "jira-software",
+               "impact": 1, "summary": "New outage",
                "description": "Opened while the dashboard is open."}),
     )
     .await;

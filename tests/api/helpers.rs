@@ -161,6 +161,7 @@ pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clo
         },
         ..settings
     };
+    seed_acme_entitlement(&target).await;
     let state = AppState::build(&target, &target, settings, clock).expect("build app state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -175,6 +176,37 @@ pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clo
         target,
         shutdown,
     }
+}
+
+/// Gives org `acme` an active support entitlement, [`ACME_ENTITLEMENT`], by writing its row of
+/// the entitlement contract (migration V5) as the subscriptions projection would. Opening a
+/// case needs one; tests about subscriptions create real ones through the API, and the CLI
+/// test opens a case under one. The row is not derived from events, so a drift check sees it:
+/// [`forget_acme_entitlement`] removes it first.
+pub async fn seed_acme_entitlement(target: &Target) {
+    connect(target)
+        .await
+        .execute(
+            "INSERT INTO entitlements (number, subscription_id, app_id, org_id, product, status) \
+             VALUES ($1, '0193a8f2-0000-7000-8000-00000000ac3e'::text::uuid, NULL, 'acme', 'jira-software', 'active') \
+             ON CONFLICT (number) DO NOTHING",
+            &[&ACME_ENTITLEMENT],
+        )
+        .await
+        .expect("seed acme's entitlement");
+}
+
+/// Removes the seeded entitlement row (after the cases that needed it are open), so that a
+/// drift check compares only what the log says.
+pub async fn forget_acme_entitlement(target: &Target) {
+    connect(target)
+        .await
+        .execute(
+            "DELETE FROM entitlements WHERE number = $1",
+            &[&ACME_ENTITLEMENT],
+        )
+        .await
+        .expect("forget acme's seeded entitlement");
 }
 
 /// A principal to issue a token for.
@@ -392,11 +424,93 @@ pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// The active support entitlement of org `acme` that every test server starts with.
+pub const ACME_ENTITLEMENT: &str = "E-ACME-0000-0001";
+
+/// A case for org `acme` under its entitlement, as its customers open it.
 pub fn acme_case() -> Value {
     serde_json::json!({
+        "entitlement_number": ACME_ENTITLEMENT,
         "product": "jira-software",
         "summary": "Board does not load",
         "description": "Since this morning the board spins forever.",
         "impact": 2
     })
+}
+
+/// A `subdesk serve` process on a test database, killed when dropped.
+pub struct ServerProcess {
+    pub child: tokio::process::Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    /// Starts the real binary with `extra` serve flags and waits until it listens.
+    pub async fn start(target: &Target, extra: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
+            .env("DATABASE_URL", database_url(target))
+            .env("RUST_LOG", "warn")
+            .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start subdesk serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let address = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    return rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+            }
+            String::new()
+        })
+        .await
+        .expect("the server starts listening");
+        assert!(
+            address.starts_with("http://"),
+            "server address: {address:?}"
+        );
+        // Keep draining stderr so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, address }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server stops on SIGTERM")
+            .expect("wait for the server");
+        assert!(status.success(), "clean exit: {status}");
+    }
+}
+
+/// Issues a token straight into a database (for servers run as separate processes).
+pub async fn issue_token(target: &Target, who: As) -> String {
+    let pool = target.pool(1).expect("pool");
+    let spec = TokenSpec {
+        role: who.role,
+        user: who.user.into(),
+        org_id: who.org.map(str::to_string),
+        org_admin: who.org_admin,
+        partner_id: who.partner.map(str::to_string),
+        scopes: who.scopes.iter().map(|s| s.to_string()).collect(),
+        label: None,
+        created_by: "test".into(),
+    };
+    auth::issue(&pool, &spec).await.expect("issue token").1
 }

@@ -1,0 +1,171 @@
+//! Due timers (`timers`), derived from events: what the scheduler will fire, and from when.
+//!
+//! Each batch folds the events of each aggregate into the final state of its timers (armed
+//! with an instant, or disarmed) and writes that state once: one upsert and one delete per
+//! batch.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
+use serde::{Deserialize, Serialize};
+use subdesk_aggregates::subscription::{
+    Subscription, SubscriptionEvent, AGGREGATE_TYPE as SUBSCRIPTION,
+};
+use subdesk_aggregates::support_case::{SupportCase, SupportCaseEvent, AGGREGATE_TYPE as CASE};
+
+use crate::{rows, Projection, ProjectionError, StoredEvent};
+
+/// Timer kinds, as stored.
+pub const AUTO_RESOLVE: &str = "auto_resolve";
+pub const CLOSE: &str = "close";
+pub const ACTIVATE: &str = "activate";
+pub const TERM_END: &str = "term_end";
+
+pub struct TimerProjection;
+
+/// One row of `timers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TimerRow {
+    aggregate_type: String,
+    aggregate_id: String,
+    kind: String,
+    since: DateTime<Utc>,
+    armed_by: i64,
+}
+
+/// (aggregate type, aggregate id, kind) -> armed (since, arming position) or disarmed.
+type Changes = BTreeMap<(&'static str, String, &'static str), Option<(DateTime<Utc>, i64)>>;
+
+fn arm(
+    changes: &mut Changes,
+    ty: &'static str,
+    id: &str,
+    kind: &'static str,
+    since: DateTime<Utc>,
+    at: i64,
+) {
+    changes.insert((ty, id.to_string(), kind), Some((since, at)));
+}
+
+fn disarm(changes: &mut Changes, ty: &'static str, id: &str, kind: &'static str) {
+    changes.insert((ty, id.to_string(), kind), None);
+}
+
+fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseEvent) {
+    match event {
+        SupportCaseEvent::CustomerInfoRequested(e) => {
+            arm(changes, CASE, id, AUTO_RESOLVE, e.at, position);
+            disarm(changes, CASE, id, CLOSE);
+        }
+        SupportCaseEvent::InvestigationStarted(_)
+        | SupportCaseEvent::CustomerResponded(_)
+        | SupportCaseEvent::CaseReopened(_) => {
+            disarm(changes, CASE, id, AUTO_RESOLVE);
+            disarm(changes, CASE, id, CLOSE);
+        }
+        SupportCaseEvent::CaseResolved(e) => {
+            disarm(changes, CASE, id, AUTO_RESOLVE);
+            arm(changes, CASE, id, CLOSE, e.at, position);
+        }
+        SupportCaseEvent::CaseAutoResolved(e) => {
+            disarm(changes, CASE, id, AUTO_RESOLVE);
+            arm(changes, CASE, id, CLOSE, e.at, position);
+        }
+        SupportCaseEvent::CaseClosed(_) => {
+            disarm(changes, CASE, id, AUTO_RESOLVE);
+            disarm(changes, CASE, id, CLOSE);
+        }
+        _ => {}
+    }
+}
+
+fn fold_subscription(changes: &mut Changes, id: &str, position: i64, event: SubscriptionEvent) {
+    match event {
+        SubscriptionEvent::SubscriptionCreated(e) => {
+            arm(changes, SUBSCRIPTION, id, ACTIVATE, e.term_start, position);
+            arm(changes, SUBSCRIPTION, id, TERM_END, e.term_end, position);
+        }
+        SubscriptionEvent::SubscriptionActivated(_) => disarm(changes, SUBSCRIPTION, id, ACTIVATE),
+        SubscriptionEvent::SubscriptionRenewed(e) => {
+            arm(changes, SUBSCRIPTION, id, TERM_END, e.term_end, position);
+        }
+        SubscriptionEvent::SubscriptionReactivated(e) => {
+            arm(changes, SUBSCRIPTION, id, TERM_END, e.term_end, position);
+        }
+        SubscriptionEvent::SubscriptionExpired(_) | SubscriptionEvent::SubscriptionCancelled(_) => {
+            disarm(changes, SUBSCRIPTION, id, ACTIVATE);
+            disarm(changes, SUBSCRIPTION, id, TERM_END);
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl Projection for TimerProjection {
+    fn name(&self) -> &'static str {
+        "timers"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["timers"]
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut changes = Changes::new();
+        for event in events {
+            match event.aggregate_type.as_str() {
+                CASE => fold_case(
+                    &mut changes,
+                    &event.aggregate_id,
+                    event.position,
+                    event.decode::<SupportCase>()?,
+                ),
+                SUBSCRIPTION => fold_subscription(
+                    &mut changes,
+                    &event.aggregate_id,
+                    event.position,
+                    event.decode::<Subscription>()?,
+                ),
+                _ => {}
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut armed = Vec::new();
+        let mut disarmed: BTreeMap<(&'static str, &'static str), Vec<String>> = BTreeMap::new();
+        for ((ty, id, kind), change) in changes {
+            match change {
+                Some((since, armed_by)) => armed.push(TimerRow {
+                    aggregate_type: ty.to_string(),
+                    aggregate_id: id,
+                    kind: kind.to_string(),
+                    since,
+                    armed_by,
+                }),
+                None => disarmed.entry((ty, kind)).or_default().push(id),
+            }
+        }
+        rows::upsert(
+            tx,
+            "timers",
+            &["aggregate_type", "aggregate_id", "kind"],
+            &armed,
+        )
+        .await?;
+        for ((ty, kind), ids) in disarmed {
+            tx.execute(
+                "DELETE FROM timers WHERE aggregate_type = $1 AND kind = $2 AND aggregate_id = ANY($3)",
+                &[&ty, &kind, &ids],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,406 @@
+//! The scheduler: fires timed commands when they fall due, exactly as the aggregates allow.
+//!
+//! The `timers` read model (kept by the `timers` projection) says what is pending and from
+//! when. The scheduler adds the policy in force to find what is due, claims due timers (row
+//! locks with `FOR UPDATE SKIP LOCKED`, made durable as a lease in `timer_leases` in the same
+//! short transaction, so no claim holds a transaction open while commands run), and issues
+//! each command as the `system` principal with the clock's now. The aggregate has the last
+//! word: a case that is no longer waiting, a term that has not ended, a timer that fires twice
+//! or late, is refused by the aggregate's own rule, and the refusal is dropped quietly. A
+//! fired timer keeps its lease until the projection removes or re-arms it, so it is not fired
+//! again meanwhile; a failed one is retried with backoff.
+//!
+//! It sleeps until the earliest due time (at most a second, and it wakes whenever this
+//! process's projections advance), so timers fire within moments of falling due, and on start
+//! it catches up on everything overdue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use subdesk_aggregates::subscription::{Subscription, SubscriptionCommand, SubscriptionError};
+use subdesk_aggregates::support_case::{
+    AutoResolve, CaseError, CloseCase, SupportCase, SupportCaseCommand,
+};
+use subdesk_aggregates::{Actor, Clock};
+use subdesk_projections::timers::{ACTIVATE, AUTO_RESOLVE, CLOSE, TERM_END};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{CommandBus, CommandError, CommandMeta};
+
+/// How the scheduler behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Whether `serve` runs the scheduler loop (tests that fire timers by hand turn it off).
+    pub enabled: bool,
+    /// A wait in the `waiting_for_customer` status longer than this resolves the case.
+    pub auto_resolve_after: Duration,
+    /// A resolution older than this closes the case.
+    pub close_after: Duration,
+    /// How long a claim keeps a timer from being fired again.
+    pub lease: Duration,
+    /// Timers claimed per round.
+    pub batch: i64,
+    /// Commands in flight at once.
+    pub concurrency: usize,
+    /// Longest sleep between looks at the timers (other processes may arm new ones).
+    pub max_sleep: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            auto_resolve_after: Duration::from_secs(5 * 86_400),
+            close_after: Duration::from_secs(14 * 86_400),
+            lease: Duration::from_secs(30),
+            batch: 500,
+            concurrency: 16,
+            max_sleep: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// What one round of firing did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fired {
+    /// Commands accepted: events appended.
+    pub accepted: usize,
+    /// Commands the aggregate refused because the timer was no longer due.
+    pub refused: usize,
+    /// Commands that failed (conflict, database) and will be retried.
+    pub failed: usize,
+}
+
+impl Fired {
+    pub fn total(&self) -> usize {
+        self.accepted + self.refused + self.failed
+    }
+
+    fn add(&mut self, other: Fired) {
+        self.accepted += other.accepted;
+        self.refused += other.refused;
+        self.failed += other.failed;
+    }
+}
+
+/// A claimed timer.
+#[derive(Debug, Clone)]
+struct Claimed {
+    aggregate_type: String,
+    aggregate_id: String,
+    kind: String,
+    since: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    armed_by: i64,
+    attempts: i32,
+}
+
+enum Outcome {
+    Accepted,
+    Refused(String),
+    Failed(String),
+}
+
+pub struct Scheduler {
+    pool: deadpool_postgres::Pool,
+    cases: Arc<CommandBus<SupportCase>>,
+    subscriptions: Arc<CommandBus<Subscription>>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+}
+
+/// The due time of a timer row, given the policy: `since` plus the kind's delay.
+const DUE_AT: &str =
+    "t.since + CASE t.kind WHEN 'auto_resolve' THEN $2::float8 * interval '1 second' \
+                      WHEN 'close' THEN $3::float8 * interval '1 second' ELSE interval '0' END";
+
+impl Scheduler {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        cases: Arc<CommandBus<SupportCase>>,
+        subscriptions: Arc<CommandBus<Subscription>>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+    ) -> Self {
+        Self {
+            pool,
+            cases,
+            subscriptions,
+            clock,
+            config,
+        }
+    }
+
+    fn delays(&self) -> (f64, f64) {
+        (
+            self.config.auto_resolve_after.as_secs_f64(),
+            self.config.close_after.as_secs_f64(),
+        )
+    }
+
+    /// Fires every timer due now (by the scheduler's clock) and returns what happened. Tests
+    /// call this after moving a manual clock.
+    pub async fn run_once(&self) -> Result<Fired, SchedulerError> {
+        let mut fired = Fired::default();
+        loop {
+            let now = self.clock.now();
+            let claimed = self.claim(now).await?;
+            if claimed.is_empty() {
+                return Ok(fired);
+            }
+            let round = self.fire_all(claimed).await?;
+            fired.add(round);
+        }
+    }
+
+    /// Runs until `shutdown`, waking on `wake` (projection progress) or when a timer falls due.
+    pub async fn run(self: Arc<Self>, mut wake: watch::Receiver<u64>, shutdown: CancellationToken) {
+        if !self.config.enabled {
+            return;
+        }
+        let mut failures = 0u32;
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let pause = match self.run_once().await {
+                Ok(_) => {
+                    failures = 0;
+                    self.until_next_due().await.unwrap_or(self.config.max_sleep)
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, "scheduler round failed");
+                    Duration::from_millis(100 * u64::from(failures.min(50)))
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        // The runner is gone; keep going on the timer alone.
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// How long until the earliest unclaimed timer falls due, capped at `max_sleep`.
+    async fn until_next_due(&self) -> Result<Duration, SchedulerError> {
+        let now = self.clock.now();
+        let (auto_resolve, close) = self.delays();
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT min({DUE_AT}) FROM timers t \
+              WHERE NOT EXISTS (SELECT 1 FROM timer_leases l \
+                                 WHERE l.aggregate_type = t.aggregate_type \
+                                   AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
+                                   AND l.since = t.since AND l.leased_until > $1::timestamptz)"
+        );
+        let next: Option<DateTime<Utc>> = client
+            .query_one(&sql, &[&now, &auto_resolve, &close])
+            .await?
+            .get(0);
+        let leases: Option<DateTime<Utc>> = client
+            .query_one(
+                "SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1",
+                &[&now],
+            )
+            .await?
+            .get(0);
+        let soonest = [next, leases].into_iter().flatten().min();
+        Ok(soonest
+            .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(self.config.max_sleep)
+            .min(self.config.max_sleep))
+    }
+
+    /// Claims up to a batch of due timers: row locks skip what another scheduler is claiming
+    /// right now, and the lease keeps the claim after this short transaction commits.
+    async fn claim(&self, now: DateTime<Utc>) -> Result<Vec<Claimed>, SchedulerError> {
+        let (auto_resolve, close) = self.delays();
+        let lease = self.config.lease.as_secs_f64();
+        let sql = format!(
+            "WITH due AS ( \
+                 SELECT t.aggregate_type, t.aggregate_id, t.kind, t.since, t.armed_by, {DUE_AT} AS due_at \
+                   FROM timers t \
+                  WHERE ((t.kind = 'auto_resolve' AND t.since <= $1::timestamptz - $2::float8 * interval '1 second') \
+                      OR (t.kind = 'close' AND t.since <= $1::timestamptz - $3::float8 * interval '1 second') \
+                      OR (t.kind NOT IN ('auto_resolve', 'close') AND t.since <= $1::timestamptz)) \
+                    AND NOT EXISTS (SELECT 1 FROM timer_leases l \
+                                     WHERE l.aggregate_type = t.aggregate_type \
+                                       AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
+                                       AND l.since = t.since AND l.leased_until > $1) \
+                  ORDER BY due_at \
+                  LIMIT $4::bigint \
+                  FOR UPDATE OF t SKIP LOCKED \
+             ), leased AS ( \
+                 INSERT INTO timer_leases AS l (aggregate_type, aggregate_id, kind, since, leased_until) \
+                 SELECT aggregate_type, aggregate_id, kind, since, $1::timestamptz + $5::float8 * interval '1 second' FROM due \
+                 ON CONFLICT (aggregate_type, aggregate_id, kind) DO UPDATE \
+                    SET since = EXCLUDED.since, leased_until = EXCLUDED.leased_until, \
+                        attempts = CASE WHEN l.since = EXCLUDED.since THEN l.attempts + 1 ELSE 1 END, \
+                        last_outcome = CASE WHEN l.since = EXCLUDED.since THEN l.last_outcome END \
+                  WHERE l.since <> EXCLUDED.since OR l.leased_until <= $1 \
+                 RETURNING aggregate_type, aggregate_id, kind, since, attempts \
+             ) \
+             SELECT l.aggregate_type, l.aggregate_id, l.kind, l.since, d.due_at, d.armed_by, l.attempts \
+               FROM leased l JOIN due d USING (aggregate_type, aggregate_id, kind) \
+              ORDER BY d.due_at"
+        );
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &sql,
+                &[&now, &auto_resolve, &close, &self.config.batch, &lease],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Claimed {
+                aggregate_type: row.get(0),
+                aggregate_id: row.get(1),
+                kind: row.get(2),
+                since: row.get(3),
+                due_at: row.get(4),
+                armed_by: row.get(5),
+                attempts: row.get(6),
+            })
+            .collect())
+    }
+
+    async fn fire_all(&self, claimed: Vec<Claimed>) -> Result<Fired, SchedulerError> {
+        let results: Vec<(Claimed, Outcome)> = futures::stream::iter(claimed)
+            .map(|timer| async move {
+                let outcome = self.fire(&timer).await;
+                (timer, outcome)
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut fired = Fired::default();
+        let client = self.pool.get().await?;
+        for (timer, outcome) in results {
+            let now = self.clock.now();
+            let delay = (now - timer.due_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let (label, retry_at) = match &outcome {
+                Outcome::Accepted => {
+                    fired.accepted += 1;
+                    metrics::histogram!("subdesk_timer_delay_seconds", "kind" => timer.kind.clone()).record(delay);
+                    tracing::info!(kind = %timer.kind, aggregate = %timer.aggregate_id, delay_s = delay, "timer fired");
+                    ("accepted".to_string(), None)
+                }
+                Outcome::Refused(why) => {
+                    fired.refused += 1;
+                    tracing::debug!(kind = %timer.kind, aggregate = %timer.aggregate_id, %why, "timer no longer due");
+                    (format!("refused: {why}"), None)
+                }
+                Outcome::Failed(why) => {
+                    fired.failed += 1;
+                    tracing::warn!(kind = %timer.kind, aggregate = %timer.aggregate_id, %why, "timer failed; will retry");
+                    let backoff = 2f64.powi(timer.attempts.clamp(0, 8)).min(300.0);
+                    (
+                        format!("failed: {why}"),
+                        Some(now + chrono::Duration::milliseconds((backoff * 1000.0) as i64)),
+                    )
+                }
+            };
+            metrics::counter!("subdesk_timers_fired_total", "kind" => timer.kind.clone(), "outcome" => label.split(':').next().unwrap_or("").to_string()).increment(1);
+            client
+                .execute(
+                    "UPDATE timer_leases SET last_outcome = $5, leased_until = coalesce($6, leased_until) \
+                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND kind = $3 AND since = $4",
+                    &[&timer.aggregate_type, &timer.aggregate_id, &timer.kind, &timer.since, &label, &retry_at],
+                )
+                .await?;
+        }
+        Ok(fired)
+    }
+
+    async fn fire(&self, timer: &Claimed) -> Outcome {
+        let meta = CommandMeta::system(format!("event:{}", timer.armed_by));
+        let id = timer.aggregate_id.as_str();
+        match timer.kind.as_str() {
+            AUTO_RESOLVE => case_outcome(
+                self.cases
+                    .execute(
+                        id,
+                        SupportCaseCommand::AutoResolve(AutoResolve {
+                            by: Actor::system(),
+                        }),
+                        &meta,
+                        None,
+                    )
+                    .await,
+            ),
+            CLOSE => case_outcome(
+                self.cases
+                    .execute(
+                        id,
+                        SupportCaseCommand::Close(CloseCase {
+                            by: Actor::system(),
+                        }),
+                        &meta,
+                        None,
+                    )
+                    .await,
+            ),
+            ACTIVATE => subscription_outcome(
+                self.subscriptions
+                    .execute(id, SubscriptionCommand::Activate, &meta, None)
+                    .await,
+            ),
+            TERM_END => {
+                let renewed = self
+                    .subscriptions
+                    .execute(id, SubscriptionCommand::Renew, &meta, None)
+                    .await;
+                match renewed {
+                    Err(CommandError::Rejected(
+                        SubscriptionError::WillNotRenew | SubscriptionError::AutoRenewOff,
+                    )) => subscription_outcome(
+                        self.subscriptions
+                            .execute(id, SubscriptionCommand::Expire, &meta, None)
+                            .await,
+                    ),
+                    other => subscription_outcome(other),
+                }
+            }
+            other => Outcome::Refused(format!("unknown timer kind `{other}`")),
+        }
+    }
+}
+
+fn case_outcome<T>(result: Result<T, CommandError<CaseError>>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Accepted,
+        Err(CommandError::Rejected(e)) => Outcome::Refused(e.to_string()),
+        Err(CommandError::Denied(e)) => Outcome::Refused(e.to_string()),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn subscription_outcome<T>(result: Result<T, CommandError<SubscriptionError>>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Accepted,
+        Err(CommandError::Rejected(e)) => Outcome::Refused(e.to_string()),
+        Err(CommandError::Denied(e)) => Outcome::Refused(e.to_string()),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
