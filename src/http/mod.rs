@@ -10,10 +10,12 @@ pub mod cases;
 pub mod cases_read;
 pub mod command;
 pub mod consistency;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod partners;
+pub mod reports;
 pub mod schema;
 pub mod subscriptions;
 pub mod timetravel;
@@ -59,6 +61,9 @@ use error::ApiError;
         (name = "audit", description = "The event log, its verification, for auditors"),
         (name = "partners", description = "The partner view of assigned customers"),
         (name = "tokens", description = "API tokens, for admins"),
+        (name = "reports", description = "Dashboards: cases, first-response SLA and \
+            resolution times, subscriptions and seats, renewals, cancellations; JSON or CSV, \
+            scoped to what the caller sees"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -89,6 +94,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(tokens::router())
         .merge(partners::router())
+        .merge(reports::router())
 }
 
 /// The whole HTTP application.
@@ -98,6 +104,9 @@ pub fn router(state: AppState) -> Router {
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::map_response(problem_for_rejections))
+        // Pages for people: their refusals are pages (the sign-in form with a message), not
+        // problem documents, so they join below the problem layer.
+        .merge(dashboard::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
