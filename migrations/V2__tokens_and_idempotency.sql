@@ -30,6 +30,9 @@ CREATE TABLE idempotency_keys (
     key             text        NOT NULL,
     request_hash    text        NOT NULL,  -- method, path and body of the first request
     request_id      text        NOT NULL,
+    -- The transaction that took the key: later events of the same command are recognised by
+    -- it (never by the client-supplied request id, which a retry may repeat).
+    tx              xid8        NOT NULL DEFAULT pg_current_xact_id(),
     aggregate_type  text        NOT NULL,
     aggregate_id    text        NOT NULL,
     first_sequence  bigint      NOT NULL,
@@ -63,8 +66,8 @@ BEGIN
                                       aggregate_id, first_sequence, last_sequence, last_position)
         VALUES (s, k, coalesce(NEW.metadata ->> 'request_hash', ''), coalesce(r, ''),
                 NEW.aggregate_type, NEW.aggregate_id, NEW.sequence, NEW.sequence, NEW.position);
-    ELSIF existing.request_id = r THEN
-        -- A later event of the same command.
+    ELSIF existing.tx = pg_current_xact_id() THEN
+        -- A later event of the same command (the same transaction).
         UPDATE idempotency_keys
            SET last_sequence = NEW.sequence, last_position = NEW.position
          WHERE scope = s AND key = k;
@@ -75,7 +78,7 @@ BEGIN
                request_id = coalesce(r, ''),
                aggregate_type = NEW.aggregate_type, aggregate_id = NEW.aggregate_id,
                first_sequence = NEW.sequence, last_sequence = NEW.sequence,
-               last_position = NEW.position, created_at = now(),
+               last_position = NEW.position, created_at = now(), tx = pg_current_xact_id(),
                response_status = NULL, response_body = NULL
          WHERE scope = s AND key = k;
     ELSE

@@ -17,9 +17,10 @@ CREATE TABLE entitlements (
 CREATE INDEX entitlements_subscription ON entitlements (subscription_id);
 CREATE INDEX entitlements_org ON entitlements (org_id);
 
--- Which customer orgs are assigned to which partner. An org is assigned to a partner once it
--- holds a subscription sold through that partner (whatever that subscription's status later
--- becomes: the partner keeps seeing the history of its customers).
+-- Which customer orgs are assigned to which partner: `subscriptions` counts the subscriptions
+-- sold through that partner that the org holds in force (upcoming, active, non-renewing). An
+-- org is assigned while the count is above zero; when its last such subscription ends, the
+-- partner no longer sees the org or its cases.
 CREATE TABLE partner_customers (
     partner_id    text    NOT NULL,
     org_id        text    NOT NULL,

@@ -53,6 +53,33 @@ pub async fn verify(target: &Target, args: &VerifyArgs) -> anyhow::Result<ExitCo
     let report = verify::verify(&client, &scope, |n| progress.set_position(n)).await?;
     progress.finish_and_clear();
     println!("{}", serde_json::to_string_pretty(&report)?);
+    if let Some(path) = &args.against {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let progress = bar(None, "comparing with the export");
+        let anchored = verify::verify_against(&client, std::io::BufReader::new(file), |n| {
+            progress.set_position(n)
+        })
+        .await?;
+        progress.finish_and_clear();
+        println!("{}", serde_json::to_string_pretty(&anchored)?);
+        if let Some(mismatch) = &anchored.first_mismatch {
+            eprintln!(
+                "DIFFERS FROM THE EXPORT: {}/{} at sequence {}: {} (exported {}, found {})",
+                mismatch.aggregate_type,
+                mismatch.aggregate_id,
+                mismatch.sequence,
+                mismatch.problem,
+                mismatch.exported,
+                mismatch.found.as_deref().unwrap_or("nothing")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        eprintln!(
+            "all {} events of the export are in the log as exported",
+            anchored.events
+        );
+    }
     let rate = report.events as f64 / report.seconds.max(1e-9);
     match &report.first_broken {
         None => {

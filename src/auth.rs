@@ -160,6 +160,15 @@ fn hash(token: &str) -> [u8; 32] {
 
 /// Stores a new token and returns its id and the token, which is never shown again.
 pub async fn issue(pool: &Pool, spec: &TokenSpec) -> Result<(Uuid, String), AuthError> {
+    let client = pool.get().await?;
+    issue_with(&**client, spec).await
+}
+
+/// [`issue`] on a given connection or transaction.
+pub async fn issue_with(
+    client: &impl tokio_postgres::GenericClient,
+    spec: &TokenSpec,
+) -> Result<(Uuid, String), AuthError> {
     spec.validate()?;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -168,7 +177,6 @@ pub async fn issue(pool: &Pool, spec: &TokenSpec) -> Result<(Uuid, String), Auth
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
     );
     let id = Uuid::now_v7();
-    let client = pool.get().await?;
     client
         .execute(
             "INSERT INTO api_tokens (id, token_hash, role, user_id, org_id, org_admin, \
@@ -217,6 +225,11 @@ pub async fn list(pool: &Pool) -> Result<Vec<TokenInfo>, AuthError> {
             revoked_at: row.get(10),
         })
         .collect())
+}
+
+/// One token's listing, revoked or not.
+pub async fn find(pool: &Pool, id: Uuid) -> Result<Option<TokenInfo>, AuthError> {
+    Ok(list(pool).await?.into_iter().find(|t| t.id == id))
 }
 
 /// Revokes token `id`; false when no live token has that id.

@@ -224,6 +224,15 @@ where
         }
     }
 
+    /// The current state of aggregate `id` and its version, from the cache plus the events
+    /// appended since (a default state at version 0 when the stream does not exist).
+    pub async fn current(&self, id: &str) -> Result<(usize, A), CommandError<A::Error>> {
+        use cqrs_es::{AggregateContext, EventStore};
+        let mut context = self.store.load_aggregate(id).await.map_err(classify)?;
+        let version = context.current_sequence;
+        Ok((version, std::mem::take(context.aggregate())))
+    }
+
     /// The state after the first `version` events, and the version actually reached.
     pub async fn load_at_version(
         &self,

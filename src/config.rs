@@ -87,6 +87,11 @@ pub struct VerifyArgs {
     /// Only this stream (an aggregate id).
     #[arg(long)]
     pub id: Option<String>,
+    /// Also check that every event of this earlier export (`subdesk export`) is still in the
+    /// log with the same hash: catches a stream that lost its newest events, or one rewritten
+    /// and re-hashed after the export.
+    #[arg(long, value_name = "EXPORT.jsonl")]
+    pub against: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -177,9 +182,10 @@ pub struct PolicyArgs {
     #[arg(long, env = "SUBDESK_MAX_ATTACHMENT_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_attachment_size: u64,
 
-    /// Refuse to open a case without a support entitlement number or subscription id. A named
-    /// entitlement is always checked (the org's, active or non-renewing).
-    #[arg(long, env = "SUBDESK_REQUIRE_ENTITLEMENT")]
+    /// Refuse to open a case without a support entitlement number or subscription id (`true`,
+    /// the contract), or let callers leave it out (`false`). A named entitlement is always
+    /// checked: the org's, active or non-renewing.
+    #[arg(long, env = "SUBDESK_REQUIRE_ENTITLEMENT", default_value_t = true, action = clap::ArgAction::Set)]
     pub require_entitlement: bool,
 }
 

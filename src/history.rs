@@ -31,6 +31,30 @@ pub struct HistoryEntry {
     pub metadata: Value,
 }
 
+/// Metadata the customer side (customers, partners) may read of an event: who and which
+/// request. Idempotency keys, scopes (token ids) and request hashes are for staff.
+const CUSTOMER_METADATA: [&str; 5] = [
+    "actor_id",
+    "actor_role",
+    "request_id",
+    "correlation_id",
+    "causation_id",
+];
+
+impl HistoryEntry {
+    /// The entry as `viewer` may read it: the customer side gets the metadata cut to actor and
+    /// request ids; staff and auditors get everything.
+    pub fn for_viewer(event: StoredEvent, viewer: &crate::auth::Principal) -> Self {
+        let mut entry = Self::from(event);
+        if !viewer.sees_everything() {
+            if let Value::Object(metadata) = &mut entry.metadata {
+                metadata.retain(|key, _| CUSTOMER_METADATA.contains(&key.as_str()));
+            }
+        }
+        entry
+    }
+}
+
 impl From<StoredEvent> for HistoryEntry {
     fn from(event: StoredEvent) -> Self {
         let event = event.upcasted();

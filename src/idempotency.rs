@@ -82,6 +82,44 @@ pub async fn store_response(
     Ok(())
 }
 
+/// Takes `key` for a request that appends no event (token issuance), in the caller's
+/// transaction, with its response. False when another request holds the key (the caller then
+/// rolls back and answers as that request did).
+pub async fn take_without_events(
+    client: &impl tokio_postgres::GenericClient,
+    key: &IdempotencyKey,
+    request_id: &str,
+    resource: (&str, &str),
+    status: u16,
+    body: &Value,
+) -> Result<bool, IdempotencyError> {
+    let taken = client
+        .execute(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, request_id, aggregate_type, \
+                                           aggregate_id, first_sequence, last_sequence, \
+                                           last_position, response_status, response_body) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, $7, $8) \
+             ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, \
+                 request_id = EXCLUDED.request_id, tx = EXCLUDED.tx, \
+                 aggregate_type = EXCLUDED.aggregate_type, \
+                 aggregate_id = EXCLUDED.aggregate_id, created_at = now(), \
+                 response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body \
+              WHERE idempotency_keys.created_at < now() - interval '24 hours'",
+            &[
+                &key.scope,
+                &key.key,
+                &key.request_hash,
+                &request_id,
+                &resource.0,
+                &resource.1,
+                &(status as i16),
+                body,
+            ],
+        )
+        .await?;
+    Ok(taken == 1)
+}
+
 /// Deletes keys older than 24 hours; returns how many. Run periodically by the server.
 pub async fn purge_expired(pool: &Pool) -> Result<u64, IdempotencyError> {
     let client = pool.get().await?;

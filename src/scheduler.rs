@@ -33,6 +33,8 @@ use crate::command::{CommandBus, CommandError, CommandMeta};
 /// How the scheduler behaves.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
+    /// Whether `serve` runs the scheduler loop (tests that fire timers by hand turn it off).
+    pub enabled: bool,
     /// A wait in the `waiting_for_customer` status longer than this resolves the case.
     pub auto_resolve_after: Duration,
     /// A resolution older than this closes the case.
@@ -50,6 +52,7 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             auto_resolve_after: Duration::from_secs(5 * 86_400),
             close_after: Duration::from_secs(14 * 86_400),
             lease: Duration::from_secs(30),
@@ -163,6 +166,9 @@ impl Scheduler {
 
     /// Runs until `shutdown`, waking on `wake` (projection progress) or when a timer falls due.
     pub async fn run(self: Arc<Self>, mut wake: watch::Receiver<u64>, shutdown: CancellationToken) {
+        if !self.config.enabled {
+            return;
+        }
         let mut failures = 0u32;
         loop {
             if shutdown.is_cancelled() {

@@ -13,6 +13,9 @@
 //!   e-mails of the notifications outbox.
 //! - [`subscriptions`]: the subscription list / detail read model, the entitlement contract
 //!   (`entitlements`, `partner_customers`) and the subscription e-mails of the outbox.
+//! - [`reports`]: the dashboards' read models: per-case and per-subscription facts (medians
+//!   are taken over them when read) and counters per org (open cases, cases per day, active
+//!   subscriptions and seats), cancellations.
 //! - [`timers`]: the due timers the scheduler fires (auto-resolve, close, activate, term end).
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
@@ -22,6 +25,7 @@ pub mod cases;
 pub mod error;
 pub mod event;
 pub mod rebuild;
+pub mod reports;
 pub mod rows;
 pub mod runner;
 pub mod subscriptions;
@@ -36,6 +40,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
         std::sync::Arc::new(cases::CaseProjection),
         std::sync::Arc::new(subscriptions::SubscriptionProjection),
+        std::sync::Arc::new(reports::ReportProjection),
         std::sync::Arc::new(timers::TimerProjection),
     ]
 }

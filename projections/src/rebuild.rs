@@ -296,12 +296,24 @@ async fn live_checkpoint_in(
     }))
 }
 
+/// The outbox the projections append to. A rebuild shadows it too (replaying history must not
+/// send old e-mails again) and hands over only the rows of events the live projection had not
+/// reached yet.
+const OUTBOX: &str = "notifications";
+
 /// The shadow copy of a projection's tables.
 struct Shadow {
     schema: String,
     live_schema: String,
     name: &'static str,
     tables: &'static [&'static str],
+}
+
+impl Shadow {
+    /// The projection's tables and the outbox.
+    fn shadowed(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.tables.iter().copied().chain(std::iter::once(OUTBOX))
+    }
 }
 
 impl Shadow {
@@ -326,7 +338,7 @@ impl Shadow {
                 s = shadow.schema
             ))
             .await?;
-        for table in shadow.tables {
+        for table in shadow.shadowed() {
             let live = format!("{}.{table}", shadow.live_schema);
             client
                 .batch_execute(&format!(
@@ -399,8 +411,27 @@ impl Shadow {
         Ok(())
     }
 
-    /// Replaces the live tables with the shadow ones and sets the checkpoint, in `tx`.
+    /// Replaces the live tables with the shadow ones and sets the checkpoint, in `tx` (which
+    /// holds the projection's claim). The outbox keeps its live rows; it only gains the rows of
+    /// events past the live checkpoint, which the live runner will not apply after the swap.
     async fn swap_in(&self, tx: &Transaction<'_>, at: Checkpoint) -> Result<(), ProjectionError> {
+        tx.execute(
+            &format!(
+                "INSERT INTO {live}.{OUTBOX} (source_position, kind, recipient, subject, body, \
+                                             aggregate_type, aggregate_id, created_at) \
+                 SELECT s.source_position, s.kind, s.recipient, s.subject, s.body, \
+                        s.aggregate_type, s.aggregate_id, s.created_at \
+                   FROM {shadow}.{OUTBOX} s JOIN events e ON e.position = s.source_position \
+                  WHERE NOT EXISTS (SELECT 1 FROM projection_checkpoints c WHERE c.name = $1) \
+                     OR (e.tx_id, e.position) > (SELECT c.last_tx, c.last_position \
+                                                   FROM projection_checkpoints c WHERE c.name = $1) \
+                 ON CONFLICT (source_position, kind, recipient) DO NOTHING",
+                live = self.live_schema,
+                shadow = self.schema
+            ),
+            &[&self.name],
+        )
+        .await?;
         for table in self.tables {
             tx.batch_execute(&format!(
                 "DROP TABLE {live}.{table}; ALTER TABLE {shadow}.{table} SET SCHEMA {live};",

@@ -97,6 +97,31 @@ struct EntitlementRow {
     partner_id: Option<String>,
 }
 
+/// Moves the count of subscriptions in force that `view`'s partner holds with its org by
+/// `delta` (nothing for a direct subscription). An org is assigned to a partner while it holds
+/// at least one subscription sold through that partner (upcoming, active or non-renewing);
+/// when the last one ends, so does the partner's access to the org.
+fn assign(
+    assignments: &mut HashMap<(String, String), PartnerCustomerRow>,
+    changed: &mut BTreeSet<(String, String)>,
+    view: &ViewRow,
+    delta: i32,
+) {
+    let Some(partner) = &view.partner_id else {
+        return;
+    };
+    let key = (partner.clone(), view.org_id.clone());
+    let row = assignments
+        .entry(key.clone())
+        .or_insert_with(|| PartnerCustomerRow {
+            partner_id: partner.clone(),
+            org_id: view.org_id.clone(),
+            subscriptions: 0,
+        });
+    row.subscriptions = (row.subscriptions + delta).max(0);
+    changed.insert(key);
+}
+
 /// One row of `partner_customers` (V5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PartnerCustomerRow {
@@ -242,6 +267,8 @@ impl Projection for SubscriptionProjection {
                 .into_iter()
                 .map(|row| (row.app_id, row))
                 .collect();
+        // Partners whose assignments this batch may change: sellers of new subscriptions, and
+        // of the subscriptions that end or come back.
         let mut partners: Vec<String> = decoded
             .iter()
             .filter_map(|(_, _, event)| match event {
@@ -250,6 +277,7 @@ impl Projection for SubscriptionProjection {
                 }
                 _ => None,
             })
+            .chain(views.values().filter_map(|view| view.partner_id.clone()))
             .collect();
         partners.sort_unstable();
         partners.dedup();
@@ -394,6 +422,7 @@ impl Projection for SubscriptionProjection {
                     view.scheduled_seats = None;
                 }
                 SubscriptionEvent::SubscriptionExpired(e) => {
+                    assign(&mut assignments, &mut assignments_changed, view, -1);
                     view.status = SubscriptionStatus::Expired.as_str().into();
                     view.ended_at = Some(e.term_end);
                     view.scheduled_seats = None;
@@ -404,6 +433,7 @@ impl Projection for SubscriptionProjection {
                     view.cancel_effective_at = Some(e.effective_at);
                 }
                 SubscriptionEvent::SubscriptionCancelled(e) => {
+                    assign(&mut assignments, &mut assignments_changed, view, -1);
                     view.status = SubscriptionStatus::Cancelled.as_str().into();
                     view.cancellation_reason = Some(e.reason);
                     view.cancel_effective_at = Some(e.effective_at);
@@ -429,6 +459,7 @@ impl Projection for SubscriptionProjection {
                     view.cancel_effective_at = None;
                 }
                 SubscriptionEvent::SubscriptionReactivated(e) => {
+                    assign(&mut assignments, &mut assignments_changed, view, 1);
                     view.status = SubscriptionStatus::Active.as_str().into();
                     view.term_start = e.term_start;
                     view.term_end = e.term_end;

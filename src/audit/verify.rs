@@ -160,3 +160,129 @@ pub async fn verify(
         first_broken,
     })
 }
+
+/// The first event of an earlier export that the log no longer holds as exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AnchorMismatch {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    /// `missing_event` (deleted, even at a stream's end) or `hash_mismatch` (rewritten, even
+    /// if the chain was recomputed after the export).
+    pub problem: String,
+    pub exported: String,
+    pub found: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AnchorReport {
+    pub ok: bool,
+    /// Events of the export compared with the log.
+    pub events: u64,
+    pub first_mismatch: Option<AnchorMismatch>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    #[error("database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("reading the export: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("line {line} of the export is not an exported event: {error}")]
+    Parse { line: u64, error: String },
+}
+
+#[derive(serde::Deserialize)]
+struct Exported {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    hash: String,
+}
+
+/// Compares the log with an earlier export (JSON Lines from `subdesk export`): every exported
+/// event must still be in the log with the hash it had. The chain alone cannot show a stream
+/// that lost its newest events, nor a stream rewritten and re-hashed by someone who can write
+/// the table; an export kept elsewhere can.
+pub async fn verify_against(
+    client: &tokio_postgres::Client,
+    export: impl std::io::BufRead,
+    mut progress: impl FnMut(u64),
+) -> Result<AnchorReport, AnchorError> {
+    const BATCH: usize = 5000;
+    let mut batch: Vec<Exported> = Vec::with_capacity(BATCH);
+    let mut events = 0u64;
+    let mut lines = export.lines();
+    let mut line_number = 0u64;
+    loop {
+        let line = lines.next().transpose()?;
+        if let Some(line) = &line {
+            line_number += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let exported: Exported =
+                serde_json::from_str(line).map_err(|error| AnchorError::Parse {
+                    line: line_number,
+                    error: error.to_string(),
+                })?;
+            batch.push(exported);
+        }
+        if batch.len() >= BATCH || (line.is_none() && !batch.is_empty()) {
+            if let Some(mismatch) = compare(client, &batch).await? {
+                return Ok(AnchorReport {
+                    ok: false,
+                    events: events + batch.len() as u64,
+                    first_mismatch: Some(mismatch),
+                });
+            }
+            events += batch.len() as u64;
+            progress(events);
+            batch.clear();
+        }
+        if line.is_none() {
+            return Ok(AnchorReport {
+                ok: true,
+                events,
+                first_mismatch: None,
+            });
+        }
+    }
+}
+
+async fn compare(
+    client: &tokio_postgres::Client,
+    batch: &[Exported],
+) -> Result<Option<AnchorMismatch>, tokio_postgres::Error> {
+    let types: Vec<&str> = batch.iter().map(|e| e.aggregate_type.as_str()).collect();
+    let ids: Vec<&str> = batch.iter().map(|e| e.aggregate_id.as_str()).collect();
+    let sequences: Vec<i64> = batch.iter().map(|e| e.sequence).collect();
+    let rows = client
+        .query(
+            "SELECT x.i, encode(e.hash, 'hex') \
+               FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
+                    AS x(aggregate_type, aggregate_id, sequence, i) \
+               LEFT JOIN events e ON e.aggregate_type = x.aggregate_type \
+                    AND e.aggregate_id = x.aggregate_id AND e.sequence = x.sequence \
+              ORDER BY x.i",
+            &[&types, &ids, &sequences],
+        )
+        .await?;
+    for (exported, row) in batch.iter().zip(rows) {
+        let found: Option<String> = row.get(1);
+        let problem = match &found {
+            None => "missing_event",
+            Some(hash) if *hash != exported.hash => "hash_mismatch",
+            Some(_) => continue,
+        };
+        return Ok(Some(AnchorMismatch {
+            aggregate_type: exported.aggregate_type.clone(),
+            aggregate_id: exported.aggregate_id.clone(),
+            sequence: exported.sequence,
+            problem: problem.to_string(),
+            exported: exported.hash.clone(),
+            found,
+        }));
+    }
+    Ok(None)
+}

@@ -85,6 +85,16 @@ async fn events(
             detail: "limit must be 1 to 1000".into(),
         });
     }
+    if [params.from, params.to]
+        .iter()
+        .flatten()
+        .any(|at| !super::storable(at))
+    {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            detail: "from and to are instants between the years 1 and 9999".into(),
+        });
+    }
     let filter = Filter {
         aggregate_type: params.aggregate_type,
         from: params.from,

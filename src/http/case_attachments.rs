@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subdesk_aggregates::support_case::{
-    AddAttachment, CaseStatus, SupportCase, SupportCaseCommand, SupportCaseEvent,
+    AddAttachment, CaseError, CaseStatus, SupportCase, SupportCaseCommand, SupportCaseEvent,
 };
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -151,6 +151,15 @@ async fn upload_attachment(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let multipart = multipart.map_err(|e| bad_upload(e.body_text()))?;
+    // Whether the caller may attach to this case is known before any byte is read or stored;
+    // the command's guard checks it again on the state the command is decided on.
+    {
+        let partner_orgs = partner_orgs(&state, &ctx.principal).await?;
+        let (case, _) = visible_case_from_log(&state, &ctx.principal, id).await?;
+        case_guard(ctx.principal.clone(), partner_orgs, CaseAction::Attach)(&case).map_err(
+            |denied| ApiError::from(crate::command::CommandError::<CaseError>::Denied(denied)),
+        )?;
+    }
     let max = state.settings.case_policy.max_attachment_bytes;
     let upload = read_upload(multipart, max).await?;
     let sha256 = hex::encode(Sha256::digest(&upload.bytes));
@@ -200,11 +209,20 @@ async fn upload_attachment(
         attachment_receipt,
     )
     .await;
-    // Bytes that no event names are removed at once: the command was refused, or an earlier
-    // request with the same key already attached the file.
+    // Bytes that no event names are removed at once: the command was refused (nothing was
+    // appended), or an earlier request with the same key already attached the file. When the
+    // outcome is unknown (the database went away around the commit) the bytes stay: if the
+    // event was committed they are its attachment; if not, no download ever serves them.
     let orphan = match &result {
         Ok(response) => response.headers().contains_key(REPLAYED),
-        Err(_) => true,
+        Err(
+            ApiError::BadRequest { .. }
+            | ApiError::Forbidden(_)
+            | ApiError::NotFound(_)
+            | ApiError::Conflict { .. }
+            | ApiError::Unprocessable { .. },
+        ) => true,
+        Err(_) => false,
     };
     if orphan {
         if let Err(error) = forget_blob(&state, attachment_id).await {

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use subdesk_aggregates::subscription::AppStatus;
 use subdesk_aggregates::support_case::{
     AcceptEscalation, AddComment, AddParticipant, AssignCase, CaseStatus, ChangePriority,
     EarlierCase, EntitlementFacts, EntitlementLookup, OpenCase, RemoveParticipant,
@@ -115,6 +116,10 @@ pub struct CaseReceipt {
     pub version: i64,
     /// Pass as `min_position` to a read to see this write.
     pub position: i64,
+    /// Set when the case follows up an earlier one (a reply to a closed case answers with
+    /// the new case it opened).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<Uuid>,
 }
 
 pub(crate) fn case_receipt(case: &SupportCase, receipt: Receipt) -> CaseReceipt {
@@ -124,6 +129,7 @@ pub(crate) fn case_receipt(case: &SupportCase, receipt: Receipt) -> CaseReceipt 
         status: case.status,
         version: receipt.version,
         position: receipt.position,
+        follow_up_of: case.follow_up_of,
     }
 }
 
@@ -162,7 +168,12 @@ async fn open_case(
                     "auditors read; they do not open cases".into(),
                 ));
             }
-            let entitlement = find_entitlement(&run_state, &request).await?;
+            let entitlement = find_entitlement(
+                &run_state,
+                request.entitlement_number.as_deref(),
+                request.subscription_id,
+            )
+            .await?;
             // Only staff, who see every org anyway, get the entitlement's org by default:
             // for anyone else it would tell an existing entitlement number (404 for the org)
             // from an unknown one.
@@ -224,18 +235,23 @@ async fn open_case(
     .await
 }
 
-/// Looks up the entitlement an opening names, for the domain to judge.
+/// Looks up the entitlement an opening names (by number or by subscription id), for the
+/// domain to judge.
 async fn find_entitlement(
     state: &AppState,
-    request: &OpenCaseRequest,
+    number: Option<&str>,
+    subscription_id: Option<Uuid>,
 ) -> Result<EntitlementLookup, ApiError> {
-    let number = request
-        .entitlement_number
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
-    let client = state.read_pool.get().await?;
-    let found = match (number, request.subscription_id) {
+    let number = number.map(str::trim).filter(|n| !n.is_empty());
+    let lookup = || async {
+        let client = state.read_pool.get().await?;
+        Ok::<_, ApiError>(match (number, subscription_id) {
+            (Some(number), _) => crate::entitlements::by_number(&**client, number).await?,
+            (None, Some(id)) => crate::entitlements::by_subscription(&**client, id).await?,
+            (None, None) => None,
+        })
+    };
+    let found = match (number, subscription_id) {
         (None, None) => return Ok(EntitlementLookup::NotGiven),
         (Some(_), Some(_)) => {
             return Err(ApiError::unprocessable(
@@ -243,19 +259,43 @@ async fn find_entitlement(
                 "name the entitlement by entitlement_number or by subscription_id, not both",
             ))
         }
-        (Some(number), None) => crate::entitlements::by_number(&**client, number).await?,
-        (None, Some(id)) => crate::entitlements::by_subscription(&**client, id).await?,
+        _ => match lookup().await? {
+            Some(found) => Some(found),
+            // A subscription created a moment ago may not be in the read model yet: let it
+            // catch up with everything committed so far (bounded), then look once more.
+            None if super::consistency::catch_up_with_log(state, "subscriptions").await? => {
+                lookup().await?
+            }
+            None => None,
+        },
     };
-    Ok(match found {
-        Some(e) => EntitlementLookup::Found(EntitlementFacts {
-            number: e.number,
-            subscription_id: e.subscription_id,
-            org_id: e.org_id,
-            product: e.product,
-            status: e.status,
-        }),
-        None => EntitlementLookup::NotFound,
-    })
+    let Some(mut found) = found else {
+        return Ok(EntitlementLookup::NotFound);
+    };
+    // The read model maps the number to its subscription; who holds it and whether it is in
+    // force come from the subscription itself, so a cancellation a moment ago already counts.
+    let (_, subscription) = state
+        .subscriptions
+        .current(&found.subscription_id.to_string())
+        .await?;
+    if subscription.id.is_some() {
+        found.org_id = subscription.org_id.clone();
+        let parent = subscription.status.as_str();
+        found.status = match found.app_id {
+            None => parent.to_string(),
+            Some(app_id) => match subscription.apps.iter().find(|app| app.app_id == app_id) {
+                Some(app) if app.status == AppStatus::Active => parent.to_string(),
+                _ => AppStatus::Cancelled.as_str().to_string(),
+            },
+        };
+    }
+    Ok(EntitlementLookup::Found(EntitlementFacts {
+        number: found.number,
+        subscription_id: found.subscription_id,
+        org_id: found.org_id,
+        product: found.product,
+        status: found.status,
+    }))
 }
 
 /// Runs `command` on case `id` for the caller, if they see the case and may take `action`.
@@ -305,13 +345,15 @@ pub struct CommentRequest {
 /// A customer-side comment on a case `waiting_for_customer` is the customer's answer (back to
 /// `investigating`; the automatic resolution is off). On a `resolved` case it reopens the case
 /// within the reopen window (default 30 days), and is refused after it
-/// (`reopen_window_passed`: open a new case). Support's first public comment stops the
-/// first-response clock.
+/// (`reopen_window_passed`: open a new case). On a `closed` case, which never changes again,
+/// a customer-side reply opens a new case that follows it up (same org, entitlement and
+/// followers; the reply is its description), and the answer is that case's receipt, with
+/// `follow_up_of`. Support's first public comment stops the first-response clock.
 #[utoipa::path(post, path = "/v1/cases/{id}/comments", tag = "cases",
     request_body = CommentRequest,
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses(
-        (status = 201, body = CaseReceipt),
+        (status = 201, body = CaseReceipt, description = "The comment's receipt, or the follow-up case's for a reply to a closed case"),
         (status = 403, body = Problem, description = "e.g. an internal comment from the customer side"),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
     ))]
@@ -326,13 +368,15 @@ async fn add_comment(
         Visibility::Internal => CaseAction::CommentInternal,
         Visibility::Public => CaseAction::Comment,
     };
+    let reply_from_customer =
+        request.visibility == Visibility::Public && ctx.principal.role.is_customer_side();
     let command = SupportCaseCommand::Comment(AddComment {
         comment_id: Uuid::now_v7(),
         author: ctx.principal.actor(),
-        body: request.body,
+        body: request.body.clone(),
         visibility: request.visibility,
     });
-    execute(
+    let commented = execute(
         &state,
         &ctx,
         id,
@@ -340,6 +384,80 @@ async fn add_comment(
         StatusCode::CREATED,
         action,
         command,
+    )
+    .await;
+    match commented {
+        // A closed case is immutable: the customer's reply opens a new case linked to it.
+        Err(ApiError::Unprocessable {
+            code: "case_closed",
+            ..
+        }) if reply_from_customer => follow_up(&state, &ctx, &body.hash, id, request.body).await,
+        other => other,
+    }
+}
+
+/// Opens a case that follows up closed case `closed` with `reply` as its description, under
+/// the same entitlement, for the same org, followed by the same people.
+async fn follow_up(
+    state: &AppState,
+    ctx: &Ctx,
+    request_hash: &str,
+    closed: Uuid,
+    reply: String,
+) -> Result<Response, ApiError> {
+    let principal = ctx.principal.clone();
+    let run_state = state.clone();
+    run(
+        state,
+        &state.cases,
+        ctx,
+        request_hash,
+        StatusCode::CREATED,
+        move || async move {
+            let (earlier, _) = visible_case_from_log(&run_state, &principal, closed).await?;
+            let entitlement = match earlier.entitlement_number.as_deref() {
+                Some(number) => find_entitlement(&run_state, Some(number), None).await?,
+                None => find_entitlement(&run_state, None, earlier.subscription_id).await?,
+            };
+            let mut participants = earlier.participants.clone();
+            if !crate::access::same_user(&earlier.requester, &principal.user) {
+                participants.push(earlier.requester.clone());
+            }
+            participants.retain(|p| !crate::access::same_user(p, &principal.user));
+            participants.truncate(48);
+            let summary: String = format!("Follow-up to {}: {}", earlier.key, earlier.summary)
+                .chars()
+                .take(255)
+                .collect();
+            let case_id = Uuid::now_v7();
+            let key = next_case_key(&run_state).await?;
+            Ok(Prepared {
+                id: case_id.to_string(),
+                command: SupportCaseCommand::Open(OpenCase {
+                    case_id,
+                    key,
+                    org_id: earlier.org_id.clone(),
+                    requester: principal.user.clone(),
+                    on_behalf_of: None,
+                    product: earlier.product.clone(),
+                    product_version: None,
+                    entitlement,
+                    summary,
+                    description: reply,
+                    impact: earlier.priority,
+                    participants,
+                    phone: None,
+                    data_access_consent: earlier.data_access,
+                    follow_up_of: Some(EarlierCase {
+                        case_id: closed,
+                        org_id: earlier.org_id,
+                    }),
+                    opened_by: principal.actor(),
+                }),
+                guard: None,
+            })
+        },
+        case_receipt,
     )
     .await
 }
@@ -751,7 +869,7 @@ pub(crate) async fn partner_orgs(
 ) -> Result<Vec<String>, ApiError> {
     match (&principal.role, &principal.partner_id) {
         (ActorRole::Partner, Some(partner)) => {
-            let client = state.read_pool.get().await?;
+            let client = state.pool.get().await?;
             Ok(crate::entitlements::partner_orgs(&**client, partner).await?)
         }
         _ => Ok(Vec::new()),

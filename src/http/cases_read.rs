@@ -15,9 +15,10 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subdesk_aggregates::support_case::{CaseStatus, SupportCase, SupportCaseEvent, AGGREGATE_TYPE};
-use subdesk_projections::cases::CaseRow;
+use subdesk_projections::cases::{CaseProjection, CaseRow};
 use subdesk_projections::StoredEvent;
 use tokio_postgres::types::{Json as SqlJson, ToSql};
+use tokio_postgres::GenericClient;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +28,7 @@ use super::cases::partner_orgs;
 use super::consistency::wait_for;
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
+use super::timetravel;
 use crate::access::{case_scope, sees_case, sees_internal, CaseAudience, CaseScope};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -55,6 +57,10 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 pub struct ReadParams {
     /// Answer only once the read model has applied this position (from a command response).
     pub min_position: Option<i64>,
+    /// Time travel: the case as it was at this instant (RFC 3339), rebuilt from its events.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Time travel: the case as it was after its first N events.
+    pub at_version: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -387,6 +393,7 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
         .parse::<i64>()
         .ok()
         .and_then(DateTime::from_timestamp_micros)
+        .filter(super::storable)
         .ok_or_else(invalid)?;
     let id = Uuid::parse_str(id).map_err(|_| invalid())?;
     Ok((at, id))
@@ -572,17 +579,49 @@ async fn get_case(
     params: Result<Query<ReadParams>, QueryRejection>,
 ) -> Result<Json<CaseDetail>, ApiError> {
     let params = query(params)?;
-    if let Some(position) = params.min_position {
-        wait_for(&state, PROJECTION, position).await?;
-    }
-    let client = state.read_pool.get().await?;
+    let Some(cut) = timetravel::cut(params.as_of, params.at_version)? else {
+        if let Some(position) = params.min_position {
+            wait_for(&state, PROJECTION, position).await?;
+        }
+        let client = state.read_pool.get().await?;
+        let now = state.clock.now();
+        return Ok(Json(
+            render_case(&state, &**client, id, &ctx.principal, now).await?,
+        ));
+    };
+    // Who may see the case is decided by the case as it is now, then by the case as it was.
+    visible_case_from_log(&state, &ctx.principal, id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let then = timetravel::replay(
+        &tx,
+        &CaseProjection,
+        AGGREGATE_TYPE,
+        &id.to_string(),
+        cut,
+        "case",
+    )
+    .await?;
+    let detail = render_case(&state, &*tx, id, &ctx.principal, then).await;
+    tx.rollback().await?;
+    Ok(Json(detail?))
+}
+
+/// The detail of case `id` from the read-model tables `client` sees (the live ones, or a
+/// time-travel replay's), as `principal` may see it, with SLA figures as of `now`.
+async fn render_case(
+    state: &AppState,
+    client: &impl GenericClient,
+    id: Uuid,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<CaseDetail, ApiError> {
     let row = client
         .query_opt("SELECT to_jsonb(c) FROM case_view c WHERE id = $1", &[&id])
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
     let SqlJson(case) = row.try_get::<_, SqlJson<CaseRow>>(0)?;
-    let principal = &ctx.principal;
-    let partner_orgs = partner_orgs(&state, principal).await?;
+    let partner_orgs = partner_orgs(state, principal).await?;
     let audience = CaseAudience {
         org_id: &case.org_id,
         requester: &case.requester,
@@ -634,11 +673,10 @@ async fn get_case(
             }
         })
         .collect();
-    let now = state.clock.now();
     let policy = &state.settings.case_policy;
-    Ok(Json(CaseDetail {
+    Ok(CaseDetail {
         sla: sla(&case, now),
-        auto_resolve_due: auto_resolve_due(&state, &case),
+        auto_resolve_due: auto_resolve_due(state, &case),
         auto_close_due: (case.status == CaseStatus::Resolved.as_str())
             .then_some(case.resolved_at)
             .flatten()
@@ -681,7 +719,7 @@ async fn get_case(
         version: case.version,
         attachments,
         timeline,
-    }))
+    })
 }
 
 /// A case rebuilt from its own events, with those events, if the caller sees it. Reads the
@@ -692,7 +730,7 @@ pub(crate) async fn visible_case_from_log(
     id: Uuid,
 ) -> Result<(SupportCase, Vec<(StoredEvent, SupportCaseEvent)>), ApiError> {
     let events = {
-        let client = state.read_pool.get().await?;
+        let client = state.pool.get().await?;
         crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?
     };
     let mut case = SupportCase::default();
@@ -713,16 +751,6 @@ pub(crate) async fn visible_case_from_log(
     }
     Ok((case, decoded))
 }
-
-/// Metadata the customer side may read of an event: who and which request. Idempotency keys
-/// and scopes (token ids) and request hashes are staff-only.
-const CUSTOMER_METADATA: [&str; 5] = [
-    "actor_id",
-    "actor_role",
-    "request_id",
-    "correlation_id",
-    "causation_id",
-];
 
 /// Every event of a case with its sequence, position, time, type, version, payload and
 /// metadata.
@@ -745,15 +773,7 @@ async fn case_history(
     let entries = events
         .into_iter()
         .filter(|(_, event)| staff || !event.is_internal())
-        .map(|(stored, _)| {
-            let mut entry = HistoryEntry::from(stored);
-            if !staff {
-                if let Value::Object(metadata) = &mut entry.metadata {
-                    metadata.retain(|key, _| CUSTOMER_METADATA.contains(&key.as_str()));
-                }
-            }
-            entry
-        })
+        .map(|(stored, _)| HistoryEntry::for_viewer(stored, &ctx.principal))
         .collect();
     Ok(Json(entries))
 }

@@ -79,14 +79,19 @@ where
             let body = serde_json::to_value(respond(&outcome.state, receipt))
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             if let (Some(key), true) = (&meta.idempotency, outcome.appended > 0) {
-                idempotency::store_response(
+                // The command is committed whatever happens here; a response that could not
+                // be stored is rebuilt from the log when the request is repeated.
+                if let Err(error) = idempotency::store_response(
                     &state.pool,
                     key,
                     &ctx.request_id,
                     status.as_u16(),
                     &body,
                 )
-                .await?;
+                .await
+                {
+                    tracing::warn!(%error, "the response of an accepted command was not stored");
+                }
             }
             Ok((status, Json(body)).into_response())
         }

@@ -51,3 +51,26 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
         }
     }
 }
+
+/// Waits (at most the read wait) until `projection` has applied every event committed before
+/// this call. Returns whether it got there; a log with no event counts as caught up.
+pub async fn catch_up_with_log(state: &AppState, projection: &str) -> Result<bool, ApiError> {
+    let newest: Option<i64> = {
+        let client = state.read_pool.get().await?;
+        client
+            .query_one("SELECT max(position) FROM events", &[])
+            .await?
+            .get(0)
+    };
+    let Some(newest) = newest else {
+        return Ok(true);
+    };
+    match wait_for(state, projection, newest).await {
+        Ok(()) => Ok(true),
+        Err(ApiError::Unavailable {
+            code: "read_model_behind",
+            ..
+        }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}

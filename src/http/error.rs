@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 403: the caller sees the resource but may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 413: the body is larger than the route accepts.
+    #[error("{0}")]
+    TooLarge(String),
     /// 404: the resource does not exist, or the caller may not see it.
     #[error("{0}")]
     NotFound(String),
@@ -50,10 +53,13 @@ impl ApiError {
         }
     }
 
+    /// The database cannot be reached. The cause is logged; the client gets a fixed text
+    /// (causes name hosts and socket paths).
     pub fn database(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(%error, "database unavailable");
         Self::Unavailable {
             code: "database_unavailable",
-            detail: format!("the database is unavailable: {error}"),
+            detail: "the database is unavailable; retry shortly".into(),
         }
     }
 
@@ -63,6 +69,7 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
@@ -106,20 +113,8 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let problem = Problem {
-            kind: format!("/problems/{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            code: code.to_string(),
-            detail,
-        };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = (status, body).into_response();
+        let mut response = problem(status, code, detail);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         match status {
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -131,6 +126,24 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A problem document response.
+pub fn problem(status: StatusCode, code: &str, detail: String) -> Response {
+    let problem = Problem {
+        kind: format!("/problems/{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        code: code.to_string(),
+        detail,
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
 impl<E: DomainError> From<CommandError<E>> for ApiError {

@@ -109,13 +109,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|e| ApiError::BadRequest {
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(e.body_text())
+            } else {
+                ApiError::BadRequest {
                     code: "unreadable_body",
                     detail: e.body_text(),
-                })?;
+                }
+            }
+        })?;
         let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Default::default())
         } else {
@@ -124,6 +127,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 detail: format!("the body is not valid JSON: {e}"),
             })?
         };
+        if contains_nul(&value) {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "text must not contain NUL characters (\\u0000)",
+            ));
+        }
         let hash = request_hash(&method, &path, &value);
         let value = serde_json::from_value(value).map_err(|e| {
             ApiError::unprocessable(
@@ -132,5 +141,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             )
         })?;
         Ok(Self { value, hash })
+    }
+}
+
+/// Whether any string (or key) in `value` holds a NUL character, which PostgreSQL cannot store.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }

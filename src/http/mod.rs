@@ -10,16 +10,21 @@ pub mod cases;
 pub mod cases_read;
 pub mod command;
 pub mod consistency;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod partners;
+pub mod reports;
 pub mod schema;
 pub mod subscriptions;
+pub mod timetravel;
+pub mod tokens;
 
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
@@ -33,6 +38,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
+use error::ApiError;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +59,11 @@ use crate::app::AppState;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
+        (name = "partners", description = "The partner view of assigned customers"),
+        (name = "tokens", description = "API tokens, for admins"),
+        (name = "reports", description = "Dashboards: cases, first-response SLA and \
+            resolution times, subscriptions and seats, renewals, cancellations; JSON or CSV, \
+            scoped to what the caller sees"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -81,6 +92,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(subscriptions::router())
         .merge(audit::router())
+        .merge(tokens::router())
+        .merge(partners::router())
+        .merge(reports::router())
 }
 
 /// The whole HTTP application.
@@ -88,6 +102,11 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes().split_for_parts();
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::map_response(problem_for_rejections))
+        // Pages for people: their refusals are pages (the sign-in form with a message), not
+        // problem documents, so they join below the problem layer.
+        .merge(dashboard::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -103,6 +122,47 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(request_id, UuidV7))
         .with_state(state)
+}
+
+/// Turns every error response that is not a problem document yet (axum's own rejections of a
+/// malformed path or query, an unsupported method, a body over the limit) into one, so that
+/// every error a client sees is `application/problem+json` with a stable code.
+async fn problem_for_rejections(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    };
+    error::problem(status, code, detail)
+}
+
+/// Whether PostgreSQL can store an instant taken from a request (chrono reaches further).
+pub(crate) fn storable(at: &chrono::DateTime<chrono::Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&at.year())
 }
 
 /// Request ids are UUID v7 unless the caller sent one.

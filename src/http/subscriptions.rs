@@ -19,6 +19,7 @@ use subdesk_aggregates::subscription::{
     Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus, AGGREGATE_TYPE,
 };
 use subdesk_aggregates::ActorRole;
+use subdesk_projections::subscriptions::SubscriptionProjection;
 use tokio_postgres::types::Json as SqlJson;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -29,6 +30,7 @@ use super::command::{run, Prepared, Receipt};
 use super::consistency::wait_for;
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
+use super::timetravel;
 use crate::access::{
     may_change_subscription, may_create, sees_subscription, SubscriptionAction,
     SubscriptionAudience,
@@ -884,7 +886,9 @@ fn parse_after(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     };
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let at = DateTime::from_timestamp_micros(micros)
+        .filter(super::storable)
+        .ok_or_else(invalid)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
 }
 
@@ -1000,6 +1004,11 @@ async fn list_subscriptions(
 pub struct ReadParams {
     /// Answer only once the read model has applied this position (from a command response).
     pub min_position: Option<i64>,
+    /// Time travel: the subscription as it was at this instant (RFC 3339), rebuilt from its
+    /// events.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Time travel: the subscription as it was after its first N events.
+    pub at_version: Option<i64>,
 }
 
 /// An app subscription as the detail page shows it.
@@ -1077,10 +1086,41 @@ async fn get_subscription(
     params: Result<Query<ReadParams>, QueryRejection>,
 ) -> Result<Json<SubscriptionDetail>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
-    if let Some(position) = params.min_position {
-        wait_for(&state, PROJECTION, position).await?;
-    }
-    let client = state.read_pool.get().await?;
+    let Some(cut) = timetravel::cut(params.as_of, params.at_version)? else {
+        if let Some(position) = params.min_position {
+            wait_for(&state, PROJECTION, position).await?;
+        }
+        let client = state.read_pool.get().await?;
+        let now = state.clock.now();
+        return Ok(Json(
+            render_subscription(&**client, id, &ctx.principal, now).await?,
+        ));
+    };
+    visible_stream(&state, &ctx.principal, id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let then = timetravel::replay(
+        &tx,
+        &SubscriptionProjection,
+        AGGREGATE_TYPE,
+        &id.to_string(),
+        cut,
+        "subscription",
+    )
+    .await?;
+    let detail = render_subscription(&*tx, id, &ctx.principal, then).await;
+    tx.rollback().await?;
+    Ok(Json(detail?))
+}
+
+/// The detail of subscription `id` from the read-model tables `client` sees (the live ones,
+/// or a time-travel replay's), if `principal` may see it; days until renewal as of `now`.
+async fn render_subscription(
+    client: &impl tokio_postgres::GenericClient,
+    id: Uuid,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionDetail, ApiError> {
     let row = client
         .query_opt(
             "SELECT id, entitlement_number, org_id, product, plan, seats, scheduled_seats, \
@@ -1101,7 +1141,7 @@ async fn get_subscription(
         partner_id: partner_id.as_deref(),
         collection: !included_products.is_empty(),
     };
-    if !sees_subscription(&ctx.principal, audience) {
+    if !sees_subscription(principal, audience) {
         return Err(ApiError::not_found("subscription"));
     }
     let apps = client
@@ -1127,7 +1167,7 @@ async fn get_subscription(
     let term_end: DateTime<Utc> = row.get(9);
     let SqlJson(contacts): SqlJson<Vec<String>> = row.get(15);
     let SqlJson(kept_products): SqlJson<Vec<String>> = row.get(17);
-    Ok(Json(SubscriptionDetail {
+    Ok(SubscriptionDetail {
         id: row.get(0),
         entitlement_number: row.get(1),
         org_id,
@@ -1139,7 +1179,7 @@ async fn get_subscription(
         term_start: row.get(8),
         term_end,
         bill_date: term_end,
-        days_until_renewal: renewal_in(&status, term_end, state.clock.now()),
+        days_until_renewal: renewal_in(&status, term_end, now),
         auto_renew: row.get(10),
         channel: row.get(11),
         partner_id,
@@ -1158,7 +1198,33 @@ async fn get_subscription(
         updated_at: row.get(25),
         version: row.get(26),
         apps,
-    }))
+    })
+}
+
+/// The events of subscription `id`, read from the log (on the primary, so never behind), if
+/// `principal` sees it; 404 otherwise. Org, channel and collection never change after creation,
+/// so the first event decides.
+async fn visible_stream(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Vec<subdesk_projections::StoredEvent>, ApiError> {
+    let client = state.pool.get().await?;
+    let events = crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?;
+    let created = match events.first().map(|e| e.decode::<Subscription>()) {
+        Some(Ok(SubscriptionEvent::SubscriptionCreated(created))) => created,
+        Some(Err(error)) => return Err(error.into()),
+        _ => return Err(ApiError::not_found("subscription")),
+    };
+    let audience = SubscriptionAudience {
+        org_id: &created.org_id,
+        partner_id: created.channel.partner_id(),
+        collection: !created.included_products.is_empty(),
+    };
+    if !sees_subscription(principal, audience) {
+        return Err(ApiError::not_found("subscription"));
+    }
+    Ok(events)
 }
 
 /// Every event of the subscription with its metadata, read from the log (never stale), for
@@ -1174,20 +1240,11 @@ async fn subscription_history(
     ctx: Ctx,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    let client = state.read_pool.get().await?;
-    let events = crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?;
-    let created = match events.first().map(|e| e.decode::<Subscription>()) {
-        Some(Ok(SubscriptionEvent::SubscriptionCreated(created))) => created,
-        Some(Err(error)) => return Err(error.into()),
-        _ => return Err(ApiError::not_found("subscription")),
-    };
-    let audience = SubscriptionAudience {
-        org_id: &created.org_id,
-        partner_id: created.channel.partner_id(),
-        collection: !created.included_products.is_empty(),
-    };
-    if !sees_subscription(&ctx.principal, audience) {
-        return Err(ApiError::not_found("subscription"));
-    }
-    Ok(Json(events.into_iter().map(HistoryEntry::from).collect()))
+    let events = visible_stream(&state, &ctx.principal, id).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|event| HistoryEntry::for_viewer(event, &ctx.principal))
+            .collect(),
+    ))
 }

@@ -251,6 +251,7 @@ async fn a_rebuild_reproduces_the_read_models_and_a_hand_edit_shows_as_drift() {
     let read = format!("/v1/cases/{id}?min_position={ann_position}");
     let before = expect_json(app.get(&read, &audrey).await, StatusCode::OK).await;
 
+    crate::helpers::forget_acme_entitlement(&app.target).await;
     let check = subdesk_cli(&app.target, &["projections", "check"]).await;
     assert!(
         check.status.success(),
@@ -282,4 +283,74 @@ async fn a_rebuild_reproduces_the_read_models_and_a_hand_edit_shows_as_drift() {
         report.contains("edited by hand") && report.contains(&id),
         "the edited row is listed: {report}"
     );
+}
+
+#[tokio::test]
+async fn an_earlier_export_catches_what_the_chain_alone_cannot() {
+    let app = spawn_app().await;
+    let id = workload(&app).await;
+    wait_for_horizon(&app).await;
+    let export = subdesk_cli(&app.target, &["export"]).await;
+    assert!(export.status.success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &export.stdout).expect("keep the export");
+    let against = file.to_str().expect("path");
+
+    let anchored = subdesk_cli(&app.target, &["verify", "--against", against]).await;
+    assert!(
+        anchored.status.success(),
+        "an untouched log matches its export"
+    );
+
+    // The newest event of a stream deleted: every chain still verifies...
+    tamper(
+        &app,
+        &format!("DELETE FROM events WHERE aggregate_id = '{id}' AND sequence = 4"),
+    )
+    .await;
+    assert!(
+        cli_verify(&app).await.0,
+        "the chain alone does not see a lost tail"
+    );
+    // ...but the export remembers it.
+    let anchored = subdesk_cli(&app.target, &["verify", "--against", against]).await;
+    assert!(!anchored.status.success());
+    let text = String::from_utf8_lossy(&anchored.stdout);
+    assert!(
+        text.contains("missing_event") && text.contains(&id),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_earlier_export_catches_a_rewrite_that_recomputed_the_chain() {
+    let app = spawn_app().await;
+    let id = workload(&app).await;
+    wait_for_horizon(&app).await;
+    let export = subdesk_cli(&app.target, &["export"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &export.stdout).expect("keep the export");
+
+    // Someone who can write the table rewrites the last comment and re-hashes it.
+    tamper(
+        &app,
+        &format!(
+            "UPDATE events e SET payload = jsonb_set(payload, '{{body}}', '\"rewritten\"') \
+              WHERE aggregate_id = '{id}' AND sequence = 4; \
+             UPDATE events e SET hash = sha256((SELECT p.hash FROM events p \
+                 WHERE p.aggregate_id = e.aggregate_id AND p.sequence = 3) || events_canonical(e)) \
+              WHERE aggregate_id = '{id}' AND sequence = 4"
+        ),
+    )
+    .await;
+    assert!(cli_verify(&app).await.0, "the recomputed chain verifies");
+    let anchored = subdesk_cli(
+        &app.target,
+        &["verify", "--against", file.to_str().expect("path")],
+    )
+    .await;
+    assert!(!anchored.status.success());
+    assert!(String::from_utf8_lossy(&anchored.stdout).contains("hash_mismatch"));
 }

@@ -17,8 +17,7 @@ use uuid::Uuid;
 
 use crate::helpers::{acme_case, expect_json, spawn_app_with, TestApp};
 
-/// The active support entitlement of org `acme` that [`acme_ticket`] opens under.
-pub const ACME_ENTITLEMENT: &str = "E-ACME-0000-0001";
+pub use crate::helpers::ACME_ENTITLEMENT;
 
 /// Writes one row of the entitlement contract (see the module comment) and, for a partner
 /// subscription, assigns the org to the partner. Returns the subscription id.
@@ -71,20 +70,20 @@ pub fn t0() -> DateTime<Utc> {
         .expect("valid instant")
 }
 
-/// A server whose clock stands still at [`t0`] until the test moves it, with `acme`'s
-/// entitlement seeded.
-pub async fn spawn_app_at_t0(settings: Settings) -> (TestApp, Arc<ManualClock>) {
+/// A server whose clock stands still at [`t0`] until the test moves it, whose scheduler fires
+/// only when the test says so.
+pub async fn spawn_app_at_t0(mut settings: Settings) -> (TestApp, Arc<ManualClock>) {
+    // Timers are fired by hand (the scheduler's `run_once`, or the commands themselves) when
+    // the test has moved the clock; a background loop would race it.
+    settings.scheduler.enabled = false;
     let clock = Arc::new(ManualClock::new(t0()));
     let app = spawn_app_with(settings, clock.clone()).await;
-    seed_entitlement(&app, ACME_ENTITLEMENT, "acme", "active", None).await;
     (app, clock)
 }
 
 /// A server on the system clock with `acme`'s entitlement seeded.
 pub async fn spawn_acme() -> TestApp {
-    let app = crate::helpers::spawn_app().await;
-    seed_entitlement(&app, ACME_ENTITLEMENT, "acme", "active", None).await;
-    app
+    crate::helpers::spawn_app().await
 }
 
 /// Posts a command and expects `status`; returns the body.

@@ -464,8 +464,7 @@ async fn an_entitlement_of_another_org_or_of_a_cancelled_subscription_is_refused
     assert_eq!(problem["code"], "invalid_entitlement");
 
     for (subscription, status) in [(cancelled, "cancelled"), (expired, "expired")] {
-        let mut body = acme_case();
-        body["subscription_id"] = json!(subscription);
+        let body = by_subscription(subscription);
         let problem = command(
             &app,
             &ann,
@@ -498,8 +497,7 @@ async fn an_entitlement_of_another_org_or_of_a_cancelled_subscription_is_refused
     // A non-renewing subscription still supports cases, named by its subscription id.
     let non_renewing =
         seed_entitlement(&app, "E-ACME-0000-0004", "acme", "non_renewing", None).await;
-    let mut body = acme_case();
-    body["subscription_id"] = json!(non_renewing);
+    let body = by_subscription(non_renewing);
     let receipt = app.open_case(&ann, body).await;
     let case = read_ok(
         &app,
@@ -518,11 +516,16 @@ async fn with_require_entitlement_a_case_needs_one() {
     settings.case_policy.require_entitlement = true;
     let (app, _) = spawn_app_at_t0(settings).await;
     let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let mut unentitled = acme_case();
+    unentitled
+        .as_object_mut()
+        .expect("object")
+        .remove("entitlement_number");
     let problem = command(
         &app,
         &ann,
         "/v1/cases",
-        acme_case(),
+        unentitled,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
@@ -875,7 +878,7 @@ async fn a_customer_reply_before_the_due_time_cancels_the_automatic_resolution()
 }
 
 #[tokio::test]
-async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_open_a_new_case() {
+async fn a_closed_case_refuses_every_later_command_and_a_customer_reply_opens_a_linked_case() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
     let ann = app.token(As::customer("ann@acme.test", "acme")).await;
     let sam = app.token(As::agent()).await;
@@ -896,7 +899,6 @@ async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_o
     let position = timer(&app, &id, close()).await.expect("closed");
     let before = app.event_count(Some(&id)).await;
     for (token, tail, body) in [
-        (&ann, "/comments", json!({"body": "still broken"})),
         (
             &sam,
             "/comments",
@@ -923,7 +925,37 @@ async fn a_closed_case_refuses_every_later_command_and_a_late_reply_is_told_to_o
     assert_eq!(detail["status"], "closed");
     assert!(detail["closed_at"].is_string());
 
-    // What the refusal says to do: a new case that follows the closed one up.
+    // The customer's reply opens a new case that follows the closed one up.
+    let reply = ok(
+        &app,
+        &ann,
+        &case("/comments"),
+        json!({"body": "still broken"}),
+    )
+    .await;
+    assert_eq!(reply["follow_up_of"], json!(id));
+    assert_ne!(reply["id"], json!(id));
+    assert_eq!(reply["status"], "open");
+    assert_eq!(
+        app.event_count(Some(&id)).await,
+        before,
+        "the closed case is untouched"
+    );
+    let opened = read_ok(
+        &app,
+        &ann,
+        &format!("/v1/cases/{}", reply["id"].as_str().expect("id")),
+        &reply["position"],
+    )
+    .await;
+    assert_eq!(opened["description"], "still broken");
+    assert_eq!(opened["requester"], "ann@acme.test");
+    assert_eq!(opened["entitlement_number"], detail["entitlement_number"]);
+    assert!(opened["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains(detail["key"].as_str().unwrap_or("?"))));
+
+    // Or explicitly: a new case that names the one it follows up.
     let mut body = acme_ticket();
     body["follow_up_of"] = json!(id);
     let follow_up = app.open_case(&ann, body).await;
@@ -1135,4 +1167,13 @@ async fn every_case_route_is_in_the_openapi_document() {
             "closed"
         ])
     );
+}
+
+/// `acme_case()` naming its entitlement by subscription id instead of by number.
+fn by_subscription(subscription: uuid::Uuid) -> serde_json::Value {
+    let mut body = acme_case();
+    let fields = body.as_object_mut().expect("object");
+    fields.remove("entitlement_number");
+    fields.insert("subscription_id".into(), json!(subscription));
+    body
 }

@@ -107,14 +107,39 @@ async fn serve_runs_on_a_private_postgres_that_other_commands_share_and_stops_wi
         data.join("pg/postmaster.pid").exists(),
         "the server's cluster is still up"
     );
+    // A subscription gives acme a support entitlement; a case is opened under it right away
+    // (the case path waits for the subscription read model to catch up when it must).
+    let now = chrono::Utc::now();
+    let subscription: serde_json::Value = http
+        .post(format!("{address}/v1/subscriptions"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({
+            "org_id": "acme", "product": "jira-software", "plan": "standard", "seats": 10,
+            "term_start": (now - chrono::Duration::days(1)).to_rfc3339(),
+            "term_end": (now + chrono::Duration::days(365)).to_rfc3339(),
+            "auto_renew": true, "channel": {"kind": "direct"}
+        }))
+        .send()
+        .await
+        .expect("create subscription")
+        .json()
+        .await
+        .expect("subscription receipt");
+    let mut case = acme_case();
+    case["entitlement_number"] = subscription["entitlement_number"].clone();
     let created = http
         .post(format!("{address}/v1/cases"))
         .bearer_auth(&ann)
-        .json(&acme_case())
+        .json(&case)
         .send()
         .await
         .expect("open case");
-    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        created.text().await
+    );
     let unauthorized = http
         .post(format!("{address}/v1/cases"))
         .json(&acme_case())
@@ -122,7 +147,6 @@ async fn serve_runs_on_a_private_postgres_that_other_commands_share_and_stops_wi
         .await
         .expect("POST");
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
-    let _ = admin;
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.id() as i32),

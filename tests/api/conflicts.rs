@@ -80,7 +80,11 @@ async fn a_command_that_keeps_losing_is_409_and_appends_nothing() {
         .await;
     let problem = expect_json(response, StatusCode::CONFLICT).await;
     assert_eq!(problem["code"], "concurrency_conflict");
-    assert!(attempts(&db).await > 1, "it was retried before giving up");
+    assert_eq!(
+        attempts(&db).await,
+        6,
+        "it was tried six times before giving up"
+    );
     assert_eq!(app.event_count(Some(id)).await, 1);
 }
 

@@ -161,6 +161,7 @@ pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clo
         },
         ..settings
     };
+    seed_acme_entitlement(&target).await;
     let state = AppState::build(&target, &target, settings, clock).expect("build app state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -175,6 +176,37 @@ pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clo
         target,
         shutdown,
     }
+}
+
+/// Gives org `acme` an active support entitlement, [`ACME_ENTITLEMENT`], by writing its row of
+/// the entitlement contract (migration V5) as the subscriptions projection would. Opening a
+/// case needs one; tests about subscriptions create real ones through the API, and the CLI
+/// test opens a case under one. The row is not derived from events, so a drift check sees it:
+/// [`forget_acme_entitlement`] removes it first.
+pub async fn seed_acme_entitlement(target: &Target) {
+    connect(target)
+        .await
+        .execute(
+            "INSERT INTO entitlements (number, subscription_id, app_id, org_id, product, status) \
+             VALUES ($1, '0193a8f2-0000-7000-8000-00000000ac3e'::text::uuid, NULL, 'acme', 'jira-software', 'active') \
+             ON CONFLICT (number) DO NOTHING",
+            &[&ACME_ENTITLEMENT],
+        )
+        .await
+        .expect("seed acme's entitlement");
+}
+
+/// Removes the seeded entitlement row (after the cases that needed it are open), so that a
+/// drift check compares only what the log says.
+pub async fn forget_acme_entitlement(target: &Target) {
+    connect(target)
+        .await
+        .execute(
+            "DELETE FROM entitlements WHERE number = $1",
+            &[&ACME_ENTITLEMENT],
+        )
+        .await
+        .expect("forget acme's seeded entitlement");
 }
 
 /// A principal to issue a token for.
@@ -392,8 +424,13 @@ pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// The active support entitlement of org `acme` that every test server starts with.
+pub const ACME_ENTITLEMENT: &str = "E-ACME-0000-0001";
+
+/// A case for org `acme` under its entitlement, as its customers open it.
 pub fn acme_case() -> Value {
     serde_json::json!({
+        "entitlement_number": ACME_ENTITLEMENT,
         "product": "jira-software",
         "summary": "Board does not load",
         "description": "Since this morning the board spins forever.",

@@ -819,9 +819,9 @@ async fn entitlements_and_partner_assignments_follow_the_subscriptions() {
     let app = spawn_app().await;
     let pat = app.token(PAT).await;
     let ada = app.token(ADA).await;
+    let acme_first = app.create_subscription(&pat, sold_by("p1", "acme")).await;
     app.create_subscription(&pat, sold_by("p1", "acme")).await;
-    app.create_subscription(&pat, sold_by("p1", "acme")).await;
-    app.create_subscription(&pat, sold_by("p1", "globex")).await;
+    let globex = app.create_subscription(&pat, sold_by("p1", "globex")).await;
     let own = app.create_subscription(&ada, direct("acme")).await;
     let added = app
         .post(
@@ -857,6 +857,28 @@ async fn entitlements_and_partner_assignments_follow_the_subscriptions() {
         ["acme", "globex"]
     );
 
+    // An org stays assigned while it holds a subscription of the partner in force.
+    let mut last = Value::Null;
+    for sold in [&acme_first, &globex] {
+        let cancelled = app
+            .post(
+                &format!("/v1/subscriptions/{}/cancel", id_of(sold)),
+                &pat,
+                &json!({"effective": "immediately"}),
+            )
+            .await;
+        last = expect_json(cancelled, StatusCode::OK).await;
+    }
+    app.wait_for_projection("subscriptions", position_of(&last))
+        .await;
+    assert_eq!(
+        subdesk::entitlements::partner_orgs(&db, "p1")
+            .await
+            .expect("partner orgs"),
+        ["acme"],
+        "globex holds nothing of p1's any more"
+    );
+
     let number = own["entitlement_number"].as_str().expect("number");
     let entitlement = subdesk::entitlements::by_number(&db, number)
         .await
@@ -877,7 +899,10 @@ async fn entitlements_and_partner_assignments_follow_the_subscriptions() {
         added["app_id"].as_str()
     );
     let total: i64 = db
-        .query_one("SELECT count(*) FROM entitlements", &[])
+        .query_one(
+            "SELECT count(*) FROM entitlements WHERE number <> $1",
+            &[&crate::helpers::ACME_ENTITLEMENT],
+        )
         .await
         .expect("count")
         .get(0);

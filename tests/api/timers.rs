@@ -155,7 +155,7 @@ async fn a_customer_reply_cancels_the_wait_and_a_new_request_starts_a_new_five_d
 }
 
 #[tokio::test]
-async fn a_resolved_case_is_closed_after_the_close_policy_and_then_refuses_comments() {
+async fn a_resolved_case_is_closed_after_the_close_policy_and_then_never_changes() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
     let (id, _) = waiting_case(&app).await;
     let ann = app.token(As::customer("ann@acme.test", "acme")).await;
@@ -172,12 +172,25 @@ async fn a_resolved_case_is_closed_after_the_close_policy_and_then_refuses_comme
     let refused = app
         .post(
             &format!("/v1/cases/{id}/comments"),
-            &ann,
-            &json!({"body": "one more thing"}),
+            &sam,
+            &json!({"body": "one more note"}),
         )
         .await;
     let problem = expect_json(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(problem["code"], "case_closed");
+    let reply = app
+        .post(
+            &format!("/v1/cases/{id}/comments"),
+            &ann,
+            &json!({"body": "one more thing"}),
+        )
+        .await;
+    let follow_up = expect_json(reply, StatusCode::CREATED).await;
+    assert_eq!(
+        follow_up["follow_up_of"],
+        json!(id),
+        "the reply opened a linked case"
+    );
 }
 
 #[tokio::test]
@@ -293,6 +306,7 @@ async fn rebuilding_every_read_model_appends_nothing_and_fires_nothing_again() {
     assert_eq!(events_of(&app, &id, "CaseAutoResolved").await.len(), 1);
 
     let before = app.event_count(None).await;
+    crate::helpers::forget_acme_entitlement(&app.target).await;
     let rebuilt = subdesk_cli(&app.target, &["projections", "rebuild", "--all"]).await;
     assert!(
         rebuilt.status.success(),
@@ -319,7 +333,6 @@ async fn with_a_two_second_policy_a_waiting_case_reads_resolved_within_seconds()
     let mut settings = Settings::default();
     settings.case_policy.auto_resolve_after = Span::seconds(2);
     let app = spawn_app_with(settings, Arc::new(subdesk::clock::SystemClock)).await;
-    crate::case_fixtures::seed_entitlement(&app, ACME_ENTITLEMENT, "acme", "active", None).await;
     let (id, receipt) = waiting_case(&app).await;
     let sam = app.token(As::agent()).await;
     let detail = read_ok(&app, &sam, &format!("/v1/cases/{id}"), &receipt["position"]).await;
@@ -357,21 +370,20 @@ async fn waiting_cases(
     server: &ServerProcess,
     n: usize,
 ) -> Vec<String> {
+    crate::helpers::seed_acme_entitlement(target).await;
     let http = reqwest::Client::new();
     let ann = issue_token(target, As::customer("ann@acme.test", "acme")).await;
     let sam = issue_token(target, As::agent()).await;
     let mut ids = Vec::new();
     for _ in 0..n {
-        let opened: Value = http
+        let response = http
             .post(format!("{}/v1/cases", server.address))
             .bearer_auth(&ann)
             .json(&acme_case())
             .send()
             .await
-            .expect("open")
-            .json()
-            .await
-            .expect("receipt");
+            .expect("open");
+        let opened = expect_json(response, StatusCode::CREATED).await;
         let id = opened["id"].as_str().expect("id").to_string();
         let asked = http
             .post(format!("{}/v1/cases/{id}/request-info", server.address))

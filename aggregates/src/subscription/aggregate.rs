@@ -233,6 +233,13 @@ impl Subscription {
         if cmd.term_end <= now {
             return Err(SubscriptionError::TermAlreadyOver);
         }
+        let max_term = services.policy.max_term;
+        if cmd.term_end - cmd.term_start > max_term
+            || cmd.term_start < now - max_term
+            || cmd.term_start > now + max_term
+        {
+            return Err(SubscriptionError::TermOutOfBounds(max_term.num_days()));
+        }
         if !entitlement::is_valid(&cmd.entitlement_number) {
             return Err(SubscriptionError::InvalidEntitlementNumber);
         }

@@ -17,6 +17,8 @@ pub enum SubscriptionError {
     InvalidTerm,
     #[error("the term must end in the future")]
     TermAlreadyOver,
+    #[error("a term lasts at most {0} days and starts within {0} days of today")]
+    TermOutOfBounds(i64),
     #[error("an entitlement number looks like E-XXXX-XXXX-XXXX (upper-case letters and digits)")]
     InvalidEntitlementNumber,
     #[error(
@@ -100,6 +102,7 @@ impl DomainError for SubscriptionError {
             Self::Required(_) => "required_field",
             Self::InvalidSeats => "invalid_seats",
             Self::InvalidTerm => "invalid_term",
+            Self::TermOutOfBounds(_) => "term_out_of_bounds",
             Self::TermAlreadyOver => "term_already_over",
             Self::InvalidEntitlementNumber => "invalid_entitlement_number",
             Self::InvalidIncludedProducts => "invalid_included_products",

@@ -7,6 +7,10 @@ pub struct SubscriptionPolicy {
     pub reactivation_window: Duration,
     /// At most this many customer contacts on one subscription.
     pub max_contacts: usize,
+    /// The longest term, and how far before or after today a term may start. Bounds every
+    /// date a subscription can reach (renewals, reactivations and collection splits keep the
+    /// length), so no date falls outside what the read models can store.
+    pub max_term: Duration,
 }
 
 impl Default for SubscriptionPolicy {
@@ -14,6 +18,7 @@ impl Default for SubscriptionPolicy {
         Self {
             reactivation_window: Duration::days(60),
             max_contacts: 50,
+            max_term: Duration::days(3653),
         }
     }
 }

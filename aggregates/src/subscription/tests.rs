@@ -242,6 +242,24 @@ async fn a_term_that_does_not_end_after_it_starts_is_refused() {
 }
 
 #[tokio::test]
+async fn a_term_longer_than_ten_years_or_starting_ten_years_from_today_is_refused() {
+    let far = Duration::days(3653 + 10);
+    let bounds = SubscriptionError::TermOutOfBounds(3653);
+    let mut long = create_command();
+    long.term_end = long.term_start + far;
+    let mut remote = create_command();
+    remote.term_start += far;
+    remote.term_end = remote.term_start + Duration::days(365);
+    for cmd in [long, remote] {
+        SubscriptionTest::with(services())
+            .given_no_previous_events()
+            .when_async(SubscriptionCommand::Create(cmd))
+            .await
+            .then_expect_error(bounds.clone());
+    }
+}
+
+#[tokio::test]
 async fn a_term_that_is_already_over_is_refused() {
     let mut cmd = create_command();
     cmd.term_start = at(2025, 1, 1);

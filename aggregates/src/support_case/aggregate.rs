@@ -108,6 +108,11 @@ pub struct SupportCase {
     pub comments: u32,
     /// Attachment ids, oldest first.
     pub attachments: Vec<Uuid>,
+    /// The entitlement the case was opened under, for a follow-up case after it closes.
+    pub entitlement_number: Option<String>,
+    pub subscription_id: Option<Uuid>,
+    /// The earlier case this one follows up.
+    pub follow_up_of: Option<Uuid>,
 }
 
 /// Trims and lower-cases an e-mail address, refusing what cannot be one. Addresses compare
@@ -802,6 +807,9 @@ impl Aggregate for SupportCase {
                 self.first_response_due = Some(e.first_response_due);
                 self.participants = e.participants;
                 self.data_access = e.data_access_consent;
+                self.entitlement_number = e.entitlement_number;
+                self.subscription_id = e.subscription_id;
+                self.follow_up_of = e.follow_up_of;
             }
             SupportCaseEvent::CaseAssigned(e) => self.assignee = Some(e.assignee),
             SupportCaseEvent::InvestigationStarted(_) | SupportCaseEvent::CustomerResponded(_) => {

@@ -35,7 +35,7 @@ impl Default for CasePolicy {
             reopen_window: Duration::days(30),
             max_participants: 48,
             max_attachment_bytes: 10 * 1024 * 1024,
-            require_entitlement: false,
+            require_entitlement: true,
         }
     }
 }

@@ -298,17 +298,10 @@ async fn a_case_cannot_be_opened_twice() {
 }
 
 #[tokio::test]
-async fn opening_without_an_entitlement_is_refused_when_the_policy_requires_one() {
+async fn opening_without_an_entitlement_is_refused_by_default() {
     let mut cmd = open_command(3);
     cmd.entitlement = EntitlementLookup::NotGiven;
-    let services = CaseServices::new(
-        Arc::new(ManualClock::new(t0())),
-        CasePolicy {
-            require_entitlement: true,
-            ..CasePolicy::default()
-        },
-    );
-    CaseTest::with(services)
+    CaseTest::with(services())
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd))
         .await
@@ -322,13 +315,22 @@ async fn without_that_policy_a_case_opens_without_an_entitlement_but_names_its_p
     let mut expected = opened_event(3, Duration::hours(8));
     expected.entitlement_number = None;
     expected.subscription_id = None;
-    CaseTest::with(services())
+    let lenient = || {
+        CaseServices::new(
+            Arc::new(ManualClock::new(t0())),
+            CasePolicy {
+                require_entitlement: false,
+                ..CasePolicy::default()
+            },
+        )
+    };
+    CaseTest::with(lenient())
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd.clone()))
         .await
         .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
     cmd.product = String::new();
-    CaseTest::with(services())
+    CaseTest::with(lenient())
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd))
         .await

@@ -1,0 +1,109 @@
+//! `/v1/partner/customers`: the partner view of SPEC section 4: the customer orgs assigned to a
+//! partner, with their subscriptions sold through that partner and their open cases.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use subdesk_aggregates::ActorRole;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, Problem};
+use super::extract::Ctx;
+use crate::app::AppState;
+use crate::auth::{SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(customers))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CustomersParams {
+    /// Staff only: the partner to show (a partner sees its own).
+    pub partner_id: Option<String>,
+}
+
+/// One customer org of a partner.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "org_id": "acme", "active_subscriptions": 2, "upcoming_subscriptions": 0,
+    "inactive_subscriptions": 1, "active_seats": 75, "open_cases": 3
+}))]
+pub struct Customer {
+    pub org_id: String,
+    /// Subscriptions sold through this partner, by portal tab.
+    pub active_subscriptions: i64,
+    pub upcoming_subscriptions: i64,
+    pub inactive_subscriptions: i64,
+    /// Seats of the active ones.
+    pub active_seats: i64,
+    /// Cases not yet resolved; null for a partner token without `access_cases`.
+    pub open_cases: Option<i64>,
+}
+
+/// The customer orgs assigned to a partner.
+#[utoipa::path(get, path = "/v1/partner/customers", tag = "partners", params(CustomersParams),
+    responses(
+        (status = 200, body = Vec<Customer>),
+        (status = 403, body = Problem, description = "Not a partner with `view_customers`, nor staff"),
+        (status = 422, body = Problem, description = "Staff must name the partner"),
+    ))]
+async fn customers(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    params: Result<Query<CustomersParams>, QueryRejection>,
+) -> Result<Json<Vec<Customer>>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.body_text(),
+    })?;
+    let principal = &ctx.principal;
+    let (partner, with_cases) = match principal.role {
+        ActorRole::Partner if principal.has_scope(SCOPE_VIEW_CUSTOMERS) => (
+            principal.partner_id.clone().unwrap_or_default(),
+            principal.has_scope(SCOPE_ACCESS_CASES),
+        ),
+        ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor => (
+            params.partner_id.ok_or_else(|| {
+                ApiError::unprocessable("required_field", "partner_id must not be empty")
+            })?,
+            true,
+        ),
+        _ => {
+            return Err(ApiError::Forbidden(
+                "the partner view is for partners with view_customers, and staff".into(),
+            ))
+        }
+    };
+    let client = state.read_pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT pc.org_id, \
+                    count(s.id) FILTER (WHERE s.status IN ('active', 'non_renewing')), \
+                    count(s.id) FILTER (WHERE s.status = 'upcoming'), \
+                    count(s.id) FILTER (WHERE s.status IN ('cancelled', 'expired')), \
+                    coalesce(sum(s.seats) FILTER (WHERE s.status IN ('active', 'non_renewing')), 0)::bigint, \
+                    (SELECT count(*) FROM case_view c \
+                      WHERE c.org_id = pc.org_id AND c.status NOT IN ('resolved', 'closed')) \
+               FROM partner_customers pc \
+               LEFT JOIN subscription_view s ON s.org_id = pc.org_id AND s.partner_id = pc.partner_id \
+              WHERE pc.partner_id = $1 AND pc.subscriptions > 0 \
+              GROUP BY pc.org_id ORDER BY pc.org_id",
+            &[&partner],
+        )
+        .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|row| Customer {
+                org_id: row.get(0),
+                active_subscriptions: row.get(1),
+                upcoming_subscriptions: row.get(2),
+                inactive_subscriptions: row.get(3),
+                active_seats: row.get(4),
+                open_cases: with_cases.then(|| row.get(5)),
+            })
+            .collect(),
+    ))
+}
