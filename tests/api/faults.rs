@@ -14,8 +14,8 @@ use tokio::io::AsyncBufReadExt;
 use uuid::Uuid;
 
 use crate::helpers::{
-    acme_case, connect, database_url, fresh_database, issue_token, spawn_app, subdesk_cli, As,
-    ServerProcess,
+    acme_case, connect, database_url, forget_acme_entitlement, fresh_database, issue_token,
+    seed_acme_entitlement, spawn_app, subdesk_cli, As, ServerProcess,
 };
 
 /// What the client saw of one command.
@@ -194,6 +194,8 @@ async fn wait_for_catch_up(target: &Target) {
 /// `subdesk projections check` (every read model against a fresh rebuild) and `subdesk
 /// verify` (every hash chain) both pass.
 async fn assert_read_models_and_chains_clean(target: &Target) {
+    // The seeded entitlement row stands in for a subscription no event created.
+    forget_acme_entitlement(target).await;
     let check = subdesk_cli(target, &["projections", "check"]).await;
     assert!(
         check.status.success(),
@@ -213,6 +215,7 @@ async fn assert_read_models_and_chains_clean(target: &Target) {
 async fn a_server_killed_mid_load_loses_no_acknowledged_command_and_applies_none_twice() {
     let target = fresh_database().await;
     let mut server = ServerProcess::start(&target, &[]).await;
+    seed_acme_entitlement(&target).await;
     let ann = issue_token(&target, As::org_admin("ann@acme.test", "acme")).await;
     let http = reqwest::Client::new();
     let cases = open_cases(&http, &server.address, &ann, 8).await;
@@ -314,6 +317,7 @@ async fn a_postgres_restart_mid_load_is_503_with_retry_after_then_recovers_by_it
     cluster.ensure_database("faults").await.expect("database");
     let target = Target::local(&cluster, "faults");
     subdesk::db::migrate(&target).await.expect("migrate");
+    seed_acme_entitlement(&target).await;
     let mut server = start_logged(&target).await;
     let ann = issue_token(&target, As::org_admin("ann@acme.test", "acme")).await;
     let http = reqwest::Client::new();
@@ -480,6 +484,7 @@ async fn three_servers_under_load_project_each_event_once_and_fire_each_timer_on
         ServerProcess::start(&target, &policy).await,
         ServerProcess::start(&target, &policy).await,
     ];
+    seed_acme_entitlement(&target).await;
     let ann = issue_token(&target, As::org_admin("ann@acme.test", "acme")).await;
     let sam = issue_token(&target, As::agent()).await;
 
