@@ -31,6 +31,11 @@ pub struct Settings {
     pub subscription_policy: SubscriptionPolicy,
     /// Lease, batch and concurrency of the scheduler (its delays come from `case_policy`).
     pub scheduler: SchedulerConfig,
+    /// Longest a request may take before it is answered 503 `request_timeout`.
+    pub request_timeout: Duration,
+    /// Longest a database statement of the server may run (and a session may sit idle in a
+    /// transaction) before PostgreSQL cancels it. Zero: no bound.
+    pub statement_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -43,6 +48,8 @@ impl Default for Settings {
             case_policy: CasePolicy::default(),
             subscription_policy: SubscriptionPolicy::default(),
             scheduler: SchedulerConfig::default(),
+            request_timeout: Duration::from_secs(60),
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -85,6 +92,11 @@ impl AppState {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
+        let bound = settings.statement_timeout;
+        let (target, read_target) = (
+            &target.with_timeouts(bound, bound.max(Duration::from_secs(60))),
+            &read_target.with_timeouts(bound, bound.max(Duration::from_secs(60))),
+        );
         let pool = target.pool(settings.pool_size)?;
         let read_pool = read_target.pool(settings.pool_size)?;
         let sqlx = target.sqlx_pool(settings.pool_size);
@@ -175,13 +187,19 @@ pub async fn serve(
     result
 }
 
-/// Hourly chores: forget idempotency keys older than 24 hours.
+/// Hourly chores: forget idempotency keys older than 24 hours and timer leases whose timer is
+/// gone.
 async fn housekeeping(state: AppState, shutdown: CancellationToken) {
     loop {
         match crate::idempotency::purge_expired(&state.pool).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys removed"),
             Err(error) => tracing::warn!(%error, "idempotency key purge failed"),
+        }
+        match state.scheduler.purge_stale_leases().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "stale timer leases removed"),
+            Err(error) => tracing::warn!(%error, "timer lease purge failed"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

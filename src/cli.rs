@@ -80,6 +80,8 @@ async fn serve_command(
             concurrency: args.scheduler_concurrency,
             ..Default::default()
         },
+        request_timeout: args.request_timeout,
+        statement_timeout: args.statement_timeout,
     };
     let state = AppState::build(
         &database.target,

@@ -157,6 +157,18 @@ pub struct ServeArgs {
     /// appended since the cached version.
     #[arg(long, env = "SUBDESK_AGGREGATE_CACHE", default_value_t = 10_000)]
     pub aggregate_cache: usize,
+
+    /// Longest a request may take; past it the client gets 503 `request_timeout` (with
+    /// `Retry-After`) and the work is abandoned. A command is either committed or not: repeat
+    /// it with the same `Idempotency-Key` to learn which.
+    #[arg(long, env = "SUBDESK_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest one database statement of the server may run before PostgreSQL cancels it
+    /// (also the bound on a session idle inside a transaction, at least 60s). `0s`: no bound.
+    /// The CLI's own work (rebuild, export, verify) is not bounded.
+    #[arg(long, env = "SUBDESK_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub statement_timeout: Duration,
 }
 
 /// Timed and windowed rules of the case lifecycle, as human durations (`5d`, `36h`, `3s`).

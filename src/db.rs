@@ -64,6 +64,39 @@ impl Target {
         }
     }
 
+    /// The same target with server-side bounds on every session: a statement running longer
+    /// than `statement` is cancelled, and a session idle inside a transaction for longer is
+    /// closed (so that a stuck client never holds locks or the projection horizon). Zero
+    /// leaves a bound off.
+    pub fn with_timeouts(&self, statement: Duration, idle_in_transaction: Duration) -> Self {
+        let mut settings = Vec::new();
+        if !statement.is_zero() {
+            settings.push(("statement_timeout", statement.as_millis().to_string()));
+        }
+        if !idle_in_transaction.is_zero() {
+            settings.push((
+                "idle_in_transaction_session_timeout",
+                idle_in_transaction.as_millis().to_string(),
+            ));
+        }
+        let mut target = self.clone();
+        if settings.is_empty() {
+            return target;
+        }
+        let extra = settings
+            .iter()
+            .map(|(name, ms)| format!("-c {name}={ms}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let options = match self.config.get_options() {
+            Some(existing) if !existing.trim().is_empty() => format!("{existing} {extra}"),
+            _ => extra,
+        };
+        target.config.options(options);
+        target.sqlx = target.sqlx.options(settings);
+        target
+    }
+
     pub fn pool(&self, size: usize) -> Result<Pool, DbError> {
         let manager = Manager::from_config(
             self.config.clone(),

@@ -202,33 +202,60 @@ impl Scheduler {
     }
 
     /// How long until the earliest unclaimed timer falls due, capped at `max_sleep`.
+    ///
+    /// Runs after every round, so it must not grow with the number of timers: each kind is
+    /// one walk of the `(kind, since)` index that stops at the first row without a live lease
+    /// (leased rows are the few in flight), and the earliest lease end is one index probe.
     async fn until_next_due(&self) -> Result<Duration, SchedulerError> {
         let now = self.clock.now();
         let (auto_resolve, close) = self.delays();
         let client = self.pool.get().await?;
-        let sql = format!(
-            "SELECT min({DUE_AT}) FROM timers t \
-              WHERE NOT EXISTS (SELECT 1 FROM timer_leases l \
-                                 WHERE l.aggregate_type = t.aggregate_type \
-                                   AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
-                                   AND l.since = t.since AND l.leased_until > $1::timestamptz)"
-        );
-        let next: Option<DateTime<Utc>> = client
-            .query_one(&sql, &[&now, &auto_resolve, &close])
-            .await?
-            .get(0);
-        let leases: Option<DateTime<Utc>> = client
-            .query_one(
-                "SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1",
-                &[&now],
+        let first = |kind: &str, delay: &str| {
+            format!(
+                "(SELECT t.since + {delay} AS due FROM timers t \
+                   WHERE t.kind = '{kind}' \
+                     AND NOT EXISTS (SELECT 1 FROM timer_leases l \
+                                      WHERE l.aggregate_type = t.aggregate_type \
+                                        AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
+                                        AND l.since = t.since AND l.leased_until > $1::timestamptz) \
+                   ORDER BY t.since LIMIT 1)"
             )
+        };
+        let sql = format!(
+            "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {}) d), \
+                          (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1))",
+            first(AUTO_RESOLVE, "$2::float8 * interval '1 second'"),
+            first(CLOSE, "$3::float8 * interval '1 second'"),
+            first(ACTIVATE, "interval '0'"),
+            first(TERM_END, "interval '0'"),
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let soonest: Option<DateTime<Utc>> = client
+            .query_one(&statement, &[&now, &auto_resolve, &close])
             .await?
             .get(0);
-        let soonest = [next, leases].into_iter().flatten().min();
         Ok(soonest
             .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(self.config.max_sleep)
             .min(self.config.max_sleep))
+    }
+
+    /// Forgets leases that can never matter again: expired, and their timer is gone (fired and
+    /// removed by the projection) or re-armed with another `since` (a new timer, which a claim
+    /// treats as such anyway). Returns how many went. Run by the hourly housekeeping.
+    pub async fn purge_stale_leases(&self) -> Result<u64, SchedulerError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM timer_leases l \
+                  WHERE l.leased_until < $1 \
+                    AND NOT EXISTS (SELECT 1 FROM timers t \
+                                     WHERE t.aggregate_type = l.aggregate_type \
+                                       AND t.aggregate_id = l.aggregate_id \
+                                       AND t.kind = l.kind AND t.since = l.since)",
+                &[&self.clock.now()],
+            )
+            .await?)
     }
 
     /// Claims up to a batch of due timers: row locks skip what another scheduler is claiming
@@ -242,7 +269,8 @@ impl Scheduler {
                    FROM timers t \
                   WHERE ((t.kind = 'auto_resolve' AND t.since <= $1::timestamptz - $2::float8 * interval '1 second') \
                       OR (t.kind = 'close' AND t.since <= $1::timestamptz - $3::float8 * interval '1 second') \
-                      OR (t.kind NOT IN ('auto_resolve', 'close') AND t.since <= $1::timestamptz)) \
+                      OR (t.kind = 'activate' AND t.since <= $1::timestamptz) \
+                      OR (t.kind = 'term_end' AND t.since <= $1::timestamptz)) \
                     AND NOT EXISTS (SELECT 1 FROM timer_leases l \
                                      WHERE l.aggregate_type = t.aggregate_type \
                                        AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \

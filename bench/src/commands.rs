@@ -14,8 +14,18 @@ use crate::load::{self, Api, Share};
 use crate::{pgbench, seed, Options, Report};
 
 /// Tokens of the bench principals: an org admin of the seeded org, and an agent.
+/// Also records the org's support entitlement, as the subscriptions projection would for an
+/// active subscription, so that the load can open cases under it.
 pub async fn tokens(target: &subdesk::db::Target) -> anyhow::Result<(String, String)> {
     let pool = target.pool(1)?;
+    pool.get()
+        .await?
+        .execute(
+            "INSERT INTO entitlements (number, subscription_id, app_id, org_id, product, status) \
+             VALUES ($1, $2, NULL, $3, 'jira-software', 'active') ON CONFLICT (number) DO NOTHING",
+            &[&seed::ENTITLEMENT, &uuid::Uuid::now_v7(), &seed::ORG],
+        )
+        .await?;
     let spec = |role, user: &str, org: Option<&str>, org_admin| TokenSpec {
         role,
         user: user.into(),

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use crate::seed;
+
 /// What to send to which server, as whom.
 #[derive(Clone)]
 pub struct Api {
@@ -141,7 +143,8 @@ impl Share {
             (Step::Open, _) | (_, None) => (
                 "/v1/cases".to_string(),
                 &api.customer,
-                json!({"product": "jira-software", "summary": "Board does not load",
+                json!({"product": "jira-software", "entitlement_number": seed::ENTITLEMENT,
+                       "summary": "Board does not load",
                        "description": "Since this morning the board spins forever.",
                        "impact": 2, "participants": ["carl@acme.test"]}),
                 Step::AgentComment,

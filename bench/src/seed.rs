@@ -25,6 +25,8 @@ use uuid::Uuid;
 pub const ORG: &str = "acme";
 pub const CUSTOMER: &str = "ann@acme.test";
 pub const AGENT: &str = "sam@support.test";
+/// The support entitlement the load's cases are opened under (a case needs one).
+pub const ENTITLEMENT: &str = "E-BE9C-0000-0001";
 
 /// One row for `events`.
 pub struct Row {

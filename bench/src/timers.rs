@@ -157,6 +157,7 @@ async fn scattered(bench: &Bench) -> anyhow::Result<(String, f64)> {
                     .bearer_auth(&customer)
                     .json(
                         &json!({"product": "jira-software", "summary": "Board does not load",
+                                  "entitlement_number": crate::seed::ENTITLEMENT,
                                   "impact": 3}),
                     )
                     .send()

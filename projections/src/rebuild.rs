@@ -129,21 +129,7 @@ pub async fn rebuild_all(
     let mut reports = Vec::with_capacity(projections.len());
     for (projection, shadow) in projections.iter().zip(&shadows) {
         shadow.create_indexes(pool).await?;
-        let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
-        claim(&tx, projection.name()).await?;
-        shadow.select(&tx).await?;
-        let mut mine = applied;
-        let mut reached = at;
-        loop {
-            let n = replay(&tx, *projection, &mut reached, None).await?;
-            if n == 0 {
-                break;
-            }
-            mine += n;
-        }
-        shadow.swap_in(&tx, reached).await?;
-        tx.commit().await?;
+        let mine = finish_and_swap(pool, *projection, shadow, at, applied).await?;
         progress(mine, total.max(mine));
         let seconds = started.elapsed().as_secs_f64();
         reports.push(RebuildReport {
@@ -154,6 +140,65 @@ pub async fn rebuild_all(
         });
     }
     Ok(reports)
+}
+
+/// How long the swap may wait for a live table's lock before it gives way and tries again.
+const SWAP_LOCK_TIMEOUT: &str = "2s";
+/// Swap attempts before the rebuild gives up (the live tables stay; the shadow schema is left
+/// for the next rebuild, which replaces it).
+const SWAP_ATTEMPTS: u32 = 20;
+
+/// Under the projection's claim, applies what was committed since the pass over the log and
+/// swaps the shadow in. The swap drops the live tables, which needs their exclusive lock: it
+/// waits at most [`SWAP_LOCK_TIMEOUT`] for a long reader, so that API reads queued behind the
+/// swap are never held for longer, and then rolls back and tries again. Returns the events
+/// applied to this projection.
+async fn finish_and_swap(
+    pool: &Pool,
+    projection: &dyn Projection,
+    shadow: &Shadow,
+    from: Checkpoint,
+    applied: u64,
+) -> Result<u64, ProjectionError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        claim(&tx, projection.name()).await?;
+        shadow.select(&tx).await?;
+        let mut mine = applied;
+        let mut reached = from;
+        loop {
+            let n = replay(&tx, projection, &mut reached, None).await?;
+            if n == 0 {
+                break;
+            }
+            mine += n;
+        }
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
+            .await?;
+        match shadow.swap_in(&tx, reached).await {
+            Ok(()) => {
+                tx.commit().await?;
+                return Ok(mine);
+            }
+            Err(ProjectionError::Database(error))
+                if error.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+                    && attempt < SWAP_ATTEMPTS =>
+            {
+                drop(tx);
+                tracing::info!(
+                    projection = projection.name(),
+                    attempt,
+                    "a reader holds a live table; the swap tries again"
+                );
+                let pause = 100 * u64::from(attempt.min(10));
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The next batch after `after`, on a statement prepared once for the reading connection.

@@ -54,13 +54,21 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
 
 /// Waits (at most the read wait) until `projection` has applied every event committed before
 /// this call. Returns whether it got there; a log with no event counts as caught up.
+///
+/// The event waited for is the last in catch-up order `(tx_id, position)`, not the highest
+/// position: positions are handed out before commit, so an event committed earlier can carry a
+/// lower position and a later `tx_id`, and the checkpoint passing the highest position would not
+/// prove it applied.
 pub async fn catch_up_with_log(state: &AppState, projection: &str) -> Result<bool, ApiError> {
     let newest: Option<i64> = {
         let client = state.read_pool.get().await?;
         client
-            .query_one("SELECT max(position) FROM events", &[])
+            .query_opt(
+                "SELECT position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1",
+                &[],
+            )
             .await?
-            .get(0)
+            .map(|row| row.get(0))
     };
     let Some(newest) = newest else {
         return Ok(true);

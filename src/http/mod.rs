@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         // Pages for people: their refusals are pages (the sign-in form with a message), not
         // problem documents, so they join below the problem layer.
         .merge(dashboard::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(1024 * 1024))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -178,6 +179,28 @@ impl MakeRequestId for UuidV7 {
 }
 
 /// Counts requests and times them per route and status.
+/// Bounds every request by the configured request timeout: past it the work is dropped and
+/// the client gets 503 `request_timeout` with `Retry-After` (a command cut off this way either
+/// committed or did not; repeating it with its `Idempotency-Key` tells which, safely).
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let limit = state.settings.request_timeout;
+    if limit.is_zero() {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("subdesk_http_timeouts_total").increment(1);
+            ApiError::Unavailable {
+                code: "request_timeout",
+                detail: format!("the request took longer than {limit:?}; retry shortly"),
+            }
+            .into_response()
+        }
+    }
+}
+
 async fn track(State(_): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request

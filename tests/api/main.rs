@@ -20,6 +20,7 @@ mod idempotency;
 mod projections;
 mod reports;
 mod subscriptions;
+mod timeouts;
 mod timers;
 mod timetravel;
 mod tokens;

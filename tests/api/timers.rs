@@ -113,6 +113,61 @@ async fn a_waiting_case_is_resolved_at_exactly_five_days_and_not_a_second_earlie
     );
 }
 
+/// Leases of `id`'s timers.
+async fn leases_of(app: &TestApp, id: &str) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            "SELECT kind FROM timer_leases WHERE aggregate_id = $1 ORDER BY kind",
+            &[&id],
+        )
+        .await
+        .expect("leases")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn housekeeping_forgets_the_lease_of_a_fired_timer_and_keeps_live_ones() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let (id, receipt) = waiting_case(&app).await;
+    clock.set(t0() + Span::days(5));
+    fire(&app, &receipt).await;
+    assert_eq!(events_of(&app, &id, "CaseAutoResolved").await.len(), 1);
+    assert_eq!(leases_of(&app, &id).await, ["auto_resolve"]);
+
+    // The projection disarms the fired timer and arms the close timer.
+    let newest: i64 = app
+        .db()
+        .await
+        .query_one(
+            "SELECT max(position) FROM events WHERE aggregate_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("newest position")
+        .get(0);
+    app.wait_for_projection("timers", newest).await;
+
+    // While its lease runs, a lease is kept even though its timer is gone.
+    let scheduler = &app.state.scheduler;
+    assert_eq!(scheduler.purge_stale_leases().await.expect("purge"), 0);
+    assert_eq!(leases_of(&app, &id).await, ["auto_resolve"]);
+
+    clock.set(t0() + Span::days(5) + Span::hours(1));
+    assert_eq!(scheduler.purge_stale_leases().await.expect("purge"), 1);
+    assert!(leases_of(&app, &id).await.is_empty());
+
+    // The close timer, which has no lease yet, is untouched and fires on time.
+    clock.set(t0() + Span::days(19));
+    scheduler.run_once().await.expect("round");
+    assert_eq!(events_of(&app, &id, "CaseClosed").await.len(), 1);
+    // Its lease is live and its timer not yet removed: a purge now keeps it.
+    assert_eq!(scheduler.purge_stale_leases().await.expect("purge"), 0);
+    assert_eq!(leases_of(&app, &id).await, ["close"]);
+}
+
 #[tokio::test]
 async fn a_customer_reply_cancels_the_wait_and_a_new_request_starts_a_new_five_days() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
