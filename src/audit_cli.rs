@@ -214,7 +214,31 @@ pub async fn projections(
                     updated.to_rfc3339()
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            let set_aside = client
+                .query(
+                    "SELECT projection, position, event_type, error, recorded_at \
+                       FROM projection_dead_letters ORDER BY projection, position",
+                    &[],
+                )
+                .await?;
+            if set_aside.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("\nevents set aside (the projection could not apply them):");
+            println!("projection\tposition\tevent_type\trecorded_at\terror");
+            for row in &set_aside {
+                let at: chrono::DateTime<chrono::Utc> = row.get(4);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    row.get::<_, String>(0),
+                    row.get::<_, i64>(1),
+                    row.get::<_, String>(2),
+                    at.to_rfc3339(),
+                    row.get::<_, String>(3)
+                );
+            }
+            // Exit 1, as `check` does on drift: a read model is missing these events.
+            Ok(ExitCode::FAILURE)
         }
     }
 }

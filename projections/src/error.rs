@@ -24,3 +24,19 @@ pub enum ProjectionError {
         source: serde_json::Error,
     },
 }
+
+impl ProjectionError {
+    /// Whether applying the same events again can only fail the same way: the event cannot be
+    /// decoded, a row cannot be serialised, or the database refuses the values themselves (a
+    /// data exception, SQLSTATE class 22, or a broken constraint, class 23). Connection, lock,
+    /// timeout and side-effect failures are transient and retried.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            Self::Decode { .. } | Self::Row { .. } => true,
+            Self::Database(error) => error
+                .code()
+                .is_some_and(|code| matches!(&code.code()[..2], "22" | "23")),
+            Self::Pool(_) | Self::SideEffect(_) => false,
+        }
+    }
+}

@@ -169,7 +169,15 @@ impl Runner {
         let Some(last) = events.last() else {
             return Ok(0);
         };
-        projection.apply(&tx, &events).await?;
+        if let Err(error) = projection.apply(&tx, &events).await {
+            if !error.is_deterministic() {
+                return Err(error);
+            }
+            drop(tx);
+            drop(client);
+            tracing::warn!(projection = name, %error, "batch refused; applying it event by event");
+            return self.isolate(projection, after).await;
+        }
         save_checkpoint(&tx, name, last.checkpoint(), events.len()).await?;
         tx.commit().await?;
 
@@ -222,6 +230,74 @@ impl Runner {
                 tracing::error!(%error, "projection task ended abnormally");
             }
         }
+    }
+
+    /// Applies the batch after `after` one event at a time, each under a savepoint: an event
+    /// that fails on its own with a deterministic error is recorded in
+    /// `projection_dead_letters` and skipped, so that one bad event cannot stop the read model
+    /// (and everything that waits for it) for every tenant. The others are applied and the
+    /// checkpoint moves past the batch, all in one transaction as usual.
+    async fn isolate(
+        &self,
+        projection: &dyn Projection,
+        after: Checkpoint,
+    ) -> Result<usize, ProjectionError> {
+        let name = projection.name();
+        let mut client = self.pool.get().await?;
+        let mut tx = client.transaction().await?;
+        let claimed: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+                &[&CLAIM_NAMESPACE, &name],
+            )
+            .await?
+            .get(0);
+        if !claimed || load_checkpoint(&tx, name).await? != after {
+            return Ok(0);
+        }
+        let events = read_batch_prepared(&tx, after, self.config.batch_size).await?;
+        let Some(last) = events.last().map(StoredEvent::checkpoint) else {
+            return Ok(0);
+        };
+        for event in &events {
+            let savepoint = tx.savepoint("event").await?;
+            match projection
+                .apply(&savepoint, std::slice::from_ref(event))
+                .await
+            {
+                Ok(()) => savepoint.commit().await?,
+                Err(error) if error.is_deterministic() => {
+                    savepoint.rollback().await?;
+                    tracing::error!(
+                        projection = name,
+                        position = event.position,
+                        event_type = %event.event_type,
+                        %error,
+                        "event set aside: the projection cannot apply it"
+                    );
+                    metrics::counter!("subdesk_projection_dead_letters_total", "projection" => name)
+                        .increment(1);
+                    tx.execute(
+                        "INSERT INTO projection_dead_letters \
+                             (projection, position, tx_id, event_type, error) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        &[
+                            &name,
+                            &event.position,
+                            &event.tx_id,
+                            &event.event_type,
+                            &error.to_string(),
+                        ],
+                    )
+                    .await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        save_checkpoint(&tx, name, last, events.len()).await?;
+        tx.commit().await?;
+        self.advanced.send_modify(|v| *v = v.wrapping_add(1));
+        Ok(events.len())
     }
 
     async fn projection_loop(&self, projection: Arc<dyn Projection>, shutdown: CancellationToken) {

@@ -242,3 +242,66 @@ async fn without_the_entitlement_policy_a_case_opens_without_one() {
     let opened = app.open_case(&ann, body).await;
     assert_eq!(opened["status"], "open");
 }
+
+#[tokio::test]
+async fn an_event_no_projection_can_apply_is_set_aside_and_the_read_side_keeps_going() {
+    let app = spawn_app().await;
+    // Written straight into the log (as a bug of an earlier release, or a hand edit, could):
+    // a case opening the projections cannot decode.
+    let poison: i64 = app
+        .db()
+        .await
+        .query_one(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                 event_version, payload, metadata) \
+             VALUES ('SupportCase', '0193a8f2-6a61-7c3e-9d0a-3f1f6a1b0bad', 1, 'CaseOpened', \
+                     '2.0', '{\"type\": \"CaseOpened\", \"nonsense\": true}', '{}') \
+             RETURNING position",
+            &[],
+        )
+        .await
+        .expect("store an undecodable event")
+        .get(0);
+
+    // A case opened after it still reaches the read models.
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let opened = app.open_case(&ann, acme_case()).await;
+    let id = opened["id"].as_str().expect("id");
+    let position = opened["position"].as_i64().expect("position");
+    assert!(position > poison);
+    let read = app
+        .get(&format!("/v1/cases/{id}?min_position={position}"), &ann)
+        .await;
+    let case = expect_json(read, StatusCode::OK).await;
+    assert_eq!(case["status"], "open");
+
+    // The bad event is recorded for each projection of cases, with why.
+    let set_aside: Vec<(String, i64, String)> = app
+        .db()
+        .await
+        .query(
+            "SELECT projection, position, error FROM projection_dead_letters ORDER BY projection",
+            &[],
+        )
+        .await
+        .expect("dead letters")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let projections: Vec<&str> = set_aside.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert!(projections.contains(&"cases"), "{set_aside:?}");
+    for (projection, at, error) in &set_aside {
+        assert_eq!(*at, poison, "{projection}");
+        assert!(error.contains("cannot be decoded"), "{projection}: {error}");
+    }
+
+    // `projections status` lists it and exits 1.
+    let status = subdesk_cli(&app.target, &["projections", "status"]).await;
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{out}");
+    assert!(out.contains("events set aside"), "{out}");
+    assert!(
+        out.contains(&format!("cases\t{poison}\tCaseOpened")),
+        "{out}"
+    );
+}
