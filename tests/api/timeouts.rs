@@ -83,9 +83,10 @@ async fn a_rebuild_waiting_for_a_long_reader_never_holds_api_reads_behind_it() {
         .await
         .expect("read");
     let target = app.target.clone();
-    let rebuild = tokio::spawn(async move {
-        subdesk_cli(&target, &["projections", "rebuild", "cases"]).await
-    });
+    let rebuild =
+        tokio::spawn(
+            async move { subdesk_cli(&target, &["projections", "rebuild", "cases"]).await },
+        );
 
     let held = Instant::now();
     let mut slowest = Duration::ZERO;
@@ -111,6 +112,10 @@ async fn a_rebuild_waiting_for_a_long_reader_never_holds_api_reads_behind_it() {
         "the rebuild swapped in once the reader was gone: {}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
-    let read = expect_json(app.get(&format!("/v1/cases/{id}"), &ann).await, StatusCode::OK).await;
+    let read = expect_json(
+        app.get(&format!("/v1/cases/{id}"), &ann).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(read["id"], opened["id"]);
 }
