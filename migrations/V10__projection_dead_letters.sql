@@ -4,7 +4,8 @@
 -- database refuses the values it carries) is recorded here and skipped, the checkpoint moves
 -- past it, and the metric `subdesk_projection_dead_letters_total` counts it. Transient errors
 -- (connection, lock, timeout) are never dead-lettered: the batch is simply tried again.
--- `subdesk projections status` lists these rows; a fixed projection replays them by rebuild.
+-- `subdesk projections status` lists these rows. A rebuild does not skip them: it stops at
+-- such an event, naming its position, until the projection is fixed to apply it.
 CREATE TABLE projection_dead_letters (
     projection  text        NOT NULL,
     position    bigint      NOT NULL,

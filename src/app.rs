@@ -92,10 +92,13 @@ impl AppState {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, DbError> {
-        let bound = settings.statement_timeout;
+        let (statement, idle) = (
+            settings.statement_timeout,
+            settings.statement_timeout.max(Duration::from_secs(60)),
+        );
         let (target, read_target) = (
-            &target.with_timeouts(bound, bound.max(Duration::from_secs(60))),
-            &read_target.with_timeouts(bound, bound.max(Duration::from_secs(60))),
+            &target.with_timeouts(statement, idle),
+            &read_target.with_timeouts(statement, idle),
         );
         let pool = target.pool(settings.pool_size)?;
         let read_pool = read_target.pool(settings.pool_size)?;

@@ -125,6 +125,31 @@ const DUE_AT: &str =
     "t.since + CASE t.kind WHEN 'auto_resolve' THEN $2::float8 * interval '1 second' \
                       WHEN 'close' THEN $3::float8 * interval '1 second' ELSE interval '0' END";
 
+/// The earliest due time of an unclaimed timer, or the end of the earliest live lease: per
+/// kind one walk of the `(kind, since)` index that stops at the first row without a live lease.
+/// Built once; `$1` is now, `$2` and `$3` the auto-resolve and close delays in seconds.
+static NEXT_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let first = |kind: &str, delay: &str| {
+        format!(
+            "(SELECT t.since + {delay} AS due FROM timers t \
+               WHERE t.kind = '{kind}' \
+                 AND NOT EXISTS (SELECT 1 FROM timer_leases l \
+                                  WHERE l.aggregate_type = t.aggregate_type \
+                                    AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
+                                    AND l.since = t.since AND l.leased_until > $1::timestamptz) \
+               ORDER BY t.since LIMIT 1)"
+        )
+    };
+    format!(
+        "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {}) d), \
+                      (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1))",
+        first(AUTO_RESOLVE, "$2::float8 * interval '1 second'"),
+        first(CLOSE, "$3::float8 * interval '1 second'"),
+        first(ACTIVATE, "interval '0'"),
+        first(TERM_END, "interval '0'"),
+    )
+});
+
 impl Scheduler {
     pub fn new(
         pool: deadpool_postgres::Pool,
@@ -210,26 +235,7 @@ impl Scheduler {
         let now = self.clock.now();
         let (auto_resolve, close) = self.delays();
         let client = self.pool.get().await?;
-        let first = |kind: &str, delay: &str| {
-            format!(
-                "(SELECT t.since + {delay} AS due FROM timers t \
-                   WHERE t.kind = '{kind}' \
-                     AND NOT EXISTS (SELECT 1 FROM timer_leases l \
-                                      WHERE l.aggregate_type = t.aggregate_type \
-                                        AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
-                                        AND l.since = t.since AND l.leased_until > $1::timestamptz) \
-                   ORDER BY t.since LIMIT 1)"
-            )
-        };
-        let sql = format!(
-            "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {}) d), \
-                          (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1))",
-            first(AUTO_RESOLVE, "$2::float8 * interval '1 second'"),
-            first(CLOSE, "$3::float8 * interval '1 second'"),
-            first(ACTIVATE, "interval '0'"),
-            first(TERM_END, "interval '0'"),
-        );
-        let statement = client.prepare_cached(&sql).await?;
+        let statement = client.prepare_cached(&NEXT_DUE_SQL).await?;
         let soonest: Option<DateTime<Utc>> = client
             .query_one(&statement, &[&now, &auto_resolve, &close])
             .await?
