@@ -49,7 +49,10 @@ use error::ApiError;
             global `position` it reached; pass `min_position` to a read to see your own write. \
             Errors are RFC 9457 problem documents with a stable `code`. Every POST accepts an \
             `Idempotency-Key` header: the same key and body within 24 hours returns the first \
-            response and appends nothing."
+            response and appends nothing. Any route may answer 503 with `Retry-After`: \
+            `database_unavailable`, `read_model_behind` (a `min_position` read waited its \
+            bound), or `request_timeout` (the request ran past the server's request timeout; a \
+            command cut off so may have committed: repeat it with its `Idempotency-Key`)."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
