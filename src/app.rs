@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
+use subdesk_aggregates::partner_relationship::{PartnerRelationship, RelationshipServices};
 use subdesk_aggregates::subscription::{Subscription, SubscriptionPolicy, SubscriptionServices};
 use subdesk_aggregates::support_case::{CasePolicy, CaseServices, SupportCase};
 use subdesk_aggregates::Clock;
@@ -61,8 +62,11 @@ pub struct AppInner {
     pub read_pool: Pool,
     /// Shared with the scheduler, which issues the timed case commands.
     pub cases: Arc<CommandBus<SupportCase>>,
-    /// Shared with the collections process manager, which issues commands of its own.
+    /// Shared with the collections and hand-over process managers, which issue commands of
+    /// their own.
     pub subscriptions: Arc<CommandBus<Subscription>>,
+    /// Partner relationships (org consent for partners).
+    pub relationships: Arc<CommandBus<PartnerRelationship>>,
     pub runner: Arc<Runner>,
     pub scheduler: Arc<Scheduler>,
     pub auth: Authenticator,
@@ -117,15 +121,27 @@ impl AppState {
         let subscription_services =
             SubscriptionServices::new(Arc::clone(&clock), settings.subscription_policy.clone());
         let subscriptions = Arc::new(CommandBus::new(
+            sqlx.clone(),
+            command_pool.clone(),
+            subscription_services,
+            settings.aggregate_cache,
+        ));
+        let relationships = Arc::new(CommandBus::new(
             sqlx,
             command_pool,
-            subscription_services,
+            RelationshipServices::new(Arc::clone(&clock)),
             settings.aggregate_cache,
         ));
         let mut projections = subdesk_projections::all();
         projections.push(Arc::new(crate::process::collections::KeptProducts::new(
             Arc::clone(&subscriptions),
         )));
+        projections.push(Arc::new(
+            crate::process::partner_handover::PartnerHandover::new(
+                Arc::clone(&subscriptions),
+                Arc::clone(&relationships),
+            ),
+        ));
         let runner = Arc::new(Runner::new(
             pool.clone(),
             Some(target.config.clone()),
@@ -158,6 +174,7 @@ impl AppState {
             read_pool,
             cases,
             subscriptions,
+            relationships,
             runner,
             clock,
             settings,

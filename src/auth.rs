@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use subdesk_aggregates::{Actor, ActorRole};
 use uuid::Uuid;
 
+use crate::access::PartnerReach;
+
 /// How long a token lookup is trusted before the database is asked again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
@@ -36,6 +38,9 @@ pub struct Principal {
     pub org_admin: bool,
     pub partner_id: Option<String>,
     pub scopes: Vec<String>,
+    /// For a partner: the orgs that granted it a relationship and the scopes in force there,
+    /// loaded afresh for every request ([`crate::relationships::reach_of`]). Empty otherwise.
+    pub reach: PartnerReach,
 }
 
 impl Principal {
@@ -49,6 +54,7 @@ impl Principal {
             org_admin: false,
             partner_id: None,
             scopes: Vec::new(),
+            reach: PartnerReach::default(),
         }
     }
 
@@ -292,6 +298,7 @@ impl Authenticator {
             org_admin: row.get(4),
             partner_id: row.get(5),
             scopes: row.get(6),
+            reach: PartnerReach::default(),
         };
         self.cache
             .lock()

@@ -61,21 +61,3 @@ pub async fn by_subscription(
         .await?
         .map(|row| Entitlement::from_row(&row)))
 }
-
-/// The customer orgs assigned to a partner: those holding a subscription sold through it
-/// that is in force (upcoming, active or non-renewing).
-pub async fn partner_orgs(
-    client: &impl GenericClient,
-    partner_id: &str,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    Ok(client
-        .query(
-            "SELECT org_id FROM partner_customers \
-              WHERE partner_id = $1 AND subscriptions > 0 ORDER BY org_id",
-            &[&partner_id],
-        )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect())
-}

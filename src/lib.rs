@@ -12,7 +12,10 @@
 //! - [`audit`]: hash-chain verification and JSON Lines export.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
-//! - [`process`]: process managers, projections that issue commands (collections).
+//! - [`relationships`]: the partner relationships' current state (access decisions) and the
+//!   upgrade step that grants them for earlier sales.
+//! - [`process`]: process managers, projections that issue commands (collections, the
+//!   hand-over of a partner's subscriptions when its relationship ends).
 //! - [`scheduler`]: fires timed commands (auto-resolve, close, activate, renew / expire).
 //! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
 //! - [`clock`], [`telemetry`]: the system clock; logs and metrics.
@@ -33,6 +36,7 @@ pub mod http;
 pub mod idempotency;
 pub mod pg;
 pub mod process;
+pub mod relationships;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -3,6 +3,8 @@
 //! - [`support_case`]: the `SupportCase` aggregate (open, comment, ... resolve, auto-resolve).
 //! - [`subscription`]: the `Subscription` aggregate (create, seats, storage, plan, renew,
 //!   expire, cancel, reactivate, site, contacts, apps, billing account, collections).
+//! - [`partner_relationship`]: the `PartnerRelationship` aggregate: an org's consent that a
+//!   partner reaches it, with scopes; granted and ended by the org's side, staff or the partner.
 //! - [`clock`]: the [`Clock`] trait through which aggregates learn the time; the binary
 //!   provides the system clock, tests and benchmarks a [`ManualClock`].
 //! - [`actor`]: who issued a command, as the domain sees it (role and id), used by rules such
@@ -14,6 +16,7 @@
 
 pub mod actor;
 pub mod clock;
+pub mod partner_relationship;
 pub mod subscription;
 pub mod support_case;
 pub mod upcast;

@@ -20,6 +20,7 @@ pub fn upcasters_for(aggregate_type: &str) -> Vec<Box<dyn EventUpcaster>> {
     match aggregate_type {
         crate::support_case::AGGREGATE_TYPE => crate::support_case::upcasters(),
         crate::subscription::AGGREGATE_TYPE => crate::subscription::upcasters(),
+        crate::partner_relationship::AGGREGATE_TYPE => crate::partner_relationship::upcasters(),
         _ => Vec::new(),
     }
 }

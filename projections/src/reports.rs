@@ -345,6 +345,8 @@ fn fold_subscription(
             facts.status = status(SubscriptionStatus::Active);
             facts.term_end = e.term_end;
         }
+        // Reports attribute a subscription to the partner that manages it.
+        SubscriptionEvent::SubscriptionPassedToOrg(_) => facts.partner_id = None,
         SubscriptionEvent::SubscriptionCreated(_)
         | SubscriptionEvent::SeatReductionScheduled(_)
         | SubscriptionEvent::SeatReductionWithdrawn(_)

@@ -539,6 +539,17 @@ impl Projection for SubscriptionProjection {
                     );
                 }
                 SubscriptionEvent::CollectionCancelled(e) => view.kept_products = e.kept,
+                SubscriptionEvent::SubscriptionPassedToOrg(_) => {
+                    // `partner_id` names the partner that manages the subscription; `channel`
+                    // keeps saying how it was sold.
+                    let status = view.status.as_str();
+                    if status != SubscriptionStatus::Cancelled.as_str()
+                        && status != SubscriptionStatus::Expired.as_str()
+                    {
+                        assign(&mut assignments, &mut assignments_changed, view, -1);
+                    }
+                    view.partner_id = None;
+                }
             }
         }
 

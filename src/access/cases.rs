@@ -1,9 +1,10 @@
 //! Who sees which support case, and who may open one for an org.
 
+use subdesk_aggregates::partner_relationship::PartnerScope;
 use subdesk_aggregates::ActorRole;
 
 use super::same_user;
-use crate::auth::{Principal, SCOPE_ACCESS_CASES};
+use crate::auth::Principal;
 
 /// The facts about a case that decide who sees it.
 #[derive(Debug, Clone, Copy)]
@@ -13,9 +14,9 @@ pub struct CaseAudience<'a> {
     pub participants: &'a [String],
 }
 
-/// Whether `principal` sees a case. `partner_orgs` are the customer orgs assigned to the
-/// principal's partner (empty for everyone else).
-pub fn sees_case(principal: &Principal, case: CaseAudience<'_>, partner_orgs: &[String]) -> bool {
+/// Whether `principal` sees a case. A partner sees the cases of the orgs where its reach
+/// allows `access_cases`.
+pub fn sees_case(principal: &Principal, case: CaseAudience<'_>) -> bool {
     match principal.role {
         ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor | ActorRole::System => true,
         ActorRole::Customer => {
@@ -27,20 +28,18 @@ pub fn sees_case(principal: &Principal, case: CaseAudience<'_>, partner_orgs: &[
                         .iter()
                         .any(|p| same_user(p, &principal.user)))
         }
-        ActorRole::Partner => {
-            principal.has_scope(SCOPE_ACCESS_CASES) && partner_orgs.iter().any(|o| o == case.org_id)
-        }
+        ActorRole::Partner => principal
+            .reach
+            .allows(case.org_id, PartnerScope::AccessCases),
     }
 }
 
 /// Whether `principal` may open a case for `org`.
-pub fn may_open_case_for(principal: &Principal, org: &str, partner_orgs: &[String]) -> bool {
+pub fn may_open_case_for(principal: &Principal, org: &str) -> bool {
     match principal.role {
         ActorRole::Agent | ActorRole::Admin => true,
         ActorRole::Customer => principal.in_org(org),
-        ActorRole::Partner => {
-            principal.has_scope(SCOPE_ACCESS_CASES) && partner_orgs.iter().any(|o| o == org)
-        }
+        ActorRole::Partner => principal.reach.allows(org, PartnerScope::AccessCases),
         ActorRole::Auditor | ActorRole::System => false,
     }
 }
@@ -112,14 +111,14 @@ pub enum CaseScope {
         user: String,
         org_admin: bool,
     },
-    /// A partner with `access_cases`: the cases of its assigned orgs.
+    /// A partner: the cases of the orgs where its reach allows `access_cases`.
     Orgs(Vec<String>),
     /// Nobody's cases (a partner without `access_cases`, a customer without an org).
     Nothing,
 }
 
 /// The [`CaseScope`] of `principal`; must agree with [`sees_case`].
-pub fn case_scope(principal: &Principal, partner_orgs: &[String]) -> CaseScope {
+pub fn case_scope(principal: &Principal) -> CaseScope {
     match principal.role {
         ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor | ActorRole::System => {
             CaseScope::All
@@ -132,10 +131,10 @@ pub fn case_scope(principal: &Principal, partner_orgs: &[String]) -> CaseScope {
             },
             None => CaseScope::Nothing,
         },
-        ActorRole::Partner if principal.has_scope(SCOPE_ACCESS_CASES) => {
-            CaseScope::Orgs(partner_orgs.to_vec())
-        }
-        ActorRole::Partner => CaseScope::Nothing,
+        ActorRole::Partner => match principal.reach.orgs(PartnerScope::AccessCases) {
+            orgs if orgs.is_empty() => CaseScope::Nothing,
+            orgs => CaseScope::Orgs(orgs),
+        },
     }
 }
 
@@ -144,6 +143,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::access::PartnerReach;
+    use crate::auth::SCOPE_ACCESS_CASES;
 
     fn principal(role: ActorRole, user: &str, org: Option<&str>, org_admin: bool) -> Principal {
         Principal {
@@ -158,7 +159,20 @@ mod tests {
             } else {
                 vec![]
             },
+            reach: PartnerReach::default(),
         }
+    }
+
+    /// A partner whose token has `access_cases`, with relationships granting `access_cases`
+    /// in `orgs`.
+    fn partner_reaching(orgs: &[&str]) -> Principal {
+        let mut partner = principal(ActorRole::Partner, "pat@partner.test", None, false);
+        partner.reach = PartnerReach::new(
+            &partner.scopes,
+            orgs.iter()
+                .map(|o| (o.to_string(), vec![SCOPE_ACCESS_CASES.to_string()])),
+        );
+        partner
     }
 
     const CASE: CaseAudience<'static> = CaseAudience {
@@ -170,21 +184,21 @@ mod tests {
     #[test]
     fn a_requester_sees_their_case_whatever_the_case_of_their_address() {
         let ann = principal(ActorRole::Customer, "ann@ACME.test", Some("acme"), false);
-        assert!(sees_case(&ann, CASE, &[]));
+        assert!(sees_case(&ann, CASE));
     }
 
     #[test]
     fn another_user_of_the_same_org_does_not_see_it_unless_org_admin() {
         let bob = principal(ActorRole::Customer, "bob@acme.test", Some("acme"), false);
-        assert!(!sees_case(&bob, CASE, &[]));
+        assert!(!sees_case(&bob, CASE));
         let admin = principal(ActorRole::Customer, "bob@acme.test", Some("acme"), true);
-        assert!(sees_case(&admin, CASE, &[]));
+        assert!(sees_case(&admin, CASE));
     }
 
     #[test]
     fn an_org_admin_of_another_org_does_not_see_it() {
         let other = principal(ActorRole::Customer, "eve@other.test", Some("other"), true);
-        assert!(!sees_case(&other, CASE, &[]));
+        assert!(!sees_case(&other, CASE));
     }
 
     #[test]
@@ -195,15 +209,15 @@ mod tests {
             participants: &participants,
             ..CASE
         };
-        assert!(sees_case(&carl, case, &[]));
+        assert!(sees_case(&carl, case));
         let elsewhere = principal(ActorRole::Customer, "carl@acme.test", Some("other"), false);
-        assert!(!sees_case(&elsewhere, case, &[]));
+        assert!(!sees_case(&elsewhere, case));
     }
 
     #[test]
     fn auditors_see_everything_and_do_nothing() {
         let audrey = principal(ActorRole::Auditor, "audrey@support.test", None, false);
-        assert!(sees_case(&audrey, CASE, &[]));
+        assert!(sees_case(&audrey, CASE));
         assert!(sees_internal(&audrey));
         assert!(may(&audrey, CaseAction::Comment).is_err());
     }
@@ -233,17 +247,18 @@ mod tests {
 
     #[test]
     fn the_list_scope_agrees_with_who_sees_a_case() {
-        let partner = principal(ActorRole::Partner, "pat@partner.test", None, false);
-        assert_eq!(
-            case_scope(&partner, &["acme".into()]),
-            CaseScope::Orgs(vec!["acme".into()])
-        );
-        let mut unscoped = partner.clone();
+        let partner = partner_reaching(&["acme"]);
+        assert_eq!(case_scope(&partner), CaseScope::Orgs(vec!["acme".into()]));
+        let mut unscoped = partner_reaching(&["acme"]);
         unscoped.scopes.clear();
-        assert_eq!(case_scope(&unscoped, &["acme".into()]), CaseScope::Nothing);
+        unscoped.reach = PartnerReach::new(
+            &unscoped.scopes,
+            [("acme".to_string(), vec![SCOPE_ACCESS_CASES.to_string()])],
+        );
+        assert_eq!(case_scope(&unscoped), CaseScope::Nothing);
         let admin = principal(ActorRole::Customer, "boss@acme.test", Some("acme"), true);
         assert_eq!(
-            case_scope(&admin, &[]),
+            case_scope(&admin),
             CaseScope::Customer {
                 org: "acme".into(),
                 user: "boss@acme.test".into(),
@@ -253,12 +268,11 @@ mod tests {
     }
 
     #[test]
-    fn a_partner_sees_cases_of_assigned_orgs_only_with_access_cases() {
-        let partner = principal(ActorRole::Partner, "pat@partner.test", None, false);
-        assert!(sees_case(&partner, CASE, &["acme".into()]));
-        assert!(!sees_case(&partner, CASE, &["other".into()]));
-        let mut scoped = partner.clone();
-        scoped.scopes.clear();
-        assert!(!sees_case(&scoped, CASE, &["acme".into()]));
+    fn a_partner_sees_cases_only_of_orgs_whose_relationship_allows_access_cases() {
+        assert!(sees_case(&partner_reaching(&["acme"]), CASE));
+        assert!(!sees_case(&partner_reaching(&["other"]), CASE));
+        assert!(!sees_case(&partner_reaching(&[]), CASE));
+        assert!(may_open_case_for(&partner_reaching(&["acme"]), "acme"));
+        assert!(!may_open_case_for(&partner_reaching(&["acme"]), "other"));
     }
 }

@@ -3,12 +3,14 @@
 //! never 403, so ids do not leak across tenants.
 
 pub mod cases;
+pub mod partners;
 pub mod subscriptions;
 
 pub use cases::{
     case_scope, may, may_open_case_for, sees_case, sees_internal, CaseAction, CaseAudience,
     CaseScope,
 };
+pub use partners::PartnerReach;
 pub use subscriptions::{
     is_owner_side, may_change_subscription, may_create, sees_subscription, SubscriptionAction,
     SubscriptionAudience,

@@ -1,13 +1,16 @@
 //! Who sees which subscription, and who may do what with it (SPEC section 1).
 //!
 //! - Agents, admins and auditors see every subscription; customers see their org's; a partner
-//!   (scope `view_customers`) sees the subscriptions sold through it. A partner does not see
-//!   its customers' direct subscriptions or those sold by another partner: that is another
-//!   seller's commercial data. Deciding from the subscription's own channel (not from the
-//!   `partner_customers` read model) also means a partner can act on a subscription the moment
-//!   it created it.
+//!   sees the subscriptions it sold and still manages, in the orgs whose relationship with it
+//!   allows `view_customers` (its [`PartnerReach`](super::PartnerReach)). A partner does not
+//!   see its customers' direct subscriptions or those sold by another partner: that is another
+//!   seller's commercial data. Deciding from the subscription's own channel and the
+//!   relationship's current state (never from a read model) means a partner can act on a
+//!   subscription the moment it created it, and on nothing of an org the moment the
+//!   relationship ends.
 //! - The **owner side** manages a subscription: the customer org-admin of a direct
-//!   subscription, the selling partner of a partner subscription, admins always.
+//!   subscription (or of one that passed to the org when its partner's relationship ended),
+//!   the selling partner of a partner subscription, admins always.
 //! - A partner subscription is read-only for its customer except viewing, linking a site,
 //!   managing contacts, and cancelling (not a collection: collections are cancelled only by
 //!   their partner, or an admin). Cancelling, on either channel, is for the org admin, not for
@@ -16,17 +19,19 @@
 //! - Moving the billing account is for admins and the selling partner; reactivation for admins.
 //! - Agents and auditors read; they issue no subscription commands.
 
+use subdesk_aggregates::partner_relationship::PartnerScope;
 use subdesk_aggregates::subscription::{Channel, Subscription};
 use subdesk_aggregates::ActorRole;
 
-use crate::auth::{Principal, SCOPE_VIEW_CUSTOMERS};
+use crate::auth::Principal;
 use crate::store::Denied;
 
 /// The facts about a subscription that decide who sees it and who may change it.
 #[derive(Debug, Clone, Copy)]
 pub struct SubscriptionAudience<'a> {
     pub org_id: &'a str,
-    /// The selling partner, for a partner subscription.
+    /// The partner that manages it: the selling partner of a partner subscription, until it
+    /// passes to the org.
     pub partner_id: Option<&'a str>,
     pub collection: bool,
 }
@@ -35,7 +40,7 @@ impl<'a> From<&'a Subscription> for SubscriptionAudience<'a> {
     fn from(subscription: &'a Subscription) -> Self {
         Self {
             org_id: &subscription.org_id,
-            partner_id: subscription.channel.partner_id(),
+            partner_id: subscription.managing_partner(),
             collection: subscription.is_collection(),
         }
     }
@@ -63,12 +68,15 @@ pub fn sees_subscription(principal: &Principal, subscription: SubscriptionAudien
     }
 }
 
-/// The principal is the partner the subscription was sold through.
+/// The principal is the partner that sold the subscription and manages it, and the org's
+/// relationship with it allows `view_customers` now.
 fn sells(principal: &Principal, subscription: SubscriptionAudience<'_>) -> bool {
     principal.role == ActorRole::Partner
-        && principal.has_scope(SCOPE_VIEW_CUSTOMERS)
         && subscription.partner_id.is_some()
         && principal.partner_id.as_deref() == subscription.partner_id
+        && principal
+            .reach
+            .allows(subscription.org_id, PartnerScope::ViewCustomers)
 }
 
 fn org_admin_of(principal: &Principal, subscription: SubscriptionAudience<'_>) -> bool {
@@ -98,9 +106,7 @@ pub fn may_change_subscription(
     let partner_managed = subscription.partner_id.is_some();
     let allowed = match action {
         SubscriptionAction::Manage => owner,
-        SubscriptionAction::Cancel if subscription.collection => {
-            principal.role == ActorRole::Admin || sells(principal, subscription)
-        }
+        SubscriptionAction::Cancel if subscription.collection => owner,
         SubscriptionAction::Cancel => owner || org_admin_of(principal, subscription),
         SubscriptionAction::CustomerSide => owner || principal.in_org(subscription.org_id),
         SubscriptionAction::MoveBillingAccount => {
@@ -117,7 +123,9 @@ pub fn may_change_subscription(
         }
         SubscriptionAction::Manage => "only the org's admin manages this subscription".into(),
         SubscriptionAction::Cancel if subscription.collection => {
-            "a collection is cancelled only through its partner".into()
+            "a collection is cancelled only by its owner: its partner, or the org's admin once \
+             it manages the collection"
+                .into()
         }
         SubscriptionAction::Cancel => "only the org's admin cancels a subscription".into(),
         SubscriptionAction::CustomerSide => {
@@ -133,7 +141,9 @@ pub fn may_change_subscription(
 }
 
 /// Whether `principal` may buy a subscription for `org_id` through `channel`: `NotFound` for
-/// another customer's org (which does not exist for them), `Forbidden` otherwise.
+/// an org that does not exist for them (another customer's; for a partner, one that has not
+/// granted it a relationship), `Forbidden` otherwise. Whether the partner of a partner
+/// subscription holds a relationship with the org is checked by the caller for admins.
 pub fn may_create(principal: &Principal, org_id: &str, channel: &Channel) -> Result<(), Denied> {
     let forbidden = |why: &str| Err(Denied::Forbidden(why.to_string()));
     match principal.role {
@@ -148,8 +158,12 @@ pub fn may_create(principal: &Principal, org_id: &str, channel: &Channel) -> Res
                 forbidden("a partner subscription is created by its partner")
             }
         },
-        ActorRole::Partner if !principal.has_scope(SCOPE_VIEW_CUSTOMERS) => {
-            forbidden("a partner needs the view_customers scope to sell subscriptions")
+        ActorRole::Partner if !principal.reach.reaches(org_id) => Err(Denied::NotFound),
+        ActorRole::Partner if !principal.reach.allows(org_id, PartnerScope::ViewCustomers) => {
+            forbidden(
+                "a partner sells subscriptions only with the view_customers scope, in its token \
+                 and in the org's relationship with it",
+            )
         }
         ActorRole::Partner => match channel.partner_id() {
             Some(partner) if principal.partner_id.as_deref() == Some(partner) => Ok(()),
@@ -166,9 +180,28 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::auth::SCOPE_ACCESS_CASES;
+    use crate::access::PartnerReach;
+    use crate::auth::{SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
 
+    /// Partners are `p1` with `view_customers`, in a relationship with acme that allows both
+    /// scopes.
     fn principal(role: ActorRole, org: Option<&str>, org_admin: bool) -> Principal {
+        let scopes: Vec<String> = if role == ActorRole::Partner {
+            vec![SCOPE_VIEW_CUSTOMERS.into()]
+        } else {
+            vec![]
+        };
+        let reach = if role == ActorRole::Partner {
+            PartnerReach::new(
+                &scopes,
+                [(
+                    "acme".to_string(),
+                    vec![SCOPE_VIEW_CUSTOMERS.into(), SCOPE_ACCESS_CASES.into()],
+                )],
+            )
+        } else {
+            PartnerReach::default()
+        };
         Principal {
             token_id: Uuid::nil(),
             role,
@@ -176,11 +209,8 @@ mod tests {
             org_id: org.map(str::to_string),
             org_admin,
             partner_id: (role == ActorRole::Partner).then(|| "p1".to_string()),
-            scopes: if role == ActorRole::Partner {
-                vec![SCOPE_VIEW_CUSTOMERS.into()]
-            } else {
-                vec![]
-            },
+            scopes,
+            reach,
         }
     }
 
@@ -222,7 +252,35 @@ mod tests {
         assert!(!sees_subscription(&partner, DIRECT));
         let mut unscoped = partner.clone();
         unscoped.scopes = vec![SCOPE_ACCESS_CASES.into()];
+        unscoped.reach = PartnerReach::new(
+            &unscoped.scopes,
+            [("acme".to_string(), vec![SCOPE_VIEW_CUSTOMERS.into()])],
+        );
         assert!(!sees_subscription(&unscoped, SOLD_BY_P1));
+    }
+
+    #[test]
+    fn a_partner_sees_nothing_it_sold_once_the_relationship_is_gone() {
+        let mut partner = principal(ActorRole::Partner, None, false);
+        partner.reach = PartnerReach::default();
+        assert!(!sees_subscription(&partner, SOLD_BY_P1));
+        assert_eq!(
+            may_create(
+                &partner,
+                "acme",
+                &Channel::Partner {
+                    partner_id: "p1".into()
+                }
+            ),
+            Err(Denied::NotFound)
+        );
+        // Passed to the org, the subscription has no managing partner: its org admin owns it.
+        let passed = SubscriptionAudience {
+            partner_id: None,
+            ..SOLD_BY_P1
+        };
+        let admin = principal(ActorRole::Customer, Some("acme"), true);
+        assert!(may_change_subscription(&admin, passed, SubscriptionAction::Manage).is_ok());
     }
 
     #[test]
@@ -292,8 +350,10 @@ mod tests {
         };
         assert!(may_create(&admin, "acme", &p1).is_err());
         let partner = principal(ActorRole::Partner, None, false);
-        assert_eq!(may_create(&partner, "globex", &p1), Ok(()));
-        assert!(may_create(&partner, "globex", &Channel::Direct).is_err());
+        assert_eq!(may_create(&partner, "acme", &p1), Ok(()));
+        assert!(may_create(&partner, "acme", &Channel::Direct).is_err());
+        // An org that granted this partner nothing does not exist for it.
+        assert_eq!(may_create(&partner, "globex", &p1), Err(Denied::NotFound));
         let user = principal(ActorRole::Customer, Some("acme"), false);
         assert!(may_create(&user, "acme", &Channel::Direct).is_err());
     }

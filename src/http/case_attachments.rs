@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::cases::{case_guard, partner_orgs};
+use super::cases::case_guard;
 use super::cases_read::visible_case_from_log;
 use super::command::{run, Prepared, Receipt, REPLAYED};
 use super::error::{ApiError, Problem};
@@ -154,11 +154,10 @@ async fn upload_attachment(
     // Whether the caller may attach to this case is known before any byte is read or stored;
     // the command's guard checks it again on the state the command is decided on.
     {
-        let partner_orgs = partner_orgs(&state, &ctx.principal).await?;
         let (case, _) = visible_case_from_log(&state, &ctx.principal, id).await?;
-        case_guard(ctx.principal.clone(), partner_orgs, CaseAction::Attach)(&case).map_err(
-            |denied| ApiError::from(crate::command::CommandError::<CaseError>::Denied(denied)),
-        )?;
+        case_guard(ctx.principal.clone(), CaseAction::Attach)(&case).map_err(|denied| {
+            ApiError::from(crate::command::CommandError::<CaseError>::Denied(denied))
+        })?;
     }
     let max = state.settings.case_policy.max_attachment_bytes;
     let upload = read_upload(multipart, max).await?;
@@ -191,7 +190,6 @@ async fn upload_attachment(
         &request_hash,
         StatusCode::CREATED,
         move || async move {
-            let partner_orgs = partner_orgs(&run_state, &principal).await?;
             let client = run_state.pool.get().await?;
             client
                 .execute(
@@ -203,7 +201,7 @@ async fn upload_attachment(
             Ok(Prepared {
                 id: id.to_string(),
                 command,
-                guard: Some(case_guard(principal, partner_orgs, CaseAction::Attach)),
+                guard: Some(case_guard(principal, CaseAction::Attach)),
             })
         },
         attachment_receipt,

@@ -18,7 +18,6 @@ use subdesk_aggregates::support_case::{
     RequestEscalation, RequestInfo, ResolveCase, SetDataAccess, StartInvestigation, SupportCase,
     SupportCaseCommand, Visibility,
 };
-use subdesk_aggregates::ActorRole;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -191,8 +190,7 @@ async fn open_case(
                 .ok_or_else(|| {
                     ApiError::unprocessable("required_field", "org_id must not be empty")
                 })?;
-            let partner_orgs = partner_orgs(&run_state, &principal).await?;
-            if !may_open_case_for(&principal, &org_id, &partner_orgs) {
+            if !may_open_case_for(&principal, &org_id) {
                 return Err(ApiError::not_found("org"));
             }
             let follow_up_of = match request.follow_up_of {
@@ -309,7 +307,6 @@ async fn execute(
     command: SupportCaseCommand,
 ) -> Result<Response, ApiError> {
     let principal = ctx.principal.clone();
-    let run_state = state.clone();
     run(
         state,
         &state.cases,
@@ -317,11 +314,10 @@ async fn execute(
         request_hash,
         status,
         move || async move {
-            let partner_orgs = partner_orgs(&run_state, &principal).await?;
             Ok(Prepared {
                 id: id.to_string(),
                 command,
-                guard: Some(case_guard(principal, partner_orgs, action)),
+                guard: Some(case_guard(principal, action)),
             })
         },
         case_receipt,
@@ -833,18 +829,14 @@ async fn resolve(
 
 /// A guard that hides cases the caller may not see (404), then refuses actions their role
 /// may not take (403). It runs on the state the command is decided on.
-pub(crate) fn case_guard(
-    principal: Principal,
-    partner_orgs: Vec<String>,
-    action: CaseAction,
-) -> Guard<SupportCase> {
+pub(crate) fn case_guard(principal: Principal, action: CaseAction) -> Guard<SupportCase> {
     Arc::new(move |case: &SupportCase| {
         let audience = CaseAudience {
             org_id: &case.org_id,
             requester: &case.requester,
             participants: &case.participants,
         };
-        if !case.exists() || !sees_case(&principal, audience, &partner_orgs) {
+        if !case.exists() || !sees_case(&principal, audience) {
             return Err(Denied::NotFound);
         }
         may(&principal, action).map_err(|why| Denied::Forbidden(why.into()))
@@ -859,19 +851,4 @@ async fn next_case_key(state: &AppState) -> Result<String, ApiError> {
         .await?
         .get(0);
     Ok(format!("CASE-{n}"))
-}
-
-/// The customer orgs assigned to a partner principal (empty for everyone else). Orgs become
-/// assigned when they hold a subscription sold through the partner.
-pub(crate) async fn partner_orgs(
-    state: &AppState,
-    principal: &Principal,
-) -> Result<Vec<String>, ApiError> {
-    match (&principal.role, &principal.partner_id) {
-        (ActorRole::Partner, Some(partner)) => {
-            let client = state.pool.get().await?;
-            Ok(crate::entitlements::partner_orgs(&**client, partner).await?)
-        }
-        _ => Ok(Vec::new()),
-    }
 }

@@ -24,7 +24,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::cases::partner_orgs;
 use super::consistency::wait_for;
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
@@ -441,7 +440,6 @@ async fn list_cases(
         wait_for(&state, PROJECTION, position).await?;
     }
     let principal = &ctx.principal;
-    let partner_orgs = partner_orgs(&state, principal).await?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(bad_filter(format!("limit must be 1 to {MAX_PAGE}")));
@@ -451,7 +449,7 @@ async fn list_cases(
         text: "SELECT to_jsonb(c) FROM case_view c WHERE true".into(),
         ..Sql::default()
     };
-    match case_scope(principal, &partner_orgs) {
+    match case_scope(principal) {
         CaseScope::All => {}
         CaseScope::Nothing => {
             return Ok(Json(CaseList {
@@ -621,13 +619,12 @@ async fn render_case(
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
     let SqlJson(case) = row.try_get::<_, SqlJson<CaseRow>>(0)?;
-    let partner_orgs = partner_orgs(state, principal).await?;
     let audience = CaseAudience {
         org_id: &case.org_id,
         requester: &case.requester,
         participants: &case.participants,
     };
-    if !sees_case(principal, audience, &partner_orgs) {
+    if !sees_case(principal, audience) {
         return Err(ApiError::not_found("case"));
     }
     let staff = sees_internal(principal);
@@ -740,13 +737,12 @@ pub(crate) async fn visible_case_from_log(
         case.apply(event.clone());
         decoded.push((stored, event));
     }
-    let partner_orgs = partner_orgs(state, principal).await?;
     let audience = CaseAudience {
         org_id: &case.org_id,
         requester: &case.requester,
         participants: &case.participants,
     };
-    if !case.exists() || !sees_case(principal, audience, &partner_orgs) {
+    if !case.exists() || !sees_case(principal, audience) {
         return Err(ApiError::not_found("case"));
     }
     Ok((case, decoded))

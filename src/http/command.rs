@@ -34,6 +34,29 @@ pub struct Receipt {
     pub position: i64,
 }
 
+/// The status of a command's response: fixed for the route, or decided by the state the
+/// command reached and the number of events it appended (a grant answers 201 when it created
+/// the relationship and 200 when it changed or confirmed one).
+pub enum Status<A> {
+    Fixed(StatusCode),
+    Decided(fn(&A, usize) -> StatusCode),
+}
+
+impl<A> Status<A> {
+    fn of(&self, state: &A, appended: usize) -> StatusCode {
+        match self {
+            Self::Fixed(status) => *status,
+            Self::Decided(decide) => decide(state, appended),
+        }
+    }
+}
+
+impl<A> From<StatusCode> for Status<A> {
+    fn from(status: StatusCode) -> Self {
+        Self::Fixed(status)
+    }
+}
+
 /// Header set on a response replayed for a repeated `Idempotency-Key`.
 pub const REPLAYED: &str = "idempotent-replayed";
 
@@ -47,7 +70,7 @@ pub async fn run<A, P, Fut, B>(
     bus: &CommandBus<A>,
     ctx: &Ctx,
     request_hash: &str,
-    status: StatusCode,
+    status: impl Into<Status<A>>,
     prepare: P,
     respond: fn(&A, Receipt) -> B,
 ) -> Result<Response, ApiError>
@@ -59,6 +82,7 @@ where
     Fut: Future<Output = Result<Prepared<A>, ApiError>>,
     B: Serialize,
 {
+    let status = status.into();
     let meta = ctx.meta(request_hash);
     if let Some(key) = &meta.idempotency {
         if let Some(record) = idempotency::find(&state.pool, key).await? {
@@ -71,6 +95,7 @@ where
         .await
     {
         Ok(outcome) => {
+            let status = status.of(&outcome.state, outcome.appended);
             let receipt = Receipt {
                 id: outcome.aggregate_id.clone(),
                 version: outcome.version as i64,
@@ -108,7 +133,7 @@ async fn replay<A, B>(
     ctx: &Ctx,
     request_hash: &str,
     record: KeyRecord,
-    status: StatusCode,
+    status: Status<A>,
     respond: fn(&A, Receipt) -> B,
 ) -> Result<Response, ApiError>
 where
@@ -125,12 +150,17 @@ where
         ));
     }
     let (status, body) = match record.response {
-        Some((stored, body)) => (StatusCode::from_u16(stored).unwrap_or(status), body),
+        Some((stored, body)) => {
+            let fallback = StatusCode::OK;
+            (StatusCode::from_u16(stored).unwrap_or(fallback), body)
+        }
         None => {
             // The server stopped between the commit and storing the response: rebuild it
             // from the aggregate as it was right after that commit, and store it.
             let version = usize::try_from(record.last_sequence).unwrap_or_default();
             let (version, aggregate) = bus.load_at_version(&record.aggregate_id, version).await?;
+            // A key is only ever taken by a command that appended something.
+            let status = status.of(&aggregate, 1);
             let receipt = Receipt {
                 id: record.aggregate_id.clone(),
                 version: version as i64,

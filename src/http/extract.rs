@@ -67,11 +67,17 @@ impl FromRequestParts<AppState> for Ctx {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <token>`".into()))?;
-        let principal = state
+        let mut principal = state
             .auth
             .authenticate(token)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the token is unknown or revoked".into()))?;
+        // A partner's relationships are read afresh for every request, never cached: a grant
+        // or an end is in force for the very next request.
+        if principal.role == subdesk_aggregates::ActorRole::Partner {
+            let client = state.pool.get().await?;
+            principal.reach = crate::relationships::reach_of(&client, &principal).await?;
+        }
         let request_id = header_text(&parts.headers, REQUEST_ID)
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let correlation_id =

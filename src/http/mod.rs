@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod orgs;
 pub mod partners;
 pub mod reports;
 pub mod schema;
@@ -62,7 +63,8 @@ use error::ApiError;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
-        (name = "partners", description = "The partner view of assigned customers"),
+        (name = "partners", description = "Partner relationships an org grants, and the \
+            partner view of the orgs that granted them"),
         (name = "tokens", description = "API tokens, for admins"),
         (name = "reports", description = "Dashboards: cases, first-response SLA and \
             resolution times, subscriptions and seats, renewals, cancellations; JSON or CSV, \
@@ -97,6 +99,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(tokens::router())
         .merge(partners::router())
+        .merge(orgs::router())
         .merge(reports::router())
 }
 

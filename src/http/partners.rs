@@ -1,5 +1,6 @@
-//! `/v1/partner/customers`: the partner view of SPEC section 4: the customer orgs assigned to a
-//! partner, with their subscriptions sold through that partner and their open cases.
+//! `/v1/partner/customers`: the partner view of SPEC section 4: the customer orgs that granted a
+//! partner a relationship, with the subscriptions that partner manages there and their open
+//! cases.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -12,8 +13,10 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
+use crate::access::PartnerReach;
 use crate::app::AppState;
 use crate::auth::{SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
+use subdesk_aggregates::partner_relationship::PartnerScope;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(customers))
@@ -33,17 +36,18 @@ pub struct CustomersParams {
 }))]
 pub struct Customer {
     pub org_id: String,
-    /// Subscriptions sold through this partner, by portal tab.
+    /// Subscriptions this partner sold to the org and still manages, by portal tab.
     pub active_subscriptions: i64,
     pub upcoming_subscriptions: i64,
     pub inactive_subscriptions: i64,
     /// Seats of the active ones.
     pub active_seats: i64,
-    /// Cases not yet resolved; null for a partner token without `access_cases`.
+    /// Cases not yet resolved; null unless `access_cases` is in force for the org (in the
+    /// token and in the relationship).
     pub open_cases: Option<i64>,
 }
 
-/// The customer orgs assigned to a partner.
+/// The customer orgs that granted a partner a relationship with `view_customers`.
 #[utoipa::path(get, path = "/v1/partner/customers", tag = "partners", params(CustomersParams),
     responses(
         (status = 200, body = Vec<Customer>),
@@ -60,38 +64,49 @@ async fn customers(
         detail: e.body_text(),
     })?;
     let principal = &ctx.principal;
-    let (partner, with_cases) = match principal.role {
+    let client = state.pool.get().await?;
+    let (partner, reach) = match principal.role {
         ActorRole::Partner if principal.has_scope(SCOPE_VIEW_CUSTOMERS) => (
             principal.partner_id.clone().unwrap_or_default(),
-            principal.has_scope(SCOPE_ACCESS_CASES),
+            principal.reach.clone(),
         ),
-        ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor => (
-            params.partner_id.ok_or_else(|| {
+        ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor => {
+            let partner = params.partner_id.ok_or_else(|| {
                 ApiError::unprocessable("required_field", "partner_id must not be empty")
-            })?,
-            true,
-        ),
+            })?;
+            let relationships = crate::relationships::of_partner(&**client, &partner).await?;
+            let everything = [
+                SCOPE_VIEW_CUSTOMERS.to_string(),
+                SCOPE_ACCESS_CASES.to_string(),
+            ];
+            let reach = PartnerReach::new(
+                &everything,
+                relationships.into_iter().map(|r| (r.org_id, r.scopes)),
+            );
+            (partner, reach)
+        }
         _ => {
             return Err(ApiError::Forbidden(
                 "the partner view is for partners with view_customers, and staff".into(),
             ))
         }
     };
+    drop(client);
+    let orgs = reach.orgs(PartnerScope::ViewCustomers);
     let client = state.read_pool.get().await?;
     let rows = client
         .query(
-            "SELECT pc.org_id, \
+            "SELECT o.org_id, \
                     count(s.id) FILTER (WHERE s.status IN ('active', 'non_renewing')), \
                     count(s.id) FILTER (WHERE s.status = 'upcoming'), \
                     count(s.id) FILTER (WHERE s.status IN ('cancelled', 'expired')), \
                     coalesce(sum(s.seats) FILTER (WHERE s.status IN ('active', 'non_renewing')), 0)::bigint, \
                     (SELECT count(*) FROM case_view c \
-                      WHERE c.org_id = pc.org_id AND c.status NOT IN ('resolved', 'closed')) \
-               FROM partner_customers pc \
-               LEFT JOIN subscription_view s ON s.org_id = pc.org_id AND s.partner_id = pc.partner_id \
-              WHERE pc.partner_id = $1 AND pc.subscriptions > 0 \
-              GROUP BY pc.org_id ORDER BY pc.org_id",
-            &[&partner],
+                      WHERE c.org_id = o.org_id AND c.status NOT IN ('resolved', 'closed')) \
+               FROM unnest($2::text[]) AS o(org_id) \
+               LEFT JOIN subscription_view s ON s.org_id = o.org_id AND s.partner_id = $1 \
+              GROUP BY o.org_id ORDER BY o.org_id",
+            &[&partner, &orgs],
         )
         .await?;
     Ok(Json(
@@ -102,7 +117,9 @@ async fn customers(
                 upcoming_subscriptions: row.get(2),
                 inactive_subscriptions: row.get(3),
                 active_seats: row.get(4),
-                open_cases: with_cases.then(|| row.get(5)),
+                open_cases: reach
+                    .allows(&row.get::<_, String>(0), PartnerScope::AccessCases)
+                    .then(|| row.get(5)),
             })
             .collect(),
     ))

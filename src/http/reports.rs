@@ -11,9 +11,10 @@
 //!
 //! **Who sees what.** The rules of the resources the reports count: staff and auditors see
 //! everything; a customer org admin their org (other customers get 403: a report is about the
-//! whole org, more than they may see case by case); a partner the cases of the orgs assigned
-//! to it (`partner_customers`, scope `access_cases`) and the subscriptions it sold (scope
-//! `view_customers`), as the case and subscription lists do. Filters narrow the caller's
+//! whole org, more than they may see case by case); a partner the cases of the orgs whose
+//! relationship with it allows `access_cases` and the subscriptions it sold and manages in
+//! the orgs whose relationship allows `view_customers` (its reach, in both cases intersected
+//! with the token's scopes), as the case and subscription lists do. Filters narrow the caller's
 //! scope; an `org_id` or `partner_id` outside it does not exist for the caller (404).
 //!
 //! **Period.** `from` / `to` are UTC days, both included (default: the 30 days up to today).
@@ -43,7 +44,8 @@ use super::error::{ApiError, Problem};
 use super::extract::Ctx;
 use crate::app::AppState;
 use crate::auth::{Principal, SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
-use crate::entitlements::partner_orgs;
+use crate::relationships::partner_orgs;
+use subdesk_aggregates::partner_relationship::PartnerScope;
 use subdesk_aggregates::ActorRole;
 
 /// Name of the projection behind every report.
@@ -243,8 +245,8 @@ pub async fn case_orgs(
     let mut orgs = match principal.role {
         ActorRole::Customer => Some(principal.org_id.clone().into_iter().collect()),
         ActorRole::Partner => {
-            let own = own_partner(principal, filter)?;
-            Some(partner_orgs(client, &own).await?)
+            own_partner(principal, filter)?;
+            Some(principal.reach.orgs(PartnerScope::AccessCases))
         }
         ActorRole::Agent | ActorRole::Admin | ActorRole::Auditor | ActorRole::System => None,
     };
@@ -255,7 +257,7 @@ pub async fn case_orgs(
         orgs = Some(vec![org.clone()]);
     }
     if let Some(partner) = &filter.partner_id {
-        let assigned = partner_orgs(client, partner).await?;
+        let assigned = partner_orgs(client, partner, Some(PartnerScope::AccessCases)).await?;
         orgs = Some(match orgs {
             Some(list) => list.into_iter().filter(|o| assigned.contains(o)).collect(),
             None => assigned,
@@ -269,13 +271,12 @@ pub async fn case_orgs(
 pub struct SubscriptionScope {
     /// `None` for every org.
     pub orgs: Option<Vec<String>>,
-    /// Only subscriptions sold through this partner.
+    /// Only subscriptions this partner manages.
     pub partner: Option<String>,
 }
 
 /// The subscriptions a subscription report covers.
-pub async fn subscription_scope(
-    client: &impl GenericClient,
+pub fn subscription_scope(
     principal: &Principal,
     filter: &ReportFilter,
 ) -> Result<SubscriptionScope, ApiError> {
@@ -293,17 +294,14 @@ pub async fn subscription_scope(
         }
         ActorRole::Partner => {
             let own = own_partner(principal, filter)?;
+            let reached = principal.reach.orgs(PartnerScope::ViewCustomers);
             let orgs = match &filter.org_id {
-                Some(org) => {
-                    if !partner_orgs(client, &own).await?.contains(org) {
-                        return Err(ApiError::not_found("org"));
-                    }
-                    Some(vec![org.clone()])
-                }
-                None => None,
+                Some(org) if !reached.contains(org) => return Err(ApiError::not_found("org")),
+                Some(org) => vec![org.clone()],
+                None => reached,
             };
             Ok(SubscriptionScope {
-                orgs,
+                orgs: Some(orgs),
                 partner: Some(own),
             })
         }
@@ -785,7 +783,7 @@ pub async fn subscriptions(
     let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
     let mut client = state.read_pool.get().await?;
     let tx = report_transaction(&mut client).await?;
-    let scope = subscription_scope(&*tx, principal, filter).await?;
+    let scope = subscription_scope(principal, filter)?;
     let until = now + Duration::days(RENEWAL_WINDOW_DAYS);
     let (start, end) = (period.start(), period.end());
     let scoped: [&(dyn ToSql + Sync); 2] = [&scope.orgs, &scope.partner];

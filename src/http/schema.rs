@@ -48,6 +48,14 @@ pub fn cancel_effective() -> Object {
     )
 }
 
+pub fn partner_scope() -> Object {
+    string_enum(
+        &["view_customers", "access_cases"],
+        "`view_customers`: the subscriptions the partner sold to the org; `access_cases`: the \
+         org's cases, as its admin",
+    )
+}
+
 pub fn app_status() -> Object {
     string_enum(
         &["active", "cancelled"],

@@ -39,6 +39,7 @@ use crate::app::AppState;
 use crate::auth::{Principal, SCOPE_VIEW_CUSTOMERS};
 use crate::history::HistoryEntry;
 use crate::store::{Denied, Guard};
+use subdesk_aggregates::partner_relationship::PartnerScope;
 
 /// Name of the projection behind subscription reads.
 const PROJECTION: &str = "subscriptions";
@@ -201,7 +202,9 @@ pub struct CreateSubscriptionRequest {
     pub included_products: Vec<String>,
 }
 
-/// Buy a subscription: org admins directly, partners for the orgs they sell to, admins for anyone.
+/// Buy a subscription: org admins directly, partners for the orgs that granted them a
+/// relationship with `view_customers`, admins for anyone (a partner subscription still needs
+/// that relationship: 422 `no_partner_relationship`).
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
     request_body = CreateSubscriptionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the request safe to repeat")),
@@ -209,7 +212,7 @@ pub struct CreateSubscriptionRequest {
         (status = 201, body = SubscriptionReceipt),
         (status = 401, body = Problem),
         (status = 403, body = Problem, description = "e.g. a customer creating a partner subscription"),
-        (status = 404, body = Problem, description = "The org is not visible to the caller"),
+        (status = 404, body = Problem, description = "The org is not visible to the caller (for a partner: it has not granted the partner a relationship)"),
         (status = 422, body = Problem, description = "A rule is broken; nothing was appended"),
     ))]
 async fn create_subscription(
@@ -220,6 +223,7 @@ async fn create_subscription(
     let request = body.value;
     let principal = ctx.principal.clone();
     let now = state.clock.now();
+    let run_state = state.clone();
     run(
         &state,
         &state.subscriptions,
@@ -248,6 +252,26 @@ async fn create_subscription(
                 Denied::NotFound => ApiError::not_found("org"),
                 Denied::Forbidden(why) => ApiError::Forbidden(why),
             })?;
+            // Selling assigns nothing: a partner subscription needs the org's relationship
+            // with that partner, whoever records the sale (for a partner principal its reach
+            // already said so).
+            if let (Some(partner), false) =
+                (channel.partner_id(), principal.role == ActorRole::Partner)
+            {
+                let client = run_state.pool.get().await?;
+                let relationship = crate::relationships::find(&**client, &org_id, partner).await?;
+                if !relationship.is_some_and(|r| {
+                    r.is_active() && r.scopes.iter().any(|s| s == SCOPE_VIEW_CUSTOMERS)
+                }) {
+                    return Err(ApiError::unprocessable(
+                        "no_partner_relationship",
+                        format!(
+                            "{org_id} has not granted {partner} a relationship with \
+                             view_customers; a partner sells only to orgs that did"
+                        ),
+                    ));
+                }
+            }
             let subscription_id = Uuid::now_v7();
             Ok(Prepared {
                 id: subscription_id.to_string(),
@@ -892,8 +916,8 @@ fn parse_after(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
 }
 
-/// The caller's subscriptions on one portal tab: customers their org's, partners those sold
-/// through them (with `view_customers`), staff everyone's.
+/// The caller's subscriptions on one portal tab: customers their org's, partners those they
+/// sold and manage in the orgs whose relationship allows `view_customers`, staff everyone's.
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
     params(ListParams),
     responses(
@@ -917,20 +941,21 @@ async fn list_subscriptions(
             next: None,
         })
     };
-    let (org_id, partner_id) = match principal.role {
+    let (org_id, partner_id, reached) = match principal.role {
         ActorRole::Customer => {
             if params.org_id.is_some() && params.org_id != principal.org_id {
                 return Ok(empty());
             }
-            (principal.org_id.clone(), None)
+            (principal.org_id.clone(), None, None)
         }
         ActorRole::Partner => {
-            if !principal.has_scope(SCOPE_VIEW_CUSTOMERS) {
+            let reached = principal.reach.orgs(PartnerScope::ViewCustomers);
+            if reached.is_empty() {
                 return Ok(empty());
             }
-            (params.org_id, principal.partner_id.clone())
+            (params.org_id, principal.partner_id.clone(), Some(reached))
         }
-        _ => (params.org_id, None),
+        _ => (params.org_id, None, None),
     };
     let limit = params.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let (after_end, after_id) = match params.after.as_deref() {
@@ -952,6 +977,7 @@ async fn list_subscriptions(
                 AND ($2::text IS NULL OR org_id = $2) \
                 AND ($3::text IS NULL OR partner_id = $3) \
                 AND ($4::timestamptz IS NULL OR (term_end, id) > ($4, $5::uuid)) \
+                AND ($7::text[] IS NULL OR org_id = ANY($7)) \
               ORDER BY term_end, id \
               LIMIT $6",
             &[
@@ -961,6 +987,7 @@ async fn list_subscriptions(
                 &after_end,
                 &after_id,
                 &(limit + 1),
+                &reached,
             ],
         )
         .await?;

@@ -7,3 +7,4 @@
 //! ids, refused a second time by the aggregate), and a refusal of that kind counts as done.
 
 pub mod collections;
+pub mod partner_handover;

@@ -1,10 +1,9 @@
 //! Fixtures of the case tests.
 //!
-//! SEEDING THE READ-MODEL CONTRACT: opening a case checks the `entitlements` table and partner
-//! access reads `partner_customers` (migration V5). Those tables are kept by the subscriptions
-//! projection, which is built on another branch; until it is merged these fixtures write the
-//! contract's rows directly with SQL. After the merge they should be replaced by real
-//! subscriptions created through `POST /v1/subscriptions`.
+//! SEEDING THE READ-MODEL CONTRACT: opening a case maps its entitlement number through the
+//! `entitlements` table (migration V5), kept by the subscriptions projection; these fixtures
+//! write rows of it directly with SQL where a real subscription would only add noise. Partner
+//! access is never seeded: it comes from a relationship granted through the API.
 
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use crate::helpers::{acme_case, expect_json, spawn_app_with, TestApp};
 pub use crate::helpers::ACME_ENTITLEMENT;
 
 /// Writes one row of the entitlement contract (see the module comment) and, for a partner
-/// subscription, assigns the org to the partner. Returns the subscription id.
+/// subscription, has the org grant the partner a relationship. Returns the subscription id.
 pub async fn seed_entitlement(
     app: &TestApp,
     number: &str,
@@ -43,18 +42,11 @@ pub async fn seed_entitlement(
     subscription_id
 }
 
-/// Assigns `org` to `partner` in the contract (see the module comment).
+/// Has `org` grant `partner` a relationship with both scopes (what a partner's token may
+/// then use is its own scopes intersected with these).
 pub async fn assign_org_to_partner(app: &TestApp, partner: &str, org: &str) {
-    app.db()
-        .await
-        .execute(
-            "INSERT INTO partner_customers (partner_id, org_id, subscriptions) VALUES ($1, $2, 1) \
-             ON CONFLICT (partner_id, org_id) DO UPDATE \
-                SET subscriptions = partner_customers.subscriptions + 1",
-            &[&partner, &org],
-        )
-        .await
-        .expect("seed partner customer");
+    app.grant_partner(org, partner, &["view_customers", "access_cases"])
+        .await;
 }
 
 /// The foundation's `acme_case()` opened under [`ACME_ENTITLEMENT`].

@@ -366,6 +366,26 @@ impl TestApp {
         response.json().await.expect("subscription receipt")
     }
 
+    /// Has a staff admin grant `partner` a relationship with `org` allowing `scopes`, as the
+    /// org's admin would; returns the receipt.
+    pub async fn grant_partner(&self, org: &str, partner: &str, scopes: &[&str]) -> Value {
+        let admin = self.token(As::admin()).await;
+        let response = self
+            .post(
+                &format!("/v1/orgs/{org}/partners"),
+                &admin,
+                &serde_json::json!({"partner_id": partner, "scopes": scopes}),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("relationship receipt");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "grant {partner} on {org}: {status} {body}"
+        );
+        body
+    }
+
     /// Waits until projection `name` has applied the event at `position`.
     pub async fn wait_for_projection(&self, name: &str, position: i64) {
         let db = self.db().await;

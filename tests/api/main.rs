@@ -17,6 +17,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod partner_relationships;
 mod projections;
 mod reports;
 mod subscriptions;

@@ -147,6 +147,11 @@ pub async fn seed_workload() -> Workload {
     let mut settings = Settings::default();
     settings.scheduler.enabled = false;
     let app = spawn_app_with(settings, clock.clone()).await;
+    // The partners sell only to the orgs that granted them a relationship.
+    app.grant_partner("acme", "p-cloudwise", &["view_customers", "access_cases"])
+        .await;
+    app.grant_partner("initech", "p-other", &["view_customers", "access_cases"])
+        .await;
     let at = |offset: Duration| clock.set(t0() + offset);
     let (root, sam, ann, ada, gus, pat, oli) = (
         app.token(ROOT).await,
@@ -948,7 +953,8 @@ async fn reports_are_cut_to_what_the_caller_sees() {
     let (ada, pat) = (app.token(ADA).await, app.token(PAT).await);
     // An org admin: their org, cases and subscriptions alike.
     assert_reports_match_events(&app, &ada, "", orgs(&["acme"]), orgs(&["acme"]), None).await;
-    // A partner: the cases of the orgs assigned to it, the subscriptions it sold.
+    // A partner: the cases of the orgs that granted it a relationship, the subscriptions it
+    // sold there.
     assert_reports_match_events(&app, &pat, "", orgs(&["acme"]), None, Some("p-cloudwise")).await;
     // Staff and auditors: everything.
     for who in [SAM, As::auditor()] {

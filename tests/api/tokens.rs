@@ -145,6 +145,10 @@ async fn sell(app: &TestApp, pat: &str, org: &str, seats: i64) -> Value {
 #[tokio::test]
 async fn a_partner_sees_its_customers_with_their_subscriptions_and_open_cases() {
     let app = spawn_app().await;
+    for org in ["acme", "globex"] {
+        app.grant_partner(org, "p1", &["view_customers", "access_cases"])
+            .await;
+    }
     let pat = app
         .token(As::partner(
             "pat@cloudwise.test",

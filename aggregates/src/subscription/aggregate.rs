@@ -112,6 +112,9 @@ pub struct Subscription {
     pub ended_at: Option<DateTime<Utc>>,
     /// Products of a cancelled collection that live on as standalone subscriptions.
     pub kept_products: Vec<String>,
+    /// The selling partner's relationship with the org ended and the org's side owns it now.
+    #[serde(default)]
+    pub passed_to_org: bool,
 }
 
 /// The end of a term that starts at `from` and is as long as `start..end`. A term of whole
@@ -170,6 +173,30 @@ impl Subscription {
     /// A collection bundles products; it is cancelled only by its partner (or an admin).
     pub fn is_collection(&self) -> bool {
         !self.included_products.is_empty()
+    }
+
+    /// The partner that manages the subscription: the selling partner, until the subscription
+    /// passed to the org's side.
+    pub fn managing_partner(&self) -> Option<&str> {
+        self.channel.partner_id().filter(|_| !self.passed_to_org)
+    }
+
+    async fn pass_to_org(
+        &mut self,
+        partner_id: String,
+        services: &SubscriptionServices,
+        sink: &EventSink<Self>,
+    ) -> Result<(), SubscriptionError> {
+        self.ensure_exists()?;
+        if self.managing_partner() != Some(partner_id.as_str()) {
+            return Ok(());
+        }
+        let event = SubscriptionEvent::SubscriptionPassedToOrg(SubscriptionPassedToOrg {
+            partner_id,
+            at: services.clock.now(),
+        });
+        sink.write(event, self).await;
+        Ok(())
     }
 
     pub fn active_apps(&self) -> impl Iterator<Item = &AppSubscription> {
@@ -818,6 +845,7 @@ impl Aggregate for Subscription {
             C::AddApp(cmd) => self.add_app(cmd, services, sink).await,
             C::CancelApp { app_id } => self.cancel_app(app_id, services, sink).await,
             C::MoveBillingAccount { to } => self.move_billing_account(to, services, sink).await,
+            C::PassToOrg { partner_id } => self.pass_to_org(partner_id, services, sink).await,
         }
     }
 
@@ -907,6 +935,7 @@ impl Aggregate for Subscription {
             }
             E::BillingAccountChanged(e) => self.billing_account = e.to,
             E::CollectionCancelled(e) => self.kept_products = e.kept,
+            E::SubscriptionPassedToOrg(_) => self.passed_to_org = true,
         }
     }
 }

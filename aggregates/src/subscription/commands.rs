@@ -49,6 +49,11 @@ pub enum SubscriptionCommand {
     MoveBillingAccount {
         to: String,
     },
+    /// System, when the selling partner's relationship with the org ended: the org's side
+    /// becomes the owner. Nothing happens to a subscription that partner does not manage.
+    PassToOrg {
+        partner_id: String,
+    },
 }
 
 /// Create a subscription. The id (UUID v7, or a hash for subscriptions split off a

@@ -32,6 +32,7 @@ pub enum SubscriptionEvent {
     AppSubscriptionCancelled(AppSubscriptionCancelled),
     BillingAccountChanged(BillingAccountChanged),
     CollectionCancelled(CollectionCancelled),
+    SubscriptionPassedToOrg(SubscriptionPassedToOrg),
 }
 
 /// How a subscription was sold. The selling partner manages a partner subscription; its
@@ -253,6 +254,15 @@ pub struct CollectionCancelled {
     pub at: DateTime<Utc>,
 }
 
+/// The partner that sold the subscription no longer manages it: its relationship with the
+/// org ended. From now on the org's side is the owner (its admin manages it, as a direct
+/// subscription); `channel` still says how it was sold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionPassedToOrg {
+    pub partner_id: String,
+    pub at: DateTime<Utc>,
+}
+
 impl SubscriptionEvent {
     pub fn name(&self) -> &'static str {
         match self {
@@ -277,6 +287,7 @@ impl SubscriptionEvent {
             Self::AppSubscriptionCancelled(_) => "AppSubscriptionCancelled",
             Self::BillingAccountChanged(_) => "BillingAccountChanged",
             Self::CollectionCancelled(_) => "CollectionCancelled",
+            Self::SubscriptionPassedToOrg(_) => "SubscriptionPassedToOrg",
         }
     }
 }

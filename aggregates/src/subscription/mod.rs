@@ -35,7 +35,7 @@ pub use events::{
     CollectionCancelled, ContactAdded, ContactRemoved, PlanChanged, SeatReductionScheduled,
     SeatReductionWithdrawn, SeatsIncreased, SiteLinked, StoragePurchased, SubscriptionActivated,
     SubscriptionCancelled, SubscriptionCreated, SubscriptionEvent, SubscriptionExpired,
-    SubscriptionReactivated, SubscriptionRenewed,
+    SubscriptionPassedToOrg, SubscriptionReactivated, SubscriptionRenewed,
 };
 pub use policy::SubscriptionPolicy;
 

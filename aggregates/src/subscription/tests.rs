@@ -1322,3 +1322,74 @@ fn every_event_is_stored_under_its_serde_tag() {
     let json = serde_json::to_value(created()).expect("serialize");
     assert_eq!(json["channel"], serde_json::json!({"kind": "direct"}));
 }
+
+fn sold_by_p1() -> Vec<SubscriptionEvent> {
+    let mut cmd = create_command();
+    cmd.channel = Channel::Partner {
+        partner_id: "p1".into(),
+    };
+    vec![created_from(cmd), activated()]
+}
+
+#[tokio::test]
+async fn a_subscription_passes_to_the_org_when_its_partner_relationship_ends() {
+    SubscriptionTest::with(services())
+        .given(sold_by_p1())
+        .when_async(SubscriptionCommand::PassToOrg {
+            partner_id: "p1".into(),
+        })
+        .await
+        .then_expect_events(vec![SubscriptionEvent::SubscriptionPassedToOrg(
+            SubscriptionPassedToOrg {
+                partner_id: "p1".into(),
+                at: t0(),
+            },
+        )]);
+}
+
+#[tokio::test]
+async fn passing_to_the_org_twice_or_for_another_partner_changes_nothing() {
+    let passed = SubscriptionEvent::SubscriptionPassedToOrg(SubscriptionPassedToOrg {
+        partner_id: "p1".into(),
+        at: t0(),
+    });
+    SubscriptionTest::with(services())
+        .given(with(sold_by_p1(), vec![passed]))
+        .when_async(SubscriptionCommand::PassToOrg {
+            partner_id: "p1".into(),
+        })
+        .await
+        .then_expect_events(vec![]);
+    SubscriptionTest::with(services())
+        .given(sold_by_p1())
+        .when_async(SubscriptionCommand::PassToOrg {
+            partner_id: "p2".into(),
+        })
+        .await
+        .then_expect_events(vec![]);
+    SubscriptionTest::with(services())
+        .given(active())
+        .when_async(SubscriptionCommand::PassToOrg {
+            partner_id: "p1".into(),
+        })
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_subscription_passed_to_the_org_has_no_managing_partner() {
+    let mut subscription = Subscription::default();
+    for event in sold_by_p1() {
+        cqrs_es::Aggregate::apply(&mut subscription, event);
+    }
+    assert_eq!(subscription.managing_partner(), Some("p1"));
+    cqrs_es::Aggregate::apply(
+        &mut subscription,
+        SubscriptionEvent::SubscriptionPassedToOrg(SubscriptionPassedToOrg {
+            partner_id: "p1".into(),
+            at: t0(),
+        }),
+    );
+    assert_eq!(subscription.managing_partner(), None);
+    assert_eq!(subscription.channel.partner_id(), Some("p1"));
+}

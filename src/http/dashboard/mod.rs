@@ -179,7 +179,11 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Princ
         return Ok(None);
     };
     let client = state.pool.get().await?;
-    Ok(session::principal(&**client, &id).await?)
+    let Some(mut principal) = session::principal(&**client, &id).await? else {
+        return Ok(None);
+    };
+    principal.reach = crate::relationships::reach_of(&client, &principal).await?;
+    Ok(Some(principal))
 }
 
 /// A form posted from another site is refused: browsers name the page's origin in `Origin`

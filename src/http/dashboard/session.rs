@@ -76,6 +76,7 @@ pub async fn principal(
             org_admin: row.get(4),
             partner_id: row.get(5),
             scopes: row.get(6),
+            reach: Default::default(),
         })
     }))
 }
