@@ -73,6 +73,8 @@ pub struct AppInner {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub metrics: PrometheusHandle,
+    /// Where the notification listeners connect (the primary).
+    pub listen_config: tokio_postgres::Config,
 }
 
 /// Cheap to clone; what every handler receives.
@@ -179,6 +181,7 @@ impl AppState {
             clock,
             settings,
             metrics: crate::telemetry::metrics(),
+            listen_config: target.config.clone(),
         })))
     }
 }
@@ -195,16 +198,41 @@ pub async fn serve(
         Arc::clone(&state.scheduler).run(state.runner.subscribe(), shutdown.child_token()),
     );
     let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.child_token()));
+    let revocations = {
+        let state = state.clone();
+        tokio::spawn(subdesk_projections::listen::listen(
+            state.listen_config.clone(),
+            crate::auth::REVOCATIONS_CHANNEL,
+            move |payload| {
+                state
+                    .auth
+                    .forget(payload.and_then(|id| uuid::Uuid::parse_str(id).ok()));
+            },
+            shutdown.child_token(),
+        ))
+    };
+    let upkeep = tokio::spawn(metrics_upkeep(state.clone(), shutdown.child_token()));
     let result = axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
-    for task in [runner, scheduler, housekeeping] {
+    for task in [runner, scheduler, housekeeping, revocations, upkeep] {
         if let Err(error) = task.await {
             tracing::error!(%error, "background task ended abnormally");
         }
     }
     result
+}
+
+/// The metrics recorder's upkeep (draining histogram buckets) runs every few seconds whether
+/// or not anything scrapes `/metrics`, so memory stays bounded between scrapes.
+async fn metrics_upkeep(state: AppState, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => state.metrics.run_upkeep(),
+        }
+    }
 }
 
 /// Hourly chores: forget idempotency keys older than 24 hours and timer leases whose timer is

@@ -1,8 +1,10 @@
 //! Bearer tokens and the principals they stand for.
 //!
 //! A token is 256 random bits (`sdk_` + base64url). Only its sha256 is stored, so the
-//! database never holds a usable token. Lookups are cached for a few seconds per process;
-//! a revocation therefore takes effect within [`CACHE_TTL`].
+//! database never holds a usable token. Lookups are cached for a few seconds per process. A
+//! revocation clears the revoking process's cache at once, and a trigger notifies every other
+//! process (channel [`REVOCATIONS_CHANNEL`]), whose [`Authenticator::forget`] drops the token
+//! on arrival; [`CACHE_TTL`] bounds the rest (a process that missed the notification).
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -22,6 +24,9 @@ use crate::access::PartnerReach;
 
 /// How long a token lookup is trusted before the database is asked again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Where revocations are announced (migration V12); the payload is the token id.
+pub const REVOCATIONS_CHANNEL: &str = "subdesk_tokens";
 
 /// Partner scopes (Google-reseller style): what a partner token may reach of its customers.
 pub const SCOPE_VIEW_CUSTOMERS: &str = "view_customers";
@@ -107,6 +112,14 @@ impl TokenSpec {
                 return invalid("a partner token needs a partner id (--partner)")
             }
             _ => {}
+        }
+        if let Some(partner) = &self.partner_id {
+            if !subdesk_aggregates::partner_relationship::is_valid_partner_id(partner) {
+                return invalid(
+                    "a partner id is a domain-like name: 1 to 63 characters of a-z, 0-9 and `-`, \
+                     not starting or ending with `-`",
+                );
+            }
         }
         if self.org_admin && self.role != ActorRole::Customer {
             return invalid("only customer tokens can be org admins");
@@ -261,6 +274,25 @@ impl Authenticator {
         Self {
             pool,
             cache: Mutex::new(LruCache::new(NonZeroUsize::MIN.saturating_add(4095))),
+        }
+    }
+
+    /// Drops cached lookups of token `id`, or of every token (`None`: notifications may
+    /// have been missed).
+    pub fn forget(&self, id: Option<Uuid>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match id {
+            None => cache.clear(),
+            Some(id) => {
+                let stale: Vec<[u8; 32]> = cache
+                    .iter()
+                    .filter(|(_, (_, principal))| principal.token_id == id)
+                    .map(|(key, _)| *key)
+                    .collect();
+                for key in stale {
+                    cache.pop(&key);
+                }
+            }
         }
     }
 

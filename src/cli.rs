@@ -15,6 +15,10 @@ use crate::config::{Cli, Command, RoleArg, ScopeArg, ServeArgs, TokenCommand, To
 use crate::db::{self, Database};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Openapi = cli.command {
+        println!("{}", crate::http::openapi().to_pretty_json()?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let database = Database::open(&cli.db)
         .await
         .context("opening the database")?;
@@ -49,6 +53,7 @@ async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
             db::migrate(&database.target).await?;
             crate::audit_cli::export(&database.read_target, args).await
         }
+        Command::Openapi => Ok(ExitCode::SUCCESS),
         Command::Projections { command } => {
             db::migrate(&database.target).await?;
             // A rebuild reads on one connection and writes each read model on another.

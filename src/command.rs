@@ -104,6 +104,10 @@ pub enum CommandError<E: std::error::Error> {
     /// The database cannot be reached (503).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database asked for the command to be tried again (timeout, serialization or
+    /// deadlock, lock wait, read-only after a failover, out of connections): 503.
+    #[error("{detail}")]
+    Retry { code: &'static str, detail: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -282,12 +286,29 @@ fn classify<E: std::error::Error + Clone + 'static>(error: AggregateError<E>) ->
             if let Some(denied) = e.downcast_ref::<Denied>() {
                 return CommandError::Denied(denied.clone());
             }
+            if let Some(code) = retryable(e.as_ref()) {
+                return CommandError::Retry {
+                    code,
+                    detail: e.to_string(),
+                };
+            }
             if is_unavailable(e.as_ref()) {
                 CommandError::Unavailable(e.to_string())
             } else {
                 CommandError::Internal(e.to_string())
             }
         }
+    }
+}
+
+/// The retry code of an error from either client library, if the database asked for a retry.
+fn retryable(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if let Some(error) = error.downcast_ref::<tokio_postgres::Error>() {
+        return crate::db::retryable_code(error);
+    }
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => crate::db::retryable_sqlstate(db.code()?.as_ref()),
+        _ => None,
     }
 }
 

@@ -72,6 +72,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write the event log as JSON Lines to stdout, in the gap-free order (progress on stderr).
     Export(ExportArgs),
+    /// Print the OpenAPI document of the HTTP API (the same as `GET /openapi.json`) and exit;
+    /// needs no database.
+    Openapi,
     /// Rebuild read models from the log, check them for drift, or show their state.
     Projections {
         #[command(subcommand)]

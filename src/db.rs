@@ -212,3 +212,55 @@ pub async fn migrations_current(
     let applied: Option<i64> = row.and_then(|r| r.get(0));
     Ok(applied.unwrap_or(0) >= latest_migration())
 }
+
+/// The stable code of a PostgreSQL error that means "try again shortly" rather than "this
+/// request is wrong": the server cancelled a statement at its timeout, a transaction lost a
+/// serialization or deadlock race or a lock wait, the server is read-only (a standby, or a
+/// primary just demoted by a failover), or it is out of connections or other resources. The
+/// HTTP edge answers these 503 with `Retry-After`, never 500.
+pub fn retryable_code(error: &tokio_postgres::Error) -> Option<&'static str> {
+    retryable_sqlstate(error.code()?.code())
+}
+
+/// [`retryable_code`] for a bare SQLSTATE (sqlx reports those as text).
+pub fn retryable_sqlstate(sqlstate: &str) -> Option<&'static str> {
+    Some(match sqlstate {
+        "57014" => "statement_timeout",
+        "40001" => "serialization_failure",
+        "40P01" => "deadlock_detected",
+        "55P03" => "lock_not_available",
+        "25006" => "database_read_only",
+        "53300" => "too_many_connections",
+        s if s.starts_with("53") => "insufficient_resources",
+        _ => return None,
+    })
+}
+
+/// Whether a PostgreSQL error refuses a value the request carried (class 22, data exception:
+/// a number or date out of range, text the database cannot store). The HTTP edge answers
+/// these 422: whatever input reached the database, it is the input that is wrong.
+pub fn is_data_exception(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|c| c.code().starts_with("22"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retryable_sqlstates_have_stable_codes() {
+        for (state, code) in [
+            ("57014", "statement_timeout"),
+            ("40001", "serialization_failure"),
+            ("40P01", "deadlock_detected"),
+            ("55P03", "lock_not_available"),
+            ("25006", "database_read_only"),
+            ("53300", "too_many_connections"),
+            ("53200", "insufficient_resources"),
+        ] {
+            assert_eq!(retryable_sqlstate(state), Some(code), "{state}");
+        }
+        assert_eq!(retryable_sqlstate("23505"), None);
+        assert_eq!(retryable_sqlstate("42P01"), None);
+    }
+}

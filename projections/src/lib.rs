@@ -24,6 +24,7 @@
 pub mod cases;
 pub mod error;
 pub mod event;
+pub mod listen;
 pub mod rebuild;
 pub mod reports;
 pub mod rows;

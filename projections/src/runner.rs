@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::Utc;
 use deadpool_postgres::{Pool, Transaction};
-use futures::StreamExt;
 use tokio::sync::watch;
-use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{read_batch_prepared, Checkpoint, StoredEvent};
@@ -216,7 +214,14 @@ impl Runner {
         let mut tasks = Vec::new();
         if let Some(config) = self.listen.clone() {
             let woken = self.woken.clone();
-            tasks.push(tokio::spawn(listen_loop(config, woken, shutdown.clone())));
+            // A reconnect also bumps `woken`, since notifications may have been missed.
+            let listening = crate::listen::listen(
+                config,
+                EVENTS_CHANNEL,
+                move |_| woken.send_modify(|v| *v = v.wrapping_add(1)),
+                shutdown.clone(),
+            );
+            tasks.push(tokio::spawn(listening));
         }
         for projection in self.projections.clone() {
             let runner = Arc::clone(&self);
@@ -407,62 +412,4 @@ pub async fn has_applied(
         )
         .await?;
     Ok(row.map(|row| row.get(0)))
-}
-
-/// Keeps one `LISTEN` connection open and bumps `woken` on every notification. Reconnects
-/// with backoff; a reconnect also bumps `woken`, since notifications may have been missed.
-async fn listen_loop(
-    config: tokio_postgres::Config,
-    woken: watch::Sender<u64>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let connected = async {
-            let (client, mut connection) = config.connect(NoTls).await?;
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            let statement = format!("LISTEN {EVENTS_CHANNEL}");
-            // The connection must be driven while LISTEN runs.
-            let mut listen = std::pin::pin!(client.batch_execute(&statement));
-            loop {
-                tokio::select! {
-                    result = &mut listen => { result?; break; }
-                    message = messages.next() => match message {
-                        Some(Ok(_)) => {}
-                        Some(Err(error)) => return Err(error),
-                        None => return Ok(()),
-                    },
-                }
-            }
-            woken.send_modify(|v| *v = v.wrapping_add(1));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    message = messages.next() => match message {
-                        Some(Ok(AsyncMessage::Notification(_))) => {
-                            woken.send_modify(|v| *v = v.wrapping_add(1));
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(error)) => return Err(error),
-                        None => return Ok(()),
-                    },
-                }
-            }
-        };
-        let result: Result<(), tokio_postgres::Error> = connected.await;
-        if shutdown.is_cancelled() {
-            return;
-        }
-        match result {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(error) => {
-                tracing::warn!(%error, "event notification connection lost; reconnecting")
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
 }

@@ -1,14 +1,18 @@
 //! `/v1/cases/{id}/attachments`: uploading and downloading case files.
 //!
-//! The bytes never enter the event log. An upload streams the file (refusing it as soon as it
-//! passes the policy's size limit), stores it in `case_attachment_blobs` under a new
+//! The bytes never enter the event log. The whole request body is bounded: the attachment
+//! limit plus [`FRAMING_ALLOWANCE`] for the multipart framing (preamble, boundaries, part
+//! headers). A `Content-Length` past that bound is answered 413 before a byte is read, and a
+//! body that passes it while streaming is cut off there with 413, however long it goes on and
+//! whether or not its boundary ever comes. An upload streams the file (refusing it as soon as
+//! it passes the policy's size limit), stores it in `case_attachment_blobs` under a new
 //! attachment id, then issues `AddAttachment` with the name, size, content type and sha256;
 //! if the command is refused (or answered from an earlier request with the same
 //! `Idempotency-Key`) the stored bytes are deleted again. A download serves only attachments
 //! that the case's events name, to whoever sees the case, after checking the sha256.
 
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -32,10 +36,40 @@ use crate::app::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload_attachment))
-        // The global 1 MiB body limit does not fit files; the upload enforces the case
-        // policy's attachment limit itself while it streams.
+        // The global 1 MiB body limit does not fit files; the upload bounds its body by the
+        // case policy's attachment limit itself (`bounded_body`).
         .layer(DefaultBodyLimit::disable())
         .routes(routes!(download_attachment))
+}
+
+/// What an upload's body may hold beyond the file itself: the multipart preamble, boundaries
+/// and part headers of a form with one file.
+pub const FRAMING_ALLOWANCE: u64 = 64 * 1024;
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::TooLarge(format!(
+        "an upload's body may be at most {limit} bytes (the attachment limit and its multipart \
+         framing)"
+    ))
+}
+
+/// The request's body cut off at `limit` bytes: a declared length past it is refused at once,
+/// and a body that runs past it fails there while streaming (`MultipartError` 413).
+fn bounded_body(request: Request, limit: u64) -> Result<Request, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(Request::from_parts(
+        parts,
+        Body::new(http_body_util::Limited::new(body, limit)),
+    ))
 }
 
 /// The multipart form of an upload.
@@ -91,13 +125,16 @@ struct Upload {
 }
 
 /// Reads the one `file` part, refusing it once it passes `max` bytes.
-async fn read_upload(mut multipart: Multipart, max: u64) -> Result<Upload, ApiError> {
+async fn read_upload(mut multipart: Multipart, max: u64, limit: u64) -> Result<Upload, ApiError> {
+    let refused = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            bad_upload(e.body_text())
+        }
+    };
     let mut upload: Option<Upload> = None;
-    while let Some(mut field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| bad_upload(e.body_text()))?
-    {
+    while let Some(mut field) = multipart.next_field().await.map_err(refused)? {
         if field.name() != Some("file") {
             return Err(bad_upload(
                 "send the file in one multipart part named `file`",
@@ -112,7 +149,7 @@ async fn read_upload(mut multipart: Multipart, max: u64) -> Result<Upload, ApiEr
             .unwrap_or("application/octet-stream")
             .to_string();
         let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(|e| bad_upload(e.body_text()))? {
+        while let Some(chunk) = field.chunk().await.map_err(refused)? {
             if (bytes.len() + chunk.len()) as u64 > max {
                 return Err(ApiError::unprocessable(
                     "attachment_too_large",
@@ -134,7 +171,9 @@ async fn read_upload(mut multipart: Multipart, max: u64) -> Result<Upload, ApiEr
 ///
 /// `multipart/form-data` with one part named `file`. The size limit (default 10 MiB) is a
 /// case rule: a larger file is 422 `attachment_too_large`, and an empty one 422
-/// `invalid_attachment`.
+/// `invalid_attachment`. The whole body may hold the limit plus 64 KiB of multipart framing;
+/// past that it is 413 `payload_too_large`, at once when `Content-Length` says so, else as
+/// soon as the body passes it.
 #[utoipa::path(post, path = "/v1/cases/{id}/attachments", tag = "cases",
     request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
@@ -142,15 +181,18 @@ async fn read_upload(mut multipart: Multipart, max: u64) -> Result<Upload, ApiEr
         (status = 201, body = AttachmentReceipt),
         (status = 400, body = Problem, description = "Not a multipart upload with a `file` part"),
         (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem, description = "The body is larger than the attachment limit and its framing"),
         (status = 422, body = Problem, description = "`attachment_too_large`, `invalid_attachment`, `case_closed`"),
     ))]
 async fn upload_attachment(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    multipart: Result<Multipart, MultipartRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let multipart = multipart.map_err(|e| bad_upload(e.body_text()))?;
+    let max = state.settings.case_policy.max_attachment_bytes;
+    let limit = max.saturating_add(FRAMING_ALLOWANCE);
+    let request = bounded_body(request, limit)?;
     // Whether the caller may attach to this case is known before any byte is read or stored;
     // the command's guard checks it again on the state the command is decided on.
     {
@@ -159,8 +201,10 @@ async fn upload_attachment(
             ApiError::from(crate::command::CommandError::<CaseError>::Denied(denied))
         })?;
     }
-    let max = state.settings.case_policy.max_attachment_bytes;
-    let upload = read_upload(multipart, max).await?;
+    let multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| bad_upload(e.body_text()))?;
+    let upload = read_upload(multipart, max, limit).await?;
     let sha256 = hex::encode(Sha256::digest(&upload.bytes));
     let size = upload.bytes.len() as u64;
     let request_hash = crate::idempotency::request_hash(
@@ -312,6 +356,11 @@ async fn download_attachment(
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            ),
+            // Never rendered as a page of this origin, even if a browser is told to open it.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox"),
             ),
         ],
         content,

@@ -68,29 +68,38 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct OpenCaseRequest {
     /// The customer org. Customers may leave it out (their own org); for staff it defaults to
     /// the entitlement's org.
+    #[schema(max_length = 128)]
     pub org_id: Option<String>,
     /// Defaults to the entitlement's product.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub product: String,
     /// The support entitlement number (`E-XXXX-XXXX-XXXX`) of a subscription or app of the
     /// org, active or non-renewing. Give this or `subscription_id`.
+    #[schema(max_length = 64)]
     pub entitlement_number: Option<String>,
     /// The subscription whose entitlement the case is opened under.
     pub subscription_id: Option<Uuid>,
     /// 1 to 255 characters.
+    #[schema(max_length = 255)]
     pub summary: String,
     #[serde(default)]
+    #[schema(max_length = 32768)]
     pub description: String,
     /// Business impact, 1 (critical) to 4 (low); sets the first-response target
     /// (1 h, 4 h, 8 h, 16 h by default).
     pub impact: u8,
     /// E-mail addresses that follow the case (at most 48).
     #[serde(default)]
+    #[schema(max_items = 48, inline, value_type = Vec<super::schema::EmailAddress>)]
     pub participants: Vec<String>,
     /// Reporting for someone else: their e-mail. They become the requester; a customer-side
     /// caller keeps following the case as a participant.
+    #[schema(max_length = 254)]
     pub on_behalf_of: Option<String>,
+    #[schema(max_length = 255)]
     pub product_version: Option<String>,
+    #[schema(max_length = 64)]
     pub phone: Option<String>,
     /// Consent for support to access the org's data while investigating (revocable).
     #[serde(default)]
@@ -329,6 +338,7 @@ async fn execute(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"body": "Attached the browser console log.", "visibility": "public"}))]
 pub struct CommentRequest {
+    #[schema(max_length = 32768)]
     pub body: String,
     /// `internal` comments are for support staff only.
     #[serde(default)]
@@ -463,6 +473,7 @@ async fn follow_up(
 #[schema(example = json!({"body": "Which browser and version do you use?"}))]
 pub struct RequestInfoRequest {
     /// The question, posted as a public comment.
+    #[schema(max_length = 32768)]
     pub body: String,
 }
 
@@ -507,6 +518,7 @@ async fn request_info(
 #[schema(example = json!({"assignee": "sam@support.example"}))]
 pub struct AssignRequest {
     /// The support engineer; defaults to the caller.
+    #[schema(max_length = 254)]
     pub assignee: Option<String>,
 }
 
@@ -621,6 +633,7 @@ async fn change_priority(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "dora@acme.example"}))]
 pub struct ParticipantRequest {
+    #[schema(max_length = 254)]
     pub email: String,
 }
 
@@ -694,6 +707,7 @@ async fn remove_participant(
 #[schema(example = json!({"reason": "Production is down for 200 users"}))]
 pub struct EscalationRequest {
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: String,
 }
 

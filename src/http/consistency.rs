@@ -13,6 +13,22 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
     if position <= 0 {
         return Ok(());
     }
+    // A position no command was ever given cannot be waited for: 422 at once. The primary's
+    // sequence says what was allocated; a position that exists but has not reached a replica
+    // (or the read model) still waits below.
+    {
+        let client = state.pool.get().await?;
+        let allocated: Option<i64> = client
+            .query_one(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'position')::regclass)",
+                &[],
+            )
+            .await?
+            .get(0);
+        if position > allocated.unwrap_or(0) {
+            return Err(unknown_position(position));
+        }
+    }
     let deadline = Instant::now() + state.settings.read_wait;
     let mut advanced = state.runner.subscribe();
     loop {
@@ -27,10 +43,7 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
                         .await?
                         .get(0);
                     if newest.unwrap_or(0) >= position {
-                        return Err(ApiError::unprocessable(
-                            "unknown_position",
-                            format!("no event has position {position}; pass a position a command returned"),
-                        ));
+                        return Err(unknown_position(position));
                     }
                 }
             }
@@ -50,6 +63,13 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
             _ = tokio::time::sleep(Duration::from_millis(25)) => {}
         }
     }
+}
+
+fn unknown_position(position: i64) -> ApiError {
+    ApiError::unprocessable(
+        "unknown_position",
+        format!("no event has position {position}; pass a position a command returned"),
+    )
 }
 
 /// Waits (at most the read wait) until `projection` has applied every event committed before

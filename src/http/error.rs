@@ -63,6 +63,22 @@ impl ApiError {
         }
     }
 
+    /// The database asked for the request to be tried again (`code` from
+    /// [`crate::db::retryable_code`]): 503 with `Retry-After`. The cause is logged.
+    pub fn retry(code: &'static str, error: impl std::fmt::Display) -> Self {
+        tracing::warn!(%error, code, "database asked to retry");
+        let detail = match code {
+            "statement_timeout" => "the request's database work ran past its time limit",
+            "database_read_only" => "the database accepts no writes right now (a failover?)",
+            "too_many_connections" | "insufficient_resources" => "the database is overloaded",
+            _ => "the request collided with concurrent work in the database",
+        };
+        Self::Unavailable {
+            code,
+            detail: format!("{detail}; retry shortly"),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -167,6 +183,7 @@ impl<E: DomainError> From<CommandError<E>> for ApiError {
                 detail: "another request with this Idempotency-Key was accepted".into(),
             },
             CommandError::Unavailable(e) => Self::database(e),
+            CommandError::Retry { code, detail } => Self::retry(code, detail),
             CommandError::Internal(e) => Self::Internal(e),
         }
     }
@@ -180,17 +197,21 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> Self {
-        let lost = error.is_closed()
-            || error
-                .code()
-                .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
-            || std::error::Error::source(&error)
-                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
-        if lost {
-            Self::database(error)
-        } else {
-            Self::Internal(error.to_string())
+        if crate::store::is_connection_error(&error) {
+            return Self::database(error);
         }
+        if let Some(code) = crate::db::retryable_code(&error) {
+            return Self::retry(code, error);
+        }
+        if crate::db::is_data_exception(&error) {
+            tracing::warn!(%error, "the database refused a value of the request");
+            return Self::unprocessable(
+                "invalid_value",
+                "a value of the request is outside what can be stored (a number or date out of \
+                 range, or text with a NUL character)",
+            );
+        }
+        Self::Internal(error.to_string())
     }
 }
 

@@ -2,7 +2,7 @@
 //! its request hash ([`JsonBody`]).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
@@ -44,6 +44,15 @@ impl Ctx {
     }
 }
 
+/// Longest request or correlation id taken from a request.
+pub const MAX_ID: usize = 128;
+
+/// Whether a caller's request or correlation id may be copied into event metadata: 1 to
+/// [`MAX_ID`] visible ASCII characters. Others are replaced (see `http::edge`).
+pub fn acceptable_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -79,9 +88,11 @@ impl FromRequestParts<AppState> for Ctx {
             principal.reach = crate::relationships::reach_of(&client, &principal).await?;
         }
         let request_id = header_text(&parts.headers, REQUEST_ID)
+            .filter(|id| acceptable_id(id))
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let correlation_id =
-            header_text(&parts.headers, CORRELATION_ID).unwrap_or_else(|| request_id.clone());
+        let correlation_id = header_text(&parts.headers, CORRELATION_ID)
+            .filter(|id| acceptable_id(id))
+            .unwrap_or_else(|| request_id.clone());
         let idempotency_key = header_text(&parts.headers, IDEMPOTENCY_KEY);
         if let Some(key) = &idempotency_key {
             if key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -101,8 +112,9 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 /// A JSON body, parsed, with the hash of method + path + canonical body. Malformed JSON is
-/// 400 `malformed_json`; JSON of the wrong shape is 422 `invalid_body` naming the field. An
-/// empty body reads as `{}`.
+/// 400 `malformed_json`; a string or list past its documented bound 422 `field_too_long` /
+/// `too_many_items` (see [`super::bounds`]); JSON of the wrong shape 422 `invalid_body`
+/// naming the field. An empty body reads as `{}`.
 #[derive(Debug)]
 pub struct JsonBody<T> {
     pub value: T,
@@ -115,6 +127,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|route| route.as_str().to_string());
         let bytes = Bytes::from_request(request, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge(e.body_text())
@@ -133,6 +149,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 detail: format!("the body is not valid JSON: {e}"),
             })?
         };
+        // The route's bounds come first: a list of 50,000 items is refused after one
+        // comparison, before anything walks it.
+        if let Some(route) = &route {
+            super::bounds::check(&method, route, &value)
+                .map_err(|out| ApiError::unprocessable(out.code(), out.to_string()))?;
+        }
         if contains_nul(&value) {
             return Err(ApiError::unprocessable(
                 "invalid_body",

@@ -5,6 +5,7 @@
 //! the command, run it through [`command::run`], map the result.
 
 pub mod audit;
+pub mod bounds;
 pub mod case_attachments;
 pub mod cases;
 pub mod cases_read;
@@ -128,7 +129,57 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, UuidV7))
+        // Outermost: before anything reads the request or its ids, and on every response.
+        .layer(axum::middleware::from_fn(edge))
         .with_state(state)
+}
+
+/// The first and last word on every request: ids a caller sent that are too long or not
+/// printable are dropped (a fresh id replaces them, so metadata and logs only ever hold short
+/// printable ids); a path or query string carrying NUL (`%00`), which no text column can
+/// store, is refused with 400 before any handler sees it; and every response says
+/// `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` when it answers a request
+/// that carried credentials.
+async fn edge(mut request: Request, next: Next) -> Response {
+    use axum::http::header;
+    for name in [extract::REQUEST_ID, extract::CORRELATION_ID] {
+        let acceptable = request
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().is_ok_and(extract::acceptable_id));
+        if acceptable == Some(false) {
+            request.headers_mut().remove(name);
+        }
+    }
+    let credentials = request.headers().contains_key(header::AUTHORIZATION)
+        || request.headers().contains_key(header::COOKIE);
+    let nul = |text: &str| {
+        text.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    let mut response = if nul(request.uri().path()) || request.uri().query().is_some_and(nul) {
+        use axum::response::IntoResponse;
+        ApiError::BadRequest {
+            code: "invalid_text",
+            detail: "the path and query must not carry NUL characters (%00)".into(),
+        }
+        .into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    if credentials && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
 }
 
 /// Turns every error response that is not a problem document yet (axum's own rejections of a
@@ -209,16 +260,33 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
 
 async fn track(State(_): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    // Labels come from a fixed vocabulary only, so no request can create series: the matched
+    // route template (or `unmatched`), and a known method (or `other`).
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("subdesk_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("subdesk_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("subdesk_http_request_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The metrics label of a method: one of the standard ones, else `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

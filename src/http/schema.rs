@@ -4,6 +4,9 @@
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::Object;
 
+/// A partner id: a domain-like name (`subdesk_aggregates::partner_relationship::is_valid_partner_id`).
+pub const PARTNER_ID_PATTERN: &str = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
+
 fn string_enum(values: &[&str], description: &str) -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -94,6 +97,8 @@ pub fn channel() -> Schema {
             "partner_id",
             ObjectBuilder::new()
                 .schema_type(Type::String)
+                .max_length(Some(63))
+                .pattern(Some(PARTNER_ID_PATTERN))
                 .description(Some("The selling partner")),
         )
         .required("partner_id");
@@ -113,5 +118,50 @@ pub fn escalation() -> Object {
     string_enum(
         &["none", "requested", "escalated"],
         "`requested` by the customer side, `escalated` once support accepted",
+    )
+}
+
+/// Schema-only types: what a request's list items are on the wire, with their bounds.
+macro_rules! bounded_string {
+    ($name:ident, $max:expr, $description:expr) => {
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some($max))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+bounded_string!(
+    EmailAddress,
+    254,
+    "An e-mail address (at most 254 characters)."
+);
+bounded_string!(ProductName, 255, "A product name (at most 255 characters).");
+
+/// A partner scope by name.
+pub struct PartnerScopeName;
+
+impl utoipa::PartialSchema for PartnerScopeName {
+    fn schema() -> utoipa::openapi::RefOr<Schema> {
+        Schema::Object(partner_scope()).into()
+    }
+}
+
+impl utoipa::ToSchema for PartnerScopeName {}
+
+pub fn token_role() -> Object {
+    string_enum(
+        &["customer", "partner", "agent", "admin", "auditor"],
+        "The token's role",
     )
 }

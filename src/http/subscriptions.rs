@@ -182,8 +182,11 @@ fn default_true() -> bool {
 }))]
 pub struct CreateSubscriptionRequest {
     /// The customer org; customers may leave it out (their own org).
+    #[schema(max_length = 128)]
     pub org_id: Option<String>,
+    #[schema(max_length = 255)]
     pub product: String,
+    #[schema(max_length = 255)]
     pub plan: String,
     /// At least 1.
     pub seats: u32,
@@ -196,9 +199,11 @@ pub struct CreateSubscriptionRequest {
     #[schema(schema_with = super::schema::channel)]
     pub channel: Option<Channel>,
     /// Defaults to the org id (the org's default billing account).
+    #[schema(max_length = 128)]
     pub billing_account: Option<String>,
     /// Makes the subscription a collection of these products.
     #[serde(default)]
+    #[schema(max_items = 20, inline, value_type = Vec<super::schema::ProductName>)]
     pub included_products: Vec<String>,
 }
 
@@ -248,6 +253,16 @@ async fn create_subscription(
                 },
                 (None, None) => Channel::Direct,
             };
+            if channel
+                .partner_id()
+                .is_some_and(|p| !subdesk_aggregates::partner_relationship::is_valid_partner_id(p))
+            {
+                return Err(ApiError::unprocessable(
+                    "invalid_partner_id",
+                    "a partner id is a domain-like name: 1 to 63 characters of a-z, 0-9 and `-`, \
+                     not starting or ending with `-`",
+                ));
+            }
             may_create(&principal, &org_id, &channel).map_err(|denied| match denied {
                 Denied::NotFound => ApiError::not_found("org"),
                 Denied::Forbidden(why) => ApiError::Forbidden(why),
@@ -382,6 +397,7 @@ async fn purchase_storage(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"plan": "premium"}))]
 pub struct PlanRequest {
+    #[schema(max_length = 255)]
     pub plan: String,
 }
 
@@ -463,10 +479,12 @@ pub struct CancelRequest {
     #[schema(schema_with = super::schema::cancel_effective)]
     pub effective: CancelEffective,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reason: String,
     /// Collections only (cancelled by their partner): included products to keep; each becomes
     /// a standalone subscription once the cancellation takes effect.
     #[serde(default)]
+    #[schema(max_items = 20, inline, value_type = Vec<super::schema::ProductName>)]
     pub keep_products: Vec<String>,
 }
 
@@ -581,6 +599,7 @@ async fn reactivate_subscription(
 #[schema(example = json!({"site": "https://acme.atlassian.net"}))]
 pub struct SiteRequest {
     /// A site URL or group path.
+    #[schema(max_length = 2048)]
     pub site: String,
 }
 
@@ -619,6 +638,7 @@ async fn link_site(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "bob@acme.example"}))]
 pub struct ContactRequest {
+    #[schema(max_length = 254)]
     pub email: String,
 }
 
@@ -688,7 +708,9 @@ async fn remove_contact(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"app": "tempo-timesheets", "plan": "standard"}))]
 pub struct AppRequest {
+    #[schema(max_length = 255)]
     pub app: String,
+    #[schema(max_length = 255)]
     pub plan: String,
 }
 
@@ -765,6 +787,7 @@ async fn cancel_app(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"billing_account": "BA-2002"}))]
 pub struct BillingAccountRequest {
+    #[schema(max_length = 128)]
     pub billing_account: String,
 }
 

@@ -44,19 +44,25 @@ fn ensure_admin(ctx: &Ctx) -> Result<(), ApiError> {
 }))]
 pub struct IssueRequest {
     /// `customer`, `partner`, `agent`, `admin` or `auditor`.
+    #[schema(schema_with = super::schema::token_role)]
     pub role: String,
     /// The user (e-mail) the token acts as.
+    #[schema(max_length = 254)]
     pub user: String,
     /// Customers: their org.
+    #[schema(max_length = 128)]
     pub org_id: Option<String>,
     /// Customers: an admin of their org.
     #[serde(default)]
     pub org_admin: bool,
     /// Partners: their partner id.
+    #[schema(max_length = 63, pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
     pub partner_id: Option<String>,
     /// Partners: `view_customers`, `access_cases`.
     #[serde(default)]
+    #[schema(max_items = 2, inline, value_type = Vec<super::schema::PartnerScopeName>)]
     pub scopes: Vec<String>,
+    #[schema(max_length = 255)]
     pub label: Option<String>,
 }
 
@@ -192,8 +198,10 @@ fn replay(record: idempotency::KeyRecord, request_hash: &str) -> Result<Response
     Ok(response)
 }
 
-/// Revoke a token: it stops working within seconds (lookups are cached for 5 s). Revoking a
-/// revoked token answers the same.
+/// Revoke a token: it stops working on the next request, in this process at once and in
+/// every other server process as soon as the revocation's notification reaches it (about a
+/// second at most; lookups are never trusted for longer than 5 s). Revoking a revoked token
+/// answers the same.
 #[utoipa::path(post, path = "/v1/tokens/{id}/revoke", tag = "tokens",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = TokenInfo), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -204,6 +212,7 @@ async fn revoke_token(
 ) -> Result<Json<TokenInfo>, ApiError> {
     ensure_admin(&ctx)?;
     auth::revoke(&state.pool, id).await?;
+    state.auth.forget(Some(id));
     auth::find(&state.pool, id)
         .await?
         .map(Json)

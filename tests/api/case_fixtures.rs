@@ -137,6 +137,11 @@ pub fn multipart(part: &str, file_name: &str, content_type: &str, bytes: &[u8]) 
     body
 }
 
+/// The `Content-Type` of a [`multipart`] body.
+pub fn multipart_content_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
 /// Uploads `bytes` as the attachment `file_name` of case `id`.
 pub async fn upload(
     app: &TestApp,

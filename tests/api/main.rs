@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod bounded_work;
 mod case_attachments;
 mod case_fixtures;
 mod case_list;

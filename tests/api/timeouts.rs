@@ -18,9 +18,16 @@ async fn a_request_past_the_request_timeout_is_503_with_retry_after() {
     };
     let app = spawn_app_with(settings, Arc::new(subdesk::clock::SystemClock)).await;
     let sam = app.token(As::agent()).await;
-    // No event has this position yet: the read waits for it (up to the 5 s read wait), and
-    // the request timeout cuts it short.
-    let response = app.get("/v1/cases?min_position=999999999", &sam).await;
+    assert_eq!(app.get("/v1/cases", &sam).await.status(), StatusCode::OK);
+    // The list's query waits behind a lock (its statement timeout is far off), and the
+    // request timeout cuts it short.
+    let mut holder = app.db().await;
+    let tx = holder.transaction().await.expect("tx");
+    tx.batch_execute("LOCK TABLE case_view IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let response = app.get("/v1/cases", &sam).await;
+    tx.rollback().await.expect("release");
     assert_eq!(
         response
             .headers()

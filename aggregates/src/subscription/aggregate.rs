@@ -271,13 +271,12 @@ impl Subscription {
             return Err(SubscriptionError::InvalidEntitlementNumber);
         }
         let mut included_products = Vec::with_capacity(cmd.included_products.len());
+        let mut seen = std::collections::HashSet::new();
         for included in &cmd.included_products {
             let included = included.trim().to_string();
             if included.is_empty()
                 || included.eq_ignore_ascii_case(&product)
-                || included_products
-                    .iter()
-                    .any(|p: &String| p.eq_ignore_ascii_case(&included))
+                || !seen.insert(included.to_lowercase())
             {
                 return Err(SubscriptionError::InvalidIncludedProducts);
             }

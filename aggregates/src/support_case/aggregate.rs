@@ -274,22 +274,27 @@ impl SupportCase {
             Some(reporter) if !reporter.trim().is_empty() => normalize_email(reporter)?,
             _ => opener.clone(),
         };
+        // Distinct addresses, found with a set; the cap is checked as the list grows, so a
+        // long list costs no more than the cap.
+        let max = services.policy.max_participants;
         let mut participants: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut follow = |email: String| {
-            if !email.eq_ignore_ascii_case(&requester) && !participants.contains(&email) {
+            if !email.eq_ignore_ascii_case(&requester) && seen.insert(email.clone()) {
                 participants.push(email);
+            }
+            if participants.len() > max {
+                Err(CaseError::TooManyParticipants { max })
+            } else {
+                Ok(())
             }
         };
         for email in &cmd.participants {
-            follow(normalize_email(email)?);
+            follow(normalize_email(email)?)?;
         }
         // Someone on the customer side who opens a case for a colleague keeps following it.
         if cmd.opened_by.role.is_customer_side() && !opener.eq_ignore_ascii_case(&requester) {
-            follow(opener.to_lowercase());
-        }
-        let max = services.policy.max_participants;
-        if participants.len() > max {
-            return Err(CaseError::TooManyParticipants { max });
+            follow(opener.to_lowercase())?;
         }
 
         let entitlement = match cmd.entitlement {
