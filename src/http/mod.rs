@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cases_read;
 pub mod command;
 pub mod consistency;
+pub mod contract;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
@@ -89,7 +90,7 @@ impl Modify for BearerAuth {
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    contract::complete(routes().split_for_parts().1)
 }
 
 fn routes() -> OpenApiRouter<AppState> {
@@ -107,6 +108,7 @@ fn routes() -> OpenApiRouter<AppState> {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes().split_for_parts();
+    let openapi = contract::complete(openapi);
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

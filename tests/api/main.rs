@@ -2,6 +2,7 @@
 //! CLI. One binary, so it compiles and links once; one throwaway cluster for the process, a
 //! fresh database per test.
 
+mod access_matrix;
 mod audit;
 mod auth;
 mod bounded_work;
@@ -18,6 +19,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod input_fuzz;
 mod partner_relationships;
 mod projections;
 mod reports;
