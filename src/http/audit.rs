@@ -34,6 +34,7 @@ fn ensure_auditor(ctx: &Ctx) -> Result<(), ApiError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsParams {
     /// Continue after this point (`next` of the previous page). Leave out to start at the
     /// beginning of the log.
@@ -117,6 +118,7 @@ async fn events(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyParams {
     /// Only streams of this aggregate type.
     pub aggregate_type: Option<String>,

@@ -53,6 +53,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadParams {
     /// Answer only once the read model has applied this position (from a command response).
     pub min_position: Option<i64>,

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomersParams {
     /// Staff only: the partner to show (a partner sees its own).
     pub partner_id: Option<String>,

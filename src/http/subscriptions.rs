@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use subdesk_aggregates::subscription::{
     entitlement, AddApp, CancelEffective, CancelSubscription, Channel, CreateSubscription,
-    Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus, AGGREGATE_TYPE,
+    Subscription, SubscriptionCommand, SubscriptionStatus, AGGREGATE_TYPE,
 };
 use subdesk_aggregates::ActorRole;
 use subdesk_projections::subscriptions::SubscriptionProjection;
@@ -1252,8 +1252,7 @@ async fn render_subscription(
 }
 
 /// The events of subscription `id`, read from the log (on the primary, so never behind), if
-/// `principal` sees it; 404 otherwise. Org, channel and collection never change after creation,
-/// so the first event decides.
+/// `principal` sees it as it is now; 404 otherwise.
 async fn visible_stream(
     state: &AppState,
     principal: &Principal,
@@ -1261,16 +1260,16 @@ async fn visible_stream(
 ) -> Result<Vec<subdesk_projections::StoredEvent>, ApiError> {
     let client = state.pool.get().await?;
     let events = crate::history::stream(&**client, AGGREGATE_TYPE, &id.to_string()).await?;
-    let created = match events.first().map(|e| e.decode::<Subscription>()) {
-        Some(Ok(SubscriptionEvent::SubscriptionCreated(created))) => created,
-        Some(Err(error)) => return Err(error.into()),
-        _ => return Err(ApiError::not_found("subscription")),
-    };
-    let audience = SubscriptionAudience {
-        org_id: &created.org_id,
-        partner_id: created.channel.partner_id(),
-        collection: !created.included_products.is_empty(),
-    };
+    // Who sees it is decided by the subscription as it is now (its org, and the partner that
+    // manages it: one it passed from no longer sees it, not even its past).
+    let mut subscription = Subscription::default();
+    for event in &events {
+        cqrs_es::Aggregate::apply(&mut subscription, event.decode::<Subscription>()?);
+    }
+    if !subscription.exists() {
+        return Err(ApiError::not_found("subscription"));
+    }
+    let audience = SubscriptionAudience::from(&subscription);
     if !sees_subscription(principal, audience) {
         return Err(ApiError::not_found("subscription"));
     }
