@@ -37,6 +37,21 @@ pub struct Settings {
     /// Longest a database statement of the server may run (and a session may sit idle in a
     /// transaction) before PostgreSQL cancels it. Zero: no bound.
     pub statement_timeout: Duration,
+    /// Projections to run beside the built-in ones (extensions, and tests that need a read
+    /// model of their own, e.g. one that fails on purpose).
+    pub extra_projections: ExtraProjections,
+}
+
+/// Projections added to the built-in ones (see [`Settings::extra_projections`]).
+#[derive(Clone, Default)]
+pub struct ExtraProjections(pub Vec<Arc<dyn subdesk_projections::Projection>>);
+
+impl std::fmt::Debug for ExtraProjections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|p| p.name()))
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -51,6 +66,7 @@ impl Default for Settings {
             scheduler: SchedulerConfig::default(),
             request_timeout: Duration::from_secs(60),
             statement_timeout: Duration::from_secs(30),
+            extra_projections: ExtraProjections::default(),
         }
     }
 }
@@ -58,7 +74,8 @@ impl Default for Settings {
 pub struct AppInner {
     /// Primary: commands, read-model writes, tokens, idempotency.
     pub pool: Pool,
-    /// Reads of read models and history (a replica when one is configured).
+    /// Reads of read models and reports (a replica when one is configured). Histories, time
+    /// travel and access decisions read the primary.
     pub read_pool: Pool,
     /// Shared with the scheduler, which issues the timed case commands.
     pub cases: Arc<CommandBus<SupportCase>>,
@@ -144,11 +161,15 @@ impl AppState {
                 Arc::clone(&relationships),
             ),
         ));
+        projections.extend(settings.extra_projections.0.iter().cloned());
         let runner = Arc::new(Runner::new(
             pool.clone(),
             Some(target.config.clone()),
             projections,
-            settings.projection.clone(),
+            RunnerConfig {
+                schema_version: Some(crate::db::latest_migration()),
+                ..settings.projection.clone()
+            },
         ));
         let scheduler = Arc::new(Scheduler::new(
             pool.clone(),
@@ -194,10 +215,33 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let runner = tokio::spawn(Arc::clone(&state.runner).run(shutdown.child_token()));
-    let scheduler = tokio::spawn(
-        Arc::clone(&state.scheduler).run(state.runner.subscribe(), shutdown.child_token()),
-    );
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), shutdown.child_token()));
+    // The scheduler and the housekeeping come back after a panic, like the projection runners.
+    let scheduler = {
+        let state = state.clone();
+        let stop = shutdown.child_token();
+        tokio::spawn(subdesk_projections::supervise::supervise(
+            "scheduler",
+            move || {
+                Arc::clone(&state.scheduler).run(
+                    state.runner.subscribe(),
+                    state.runner.outdated(),
+                    stop.clone(),
+                )
+            },
+            |_| {},
+            shutdown.child_token(),
+        ))
+    };
+    let housekeeping = {
+        let state = state.clone();
+        let stop = shutdown.child_token();
+        tokio::spawn(subdesk_projections::supervise::supervise(
+            "housekeeping",
+            move || housekeeping(state.clone(), stop.clone()),
+            |_| {},
+            shutdown.child_token(),
+        ))
+    };
     let revocations = {
         let state = state.clone();
         tokio::spawn(subdesk_projections::listen::listen(

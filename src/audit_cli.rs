@@ -132,13 +132,87 @@ pub async fn export(target: &Target, args: &ExportArgs) -> anyhow::Result<ExitCo
 
 pub async fn projections(
     pool: &deadpool_postgres::Pool,
+    every: &[std::sync::Arc<dyn subdesk_projections::Projection>],
     command: &ProjectionsCommand,
 ) -> anyhow::Result<ExitCode> {
-    let all: Vec<_> = subdesk_projections::all()
-        .into_iter()
-        .filter(|p| p.rebuildable())
-        .collect();
+    let all: Vec<_> = every.iter().filter(|p| p.rebuildable()).cloned().collect();
+    let named = |name: &str| {
+        every
+            .iter()
+            .find(|p| p.name() == name)
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<_> = every.iter().map(|p| p.name()).collect();
+                anyhow::anyhow!("no projection named {name:?}; known: {}", names.join(", "))
+            })
+    };
     match command {
+        ProjectionsCommand::DeadLetters { name } => {
+            let client = pool.get().await?;
+            let letters =
+                subdesk_projections::dead_letters::list(&**client, name.as_deref()).await?;
+            println!(
+                "projection\tposition\tstream\tevent_type\tstate\trecorded_at\terror_or_reason"
+            );
+            for l in &letters {
+                println!(
+                    "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}",
+                    l.projection,
+                    l.position,
+                    l.aggregate_type.as_deref().unwrap_or("?"),
+                    l.aggregate_id.as_deref().unwrap_or("?"),
+                    l.event_type,
+                    l.state,
+                    l.recorded_at.to_rfc3339(),
+                    l.reason.as_deref().unwrap_or(&l.error)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProjectionsCommand::Retry { name, position } => {
+            let projection = named(name)?;
+            let report =
+                subdesk_projections::dead_letters::retry(pool, projection.as_ref(), *position)
+                    .await?;
+            eprintln!("{name}: {} events applied", report.applied);
+            for (stream, error) in &report.still_failing {
+                eprintln!("{name}: {stream} still fails: {error}");
+            }
+            Ok(if report.still_failing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        ProjectionsCommand::Skip {
+            name,
+            position,
+            reason,
+        } => {
+            let projection = named(name)?;
+            if reason.trim().is_empty() {
+                anyhow::bail!("say why the event is given up: --reason TEXT");
+            }
+            let client = pool.get().await?;
+            let skipped = subdesk_projections::dead_letters::skip(
+                &**client,
+                projection.name(),
+                *position,
+                reason.trim(),
+            )
+            .await?;
+            if !skipped {
+                eprintln!(
+                    "{name} set aside no event at position {position} (or it is skipped already)"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            eprintln!(
+                "{name}: event {position} skipped; events parked behind it stay parked until \
+                 `subdesk projections retry {name}`"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ProjectionsCommand::Rebuild { name, all: every } => {
             let chosen: Vec<_> = all
                 .iter()
@@ -217,14 +291,18 @@ pub async fn projections(
             let set_aside = client
                 .query(
                     "SELECT projection, position, event_type, error, recorded_at \
-                       FROM projection_dead_letters ORDER BY projection, position",
+                       FROM projection_dead_letters WHERE state <> 'skipped' \
+                      ORDER BY projection, position",
                     &[],
                 )
                 .await?;
             if set_aside.is_empty() {
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("\nevents set aside (the projection could not apply them):");
+            println!(
+                "\nevents set aside (failed, or parked behind a failed event of their stream; \
+                 see `projections dead-letters`, `retry`, `skip`):"
+            );
             println!("projection\tposition\tevent_type\trecorded_at\terror");
             for row in &set_aside {
                 let at: chrono::DateTime<chrono::Utc> = row.get(4);

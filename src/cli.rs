@@ -56,9 +56,18 @@ async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
         Command::Openapi => Ok(ExitCode::SUCCESS),
         Command::Projections { command } => {
             db::migrate(&database.target).await?;
-            // A rebuild reads on one connection and writes each read model on another.
-            let pool = database.target.pool(6)?;
-            crate::audit_cli::projections(&pool, command).await
+            // A rebuild reads on one connection and writes each read model on another. The
+            // state (which runs nothing here) knows every projection, process managers too.
+            let state = AppState::build(
+                &database.target,
+                &database.read_target,
+                Settings {
+                    pool_size: 6,
+                    ..Settings::default()
+                },
+                Arc::new(SystemClock),
+            )?;
+            crate::audit_cli::projections(&state.pool, state.runner.projections(), command).await
         }
     }
 }
@@ -76,6 +85,8 @@ async fn serve_command(
         projection: RunnerConfig {
             batch_size: args.projection_batch,
             poll_interval: args.projection_poll,
+            stall_after: args.stall_after,
+            ..Default::default()
         },
         aggregate_cache: args.aggregate_cache,
         pool_size: cli.db.pool_size,
@@ -87,6 +98,7 @@ async fn serve_command(
         },
         request_timeout: args.request_timeout,
         statement_timeout: args.statement_timeout,
+        extra_projections: Default::default(),
     };
     let state = AppState::build(
         &database.target,

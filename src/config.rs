@@ -127,6 +127,31 @@ pub enum ProjectionsCommand {
     Check,
     /// Each projection's checkpoint and how far it is behind the log.
     Status,
+    /// The events projections set aside: failed, parked behind a failed one of their stream,
+    /// or skipped by an operator.
+    DeadLetters {
+        /// Only this projection's.
+        name: Option<String>,
+    },
+    /// Apply a projection's failed and parked events again (after a fix), stream by stream in
+    /// log order; those that apply are removed from the dead letters. Exit 1 if any still
+    /// fails.
+    Retry {
+        name: String,
+        /// Only the stream of the event at this position.
+        #[arg(long)]
+        position: Option<i64>,
+    },
+    /// Give up one set-aside event for good, with a reason: it counts as done, and rebuilds
+    /// skip it too. Events parked behind it stay parked until `retry`.
+    Skip {
+        name: String,
+        #[arg(long)]
+        position: i64,
+        /// Why it is given up (recorded).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -150,6 +175,12 @@ pub struct ServeArgs {
     /// Events per projection transaction.
     #[arg(long, env = "SUBDESK_PROJECTION_BATCH", default_value_t = 1000)]
     pub projection_batch: i64,
+
+    /// A projection with events waiting whose checkpoint has not moved for this long is
+    /// `stalled` (in `/readyz`, `GET /v1/projections` and the metrics), and the log names the
+    /// transaction holding the read horizon back.
+    #[arg(long, env = "SUBDESK_STALL_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub stall_after: Duration,
 
     /// Timed commands (auto-resolve, close, renew, ...) the scheduler runs at once when many
     /// fall due together.

@@ -109,6 +109,44 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// Starts a hot standby of `primary` in `data_dir`: on first use its cluster directory is
+    /// a `pg_basebackup` of the primary (`-R`: it streams from the primary's socket and stays
+    /// in recovery), then it runs like any private cluster, on a socket in its own directory.
+    /// Attaches when it is already running. The primary needs `wal_level` `replica` or above
+    /// and free WAL senders (PostgreSQL's defaults, and `initdb -A trust` lets local
+    /// replication connections in); `options` should repeat the primary's `max_connections`,
+    /// which a hot standby may not set lower.
+    pub async fn start_standby(
+        primary: &LocalCluster,
+        data_dir: &Path,
+        options: &ClusterOptions,
+    ) -> Result<Self, LauncherError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(io(format!("creating {}", data_dir.display())))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .map_err(io(format!("resolving {}", data_dir.display())))?;
+        let pgdata = data_dir.join("pg");
+        let mut cluster = Self {
+            data_dir,
+            pgdata,
+            process: None,
+        };
+        if cluster.accepts_connections().await {
+            tracing::info!(dir = %cluster.pgdata.display(), "attached to the running standby");
+            return Ok(cluster);
+        }
+        let bin = find_binaries()?;
+        let service_user = service_user()?;
+        if !cluster.pgdata.join("PG_VERSION").exists() {
+            cluster
+                .base_backup(&bin, service_user.as_ref(), primary)
+                .await?;
+        }
+        cluster.launch(&bin, service_user.as_ref(), options).await?;
+        Ok(cluster)
+    }
+
     /// The directory holding the server's socket.
     pub fn socket_dir(&self) -> &Path {
         &self.pgdata
@@ -217,7 +255,9 @@ impl LocalCluster {
         }
     }
 
-    async fn init(&self, bin: &Path, user: Option<&User>) -> Result<(), LauncherError> {
+    /// Creates the (empty, private) cluster directory and checks that the service user can
+    /// write to it.
+    async fn create_pgdata(&self, user: Option<&User>) -> Result<(), LauncherError> {
         create_private_dir(&self.pgdata, user)?;
         if let Some(user) = user {
             let reachable = run_as(user, "test")
@@ -233,6 +273,74 @@ impl LocalCluster {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Copies `primary` into the cluster directory with `pg_basebackup`, configured as its
+    /// streaming standby.
+    async fn base_backup(
+        &self,
+        bin: &Path,
+        user: Option<&User>,
+        primary: &LocalCluster,
+    ) -> Result<(), LauncherError> {
+        self.create_pgdata(user).await?;
+        tracing::info!(
+            dir = %self.pgdata.display(),
+            primary = %primary.pgdata.display(),
+            "creating a standby with pg_basebackup"
+        );
+        let program = companion(bin, "pg_basebackup");
+        let mut basebackup = match user {
+            Some(user) => run_as(user, &program),
+            None => Command::new(&program),
+        };
+        let output = basebackup
+            .arg("-D")
+            .arg(&self.pgdata)
+            .arg("-h")
+            .arg(&primary.pgdata)
+            .args([
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                SUPERUSER,
+                "-X",
+                "stream",
+                "-R",
+                "-c",
+                "fast",
+                "--no-sync",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io("running pg_basebackup"))?;
+        if !output.status.success() {
+            return Err(LauncherError::Command {
+                action: "pg_basebackup".into(),
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        // The copy carries the lock file of the primary's socket (the socket lives in the
+        // cluster directory), naming a postmaster that is alive: the standby would refuse to
+        // start. And the primary's startup log, which would only lengthen the standby's
+        // error reports.
+        let lock = self.pgdata.join(format!(".s.PGSQL.{PORT}.lock"));
+        if let Err(error) = std::fs::remove_file(&lock) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                return Err(LauncherError::Io(
+                    format!("removing {}", lock.display()),
+                    error,
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(self.pgdata.join("startup.log"));
+        Ok(())
+    }
+
+    async fn init(&self, bin: &Path, user: Option<&User>) -> Result<(), LauncherError> {
+        self.create_pgdata(user).await?;
         tracing::info!(dir = %self.pgdata.display(), "creating the private PostgreSQL cluster");
         let mut initdb = match user {
             Some(user) => run_as(user, bin.join("initdb")),
@@ -374,6 +482,21 @@ pub fn find_binaries() -> Result<PathBuf, LauncherError> {
         .pop()
         .map(|(_, bin)| bin)
         .ok_or(LauncherError::NoBinaries)
+}
+
+/// Another program of the PostgreSQL installation whose `postgres` is in `bin`: next to it,
+/// else next to the binary it links to (PATH may hold links to `initdb` and `postgres`
+/// alone).
+fn companion(bin: &Path, name: &str) -> PathBuf {
+    let beside = bin.join(name);
+    if beside.is_file() {
+        return beside;
+    }
+    std::fs::canonicalize(bin.join("postgres"))
+        .ok()
+        .and_then(|postgres| Some(postgres.parent()?.join(name)))
+        .filter(|program| program.is_file())
+        .unwrap_or(beside)
 }
 
 /// The user to run PostgreSQL as: `None` means "as ourselves" (not root).

@@ -190,14 +190,31 @@ impl Scheduler {
     }
 
     /// Runs until `shutdown`, waking on `wake` (projection progress) or when a timer falls due.
-    pub async fn run(self: Arc<Self>, mut wake: watch::Receiver<u64>, shutdown: CancellationToken) {
+    /// Fires nothing while `outdated` says a newer release's migrations are applied (a rolling
+    /// upgrade: the newer processes fire the timers).
+    pub async fn run(
+        self: Arc<Self>,
+        mut wake: watch::Receiver<u64>,
+        mut outdated: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
         if !self.config.enabled {
+            // Nothing to do; wait for the end instead of returning, which a supervisor would
+            // take for a failure.
+            shutdown.cancelled().await;
             return;
         }
         let mut failures = 0u32;
         loop {
             if shutdown.is_cancelled() {
                 return;
+            }
+            if *outdated.borrow_and_update() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = outdated.changed() => continue,
+                    _ = tokio::time::sleep(self.config.max_sleep) => continue,
+                }
             }
             let pause = match self.run_once().await {
                 Ok(_) => {

@@ -587,6 +587,10 @@ impl Projection for CaseProjection {
         "cases"
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[AGGREGATE_TYPE]
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["case_view", "case_timeline", "case_attachments"]
     }

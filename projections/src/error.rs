@@ -18,6 +18,9 @@ pub enum ProjectionError {
     /// commands must be idempotent for that to be safe.
     #[error("side effect failed: {0}")]
     SideEffect(String),
+    /// Another rebuild or check of the projection holds it.
+    #[error("{0}")]
+    Busy(String),
     #[error("row of `{table}` cannot be read or written: {source}")]
     Row {
         table: String,
@@ -36,7 +39,7 @@ impl ProjectionError {
             Self::Database(error) => error
                 .code()
                 .is_some_and(|code| matches!(&code.code()[..2], "22" | "23")),
-            Self::Pool(_) | Self::SideEffect(_) => false,
+            Self::Pool(_) | Self::SideEffect(_) | Self::Busy(_) => false,
         }
     }
 }

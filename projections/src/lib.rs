@@ -22,14 +22,17 @@
 //! rebuild can run the same code against shadow tables through `search_path`.
 
 pub mod cases;
+pub mod dead_letters;
 pub mod error;
 pub mod event;
+pub mod health;
 pub mod listen;
 pub mod rebuild;
 pub mod reports;
 pub mod rows;
 pub mod runner;
 pub mod subscriptions;
+pub mod supervise;
 pub mod timers;
 
 pub use error::ProjectionError;

@@ -15,7 +15,20 @@
 //!
 //! A drift check builds the same shadow up to the live checkpoint and compares the two row by
 //! row, then drops the shadow.
+//!
+//! Rebuilds and checks of one projection exclude each other across processes: each holds a
+//! session advisory lock per projection for its whole run (on a connection of its own, closed
+//! at the end, so a lost process releases it), and a second one is refused at once with
+//! [`ProjectionError::Busy`], naming the holder. Only the holder creates and drops the shadow
+//! schema, and every transaction that writes to the shadow first locks its tables by their
+//! qualified names, so a shadow that is gone fails the transaction instead of letting its
+//! writes fall through the `search_path` to the live tables.
+//!
+//! Events an operator skipped (`subdesk projections skip`) are skipped by rebuilds too; a
+//! drift check also leaves out the failed and parked ones, as the live read model does.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::time::Instant;
 
 use deadpool_postgres::{Pool, Transaction};
@@ -30,6 +43,67 @@ use crate::{Projection, ProjectionError, StoredEvent};
 
 /// Events per transaction while replaying.
 pub const REBUILD_BATCH: i64 = 10_000;
+
+/// Namespace of the advisory locks that make rebuilds and checks of a projection exclusive.
+const EXCLUSIVE_NAMESPACE: i32 = 0x5d5d;
+
+/// The exclusive right to rebuild or check some projections, held until dropped: session
+/// advisory locks on a connection taken out of the pool, which closes (and releases them)
+/// when this is dropped, whatever happened meanwhile.
+struct Exclusive {
+    _client: deadpool_postgres::ClientWrapper,
+}
+
+/// Takes the exclusive right to rebuild or check `names`, or refuses with
+/// [`ProjectionError::Busy`] naming who holds it.
+async fn exclusive(pool: &Pool, names: &[&str]) -> Result<Exclusive, ProjectionError> {
+    let client = deadpool_postgres::Object::take(pool.get().await?);
+    let mut names = names.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let taken: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&EXCLUSIVE_NAMESPACE, &name],
+            )
+            .await?
+            .get(0);
+        if !taken {
+            let holder: Option<i32> = client
+                .query_opt(
+                    "SELECT pid FROM pg_locks \
+                      WHERE locktype = 'advisory' AND objsubid = 2 AND granted \
+                        AND classid = $1::int8::oid \
+                        AND objid = (hashtext($2)::int8 & 4294967295)::oid",
+                    &[&i64::from(EXCLUSIVE_NAMESPACE), &name],
+                )
+                .await?
+                .map(|row| row.get(0));
+            let by = holder.map_or_else(String::new, |pid| format!(" (database backend {pid})"));
+            return Err(ProjectionError::Busy(format!(
+                "a rebuild or check of `{name}` is already running{by}; run this one when it \
+                 has finished"
+            )));
+        }
+    }
+    Ok(Exclusive { _client: client })
+}
+
+/// `events` without those at `skip`.
+fn without<'a>(events: &'a [StoredEvent], skip: &HashSet<i64>) -> Cow<'a, [StoredEvent]> {
+    if skip.is_empty() || !events.iter().any(|e| skip.contains(&e.position)) {
+        Cow::Borrowed(events)
+    } else {
+        Cow::Owned(
+            events
+                .iter()
+                .filter(|e| !skip.contains(&e.position))
+                .cloned()
+                .collect(),
+        )
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RebuildReport {
@@ -88,9 +162,14 @@ pub async fn rebuild_all(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Vec<RebuildReport>, ProjectionError> {
     let started = Instant::now();
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+    let _exclusive = exclusive(pool, &names).await?;
     let mut shadows = Vec::with_capacity(projections.len());
+    let mut skips = Vec::with_capacity(projections.len());
     for projection in projections {
         shadows.push(Shadow::create(pool, *projection).await?);
+        let client = pool.get().await?;
+        skips.push(crate::dead_letters::skipped_positions(&**client, projection.name()).await?);
     }
     let total = count_events(pool).await?;
     // Replay at least everything committed before the rebuild started, even while other
@@ -112,12 +191,12 @@ pub async fn rebuild_all(
             next = read_ahead(&reader, at).await?;
             continue;
         };
-        let apply = futures::future::try_join_all(
-            projections
-                .iter()
-                .zip(&shadows)
-                .map(|(projection, shadow)| apply_to_shadow(pool, *projection, shadow, &events)),
-        );
+        let apply =
+            futures::future::try_join_all(projections.iter().zip(&shadows).zip(&skips).map(
+                |((projection, shadow), skip)| {
+                    apply_to_shadow(pool, *projection, shadow, without(&events, skip))
+                },
+            ));
         let (_, read) = tokio::try_join!(apply, read_ahead(&reader, last))?;
         next = read;
         at = last;
@@ -127,9 +206,9 @@ pub async fn rebuild_all(
     drop(reader);
 
     let mut reports = Vec::with_capacity(projections.len());
-    for (projection, shadow) in projections.iter().zip(&shadows) {
+    for ((projection, shadow), skip) in projections.iter().zip(&shadows).zip(&skips) {
         shadow.create_indexes(pool).await?;
-        let mine = finish_and_swap(pool, *projection, shadow, at, applied).await?;
+        let mine = finish_and_swap(pool, *projection, shadow, at, applied, skip).await?;
         progress(mine, total.max(mine));
         let seconds = started.elapsed().as_secs_f64();
         reports.push(RebuildReport {
@@ -159,6 +238,7 @@ async fn finish_and_swap(
     shadow: &Shadow,
     from: Checkpoint,
     applied: u64,
+    skip: &HashSet<i64>,
 ) -> Result<u64, ProjectionError> {
     let mut attempt = 0;
     loop {
@@ -170,7 +250,7 @@ async fn finish_and_swap(
         let mut mine = applied;
         let mut reached = from;
         loop {
-            let n = replay(&tx, projection, &mut reached, None).await?;
+            let n = replay(&tx, projection, &mut reached, None, skip).await?;
             if n == 0 {
                 break;
             }
@@ -221,7 +301,7 @@ async fn apply_to_shadow(
     pool: &Pool,
     projection: &dyn Projection,
     shadow: &Shadow,
-    events: &[StoredEvent],
+    events: Cow<'_, [StoredEvent]>,
 ) -> Result<(), ProjectionError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -230,7 +310,7 @@ async fn apply_to_shadow(
     // for their WAL flush; the swap does.
     tx.batch_execute("SET LOCAL synchronous_commit TO off")
         .await?;
-    projection.apply(&tx, events).await?;
+    projection.apply(&tx, &events).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -240,7 +320,13 @@ pub async fn check(
     pool: &Pool,
     projection: &dyn Projection,
 ) -> Result<DriftReport, ProjectionError> {
+    let _exclusive = exclusive(pool, &[projection.name()]).await?;
     let shadow = Shadow::create(pool, projection).await?;
+    // The live read model lacks every event it set aside; so does the comparison's rebuild.
+    let skip = {
+        let client = pool.get().await?;
+        crate::dead_letters::set_aside_positions(&**client, projection.name()).await?
+    };
     let result = async {
         // Replay up to where the live projection is now, then finish under its claim.
         let live = live_checkpoint(pool, projection.name()).await?;
@@ -249,7 +335,7 @@ pub async fn check(
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
             shadow.select(&tx).await?;
-            let n = replay(&tx, projection, &mut at, Some(live)).await?;
+            let n = replay(&tx, projection, &mut at, Some(live), &skip).await?;
             tx.commit().await?;
             if n == 0 {
                 break;
@@ -260,7 +346,7 @@ pub async fn check(
         claim(&tx, projection.name()).await?;
         let live = live_checkpoint_in(&tx, projection.name()).await?;
         shadow.select(&tx).await?;
-        while replay(&tx, projection, &mut at, Some(live)).await? > 0 {}
+        while replay(&tx, projection, &mut at, Some(live), &skip).await? > 0 {}
         tx.batch_execute("SET LOCAL search_path TO DEFAULT").await?;
         let mut tables = Vec::new();
         for table in projection.tables() {
@@ -278,12 +364,14 @@ pub async fn check(
     result
 }
 
-/// Applies the next batch (bounded by `until`) and moves `at` past it.
+/// Applies the next batch (bounded by `until`, without the events at `skip`) and moves `at`
+/// past it.
 async fn replay(
     tx: &Transaction<'_>,
     projection: &dyn Projection,
     at: &mut Checkpoint,
     until: Option<Checkpoint>,
+    skip: &HashSet<i64>,
 ) -> Result<u64, ProjectionError> {
     let events = match until {
         Some(until) => read_batch_until(&**tx, *at, until, REBUILD_BATCH).await?,
@@ -293,7 +381,7 @@ async fn replay(
         return Ok(0);
     };
     let last = last.checkpoint();
-    projection.apply(tx, &events).await?;
+    projection.apply(tx, &without(&events, skip)).await?;
     *at = last;
     Ok(events.len() as u64)
 }
@@ -413,11 +501,20 @@ impl Shadow {
         Ok(shadow)
     }
 
-    /// Points unqualified names at the shadow tables for the rest of `tx`.
+    /// Points unqualified names at the shadow tables for the rest of `tx`, after locking them
+    /// by their qualified names: if the shadow is gone, `tx` fails here rather than writing to
+    /// the live tables the `search_path` would fall through to, and while `tx` runs nobody can
+    /// drop it.
     async fn select(&self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
+        let tables: Vec<String> = self
+            .shadowed()
+            .map(|t| format!("{}.{t}", self.schema))
+            .collect();
         tx.batch_execute(&format!(
-            "SET LOCAL search_path TO {}, {}",
-            self.schema, self.live_schema
+            "LOCK TABLE {} IN ACCESS SHARE MODE; SET LOCAL search_path TO {}, {}",
+            tables.join(", "),
+            self.schema,
+            self.live_schema
         ))
         .await?;
         Ok(())
@@ -487,6 +584,9 @@ impl Shadow {
         }
         tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
             .await?;
+        // Everything the live read model had set aside applied in this rebuild (it would have
+        // stopped otherwise), except what was skipped, which it skipped too.
+        crate::dead_letters::clear_after_rebuild(tx, self.name).await?;
         tx.execute(
             "INSERT INTO projection_checkpoints (name, last_tx, last_position, events_applied) \
              VALUES ($1, $2::text::xid8, $3, 0) \

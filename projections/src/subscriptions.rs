@@ -228,6 +228,10 @@ impl Projection for SubscriptionProjection {
         "subscriptions"
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[AGGREGATE_TYPE]
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &[
             "subscription_view",

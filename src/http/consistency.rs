@@ -36,13 +36,34 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
             let client = state.read_pool.get().await?;
             match has_applied(&**client, projection, position).await? {
                 Some(true) => return Ok(()),
-                Some(false) => {}
+                Some(false) => {
+                    // An event the read model set aside will not be applied until an operator
+                    // repairs it: say so at once instead of waiting.
+                    if subdesk_projections::dead_letters::is_set_aside(
+                        &**client, projection, position,
+                    )
+                    .await?
+                    {
+                        return Err(ApiError::Unavailable {
+                            code: "event_set_aside",
+                            detail: format!(
+                                "the {projection} read model set the event at position \
+                                 {position} aside (it could not apply it); it shows once an \
+                                 operator has repaired it"
+                            ),
+                        });
+                    }
+                }
                 None => {
-                    let newest: Option<i64> = client
-                        .query_one("SELECT max(position) FROM events", &[])
+                    // Not (yet) on the read side. Positions commit out of order, so a replica
+                    // that has a higher one may still lack this one: only the primary can say
+                    // whether it was rolled back (a gap) or is on its way.
+                    let primary = state.pool.get().await?;
+                    let exists = primary
+                        .query_opt("SELECT 1 FROM events WHERE position = $1", &[&position])
                         .await?
-                        .get(0);
-                    if newest.unwrap_or(0) >= position {
+                        .is_some();
+                    if !exists {
                         return Err(unknown_position(position));
                     }
                 }
@@ -80,8 +101,10 @@ fn unknown_position(position: i64) -> ApiError {
 /// lower position and a later `tx_id`, and the checkpoint passing the highest position would not
 /// prove it applied.
 pub async fn catch_up_with_log(state: &AppState, projection: &str) -> Result<bool, ApiError> {
+    // The newest event on the primary: a lagging replica's own newest would say "caught up"
+    // while the primary already has more.
     let newest: Option<i64> = {
-        let client = state.read_pool.get().await?;
+        let client = state.pool.get().await?;
         client
             .query_opt(
                 "SELECT position FROM events ORDER BY tx_id DESC, position DESC LIMIT 1",

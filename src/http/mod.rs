@@ -18,6 +18,7 @@ pub mod extract;
 pub mod health;
 pub mod orgs;
 pub mod partners;
+pub mod projections;
 pub mod reports;
 pub mod schema;
 pub mod subscriptions;
@@ -102,6 +103,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(partners::router())
         .merge(orgs::router())
+        .merge(projections::router())
         .merge(reports::router())
 }
 

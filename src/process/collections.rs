@@ -132,6 +132,10 @@ impl Projection for KeptProducts {
     }
 
     /// Owns no table: its effects are commands, which are idempotent.
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[AGGREGATE_TYPE]
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &[]
     }

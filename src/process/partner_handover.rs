@@ -95,6 +95,10 @@ impl Projection for PartnerHandover {
         NAME
     }
 
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[SUBSCRIPTION, RELATIONSHIP]
+    }
+
     /// Owns no read model: `partner_sales` is its memory, and its effects are commands.
     fn tables(&self) -> &'static [&'static str] {
         &[]

@@ -124,7 +124,11 @@ async fn a_granted_partner_reaches_the_org_and_an_ended_one_nothing_from_the_nex
         app.token(PAT).await,
     );
     let opened = app.open_case(&ann, acme_case()).await;
-    let case = format!("/v1/cases/{}", id_of(&opened));
+    let case = format!(
+        "/v1/cases/{}?min_position={}",
+        id_of(&opened),
+        opened["position"]
+    );
     assert_eq!(status(&app, &pat, &case).await, StatusCode::NOT_FOUND);
 
     let granted = expect_json(

@@ -100,6 +100,15 @@ pub struct RelationshipEnded {
     pub at: DateTime<Utc>,
 }
 
+/// Every event type of this aggregate with the version this binary writes: what it can
+/// read (older versions are upcast). An event of another type, or of a newer version, comes
+/// from a newer release; projections block on it instead of guessing.
+pub const EVENT_TYPES: &[(&str, &str)] = &[
+    ("PartnerRelationshipGranted", "1.0"),
+    ("PartnerRelationshipScopesChanged", "1.0"),
+    ("PartnerRelationshipEnded", "1.0"),
+];
+
 impl PartnerRelationshipEvent {
     pub fn name(&self) -> &'static str {
         match self {

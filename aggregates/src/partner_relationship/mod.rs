@@ -22,7 +22,7 @@ pub use commands::{EndRelationship, GrantRelationship, PartnerRelationshipComman
 pub use error::RelationshipError;
 pub use events::{
     EndedBy, PartnerRelationshipEvent, PartnerScope, RelationshipEnded, RelationshipGranted,
-    RelationshipScopesChanged,
+    RelationshipScopesChanged, EVENT_TYPES,
 };
 
 use crate::Clock;

@@ -263,6 +263,34 @@ pub struct SubscriptionPassedToOrg {
     pub at: DateTime<Utc>,
 }
 
+/// Every event type of this aggregate with the version this binary writes: what it can
+/// read (older versions are upcast). An event of another type, or of a newer version, comes
+/// from a newer release; projections block on it instead of guessing.
+pub const EVENT_TYPES: &[(&str, &str)] = &[
+    ("SubscriptionCreated", "1.0"),
+    ("SubscriptionActivated", "1.0"),
+    ("SeatsIncreased", "1.0"),
+    ("SeatReductionScheduled", "1.0"),
+    ("SeatReductionWithdrawn", "1.0"),
+    ("StoragePurchased", "1.0"),
+    ("PlanChanged", "1.0"),
+    ("AutoRenewChanged", "1.0"),
+    ("SubscriptionRenewed", "1.0"),
+    ("SubscriptionExpired", "1.0"),
+    ("CancellationScheduled", "1.0"),
+    ("SubscriptionCancelled", "1.0"),
+    ("CancellationWithdrawn", "1.0"),
+    ("SubscriptionReactivated", "1.0"),
+    ("SiteLinked", "1.0"),
+    ("ContactAdded", "1.0"),
+    ("ContactRemoved", "1.0"),
+    ("AppSubscriptionAdded", "1.0"),
+    ("AppSubscriptionCancelled", "1.0"),
+    ("BillingAccountChanged", "1.0"),
+    ("CollectionCancelled", "1.0"),
+    ("SubscriptionPassedToOrg", "1.0"),
+];
+
 impl SubscriptionEvent {
     pub fn name(&self) -> &'static str {
         match self {

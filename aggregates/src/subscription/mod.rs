@@ -35,7 +35,7 @@ pub use events::{
     CollectionCancelled, ContactAdded, ContactRemoved, PlanChanged, SeatReductionScheduled,
     SeatReductionWithdrawn, SeatsIncreased, SiteLinked, StoragePurchased, SubscriptionActivated,
     SubscriptionCancelled, SubscriptionCreated, SubscriptionEvent, SubscriptionExpired,
-    SubscriptionPassedToOrg, SubscriptionReactivated, SubscriptionRenewed,
+    SubscriptionPassedToOrg, SubscriptionReactivated, SubscriptionRenewed, EVENT_TYPES,
 };
 pub use policy::SubscriptionPolicy;
 

@@ -232,6 +232,31 @@ pub struct CaseClosed {
     pub at: DateTime<Utc>,
 }
 
+/// Every event type of this aggregate with the version this binary writes: what it can
+/// read (older versions are upcast). An event of another type, or of a newer version, comes
+/// from a newer release; projections block on it instead of guessing.
+pub const EVENT_TYPES: &[(&str, &str)] = &[
+    ("CaseOpened", CASE_OPENED_VERSION),
+    ("CaseAssigned", "1.0"),
+    ("InvestigationStarted", "1.0"),
+    ("CommentAdded", "1.0"),
+    ("CustomerInfoRequested", "1.0"),
+    ("CustomerResponded", "1.0"),
+    ("CaseReopened", "1.0"),
+    ("FirstResponseGiven", "1.0"),
+    ("PriorityChanged", "1.0"),
+    ("ParticipantAdded", "1.0"),
+    ("ParticipantRemoved", "1.0"),
+    ("AttachmentAdded", "1.0"),
+    ("EscalationRequested", "1.0"),
+    ("CaseEscalated", "1.0"),
+    ("DataAccessGranted", "1.0"),
+    ("DataAccessRevoked", "1.0"),
+    ("CaseResolved", "1.0"),
+    ("CaseAutoResolved", "1.0"),
+    ("CaseClosed", "1.0"),
+];
+
 impl SupportCaseEvent {
     pub fn name(&self) -> &'static str {
         match self {
