@@ -38,10 +38,14 @@ fn ensure_auditor(ctx: &Ctx) -> Result<(), ApiError> {
 pub struct EventsParams {
     /// Continue after this point (`next` of the previous page). Leave out to start at the
     /// beginning of the log.
+    #[param(max_length = 40, pattern = r"^([0-9]+\.[0-9]+)?$")]
     pub after: Option<String>,
     /// Events per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// Only events of this aggregate type (`SupportCase`, `Subscription`).
+    /// Only events of this aggregate type (`SupportCase`, `Subscription`,
+    /// `PartnerRelationship`).
+    #[param(max_length = 64)]
     pub aggregate_type: Option<String>,
     /// Only events recorded at or after this time (RFC 3339).
     pub from: Option<DateTime<Utc>>,
@@ -74,7 +78,7 @@ async fn events(
     ensure_auditor(&ctx)?;
     let after = match params.after.as_deref() {
         None | Some("") => Checkpoint::START,
-        Some(token) => Checkpoint::parse_token(token).ok_or_else(|| ApiError::BadRequest {
+        Some(token) => Checkpoint::parse_token(token).ok_or_else(|| ApiError::Unprocessable {
             code: "invalid_after",
             detail: "`after` is a `next` value from a previous page".into(),
         })?,
@@ -121,8 +125,10 @@ async fn events(
 #[into_params(parameter_in = Query)]
 pub struct VerifyParams {
     /// Only streams of this aggregate type.
+    #[param(max_length = 64)]
     pub aggregate_type: Option<String>,
     /// Only this stream (an aggregate id).
+    #[param(max_length = 128)]
     pub id: Option<String>,
 }
 

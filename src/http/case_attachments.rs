@@ -72,8 +72,9 @@ fn bounded_body(request: Request, limit: u64) -> Result<Request, ApiError> {
     ))
 }
 
-/// The multipart form of an upload.
-#[derive(ToSchema)]
+/// The multipart form of an upload: one part, `file` (no other parts).
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // describes the form for OpenAPI; the handler streams it
 pub struct AttachmentUpload {
     /// The file, in a part named `file`; its file name and content type come from the part's
@@ -308,7 +309,7 @@ fn safe_file_name(name: &str) -> String {
 #[utoipa::path(get, path = "/v1/cases/{id}/attachments/{attachment_id}", tag = "cases",
     params(("id" = Uuid, Path), ("attachment_id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The file's bytes, with its content type", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file's bytes, with the content type it was uploaded with", content_type = "*/*", body = Vec<u8>),
         (status = 404, body = Problem, description = "No such case or attachment, or not visible"),
     ))]
 async fn download_attachment(

@@ -60,6 +60,7 @@ pub struct ReadParams {
     /// Time travel: the case as it was at this instant (RFC 3339), rebuilt from its events.
     pub as_of: Option<DateTime<Utc>>,
     /// Time travel: the case as it was after its first N events.
+    #[param(minimum = 1)]
     pub at_version: Option<i64>,
 }
 
@@ -258,27 +259,39 @@ pub struct CaseList {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// One status or several, comma-separated: `open,investigating`.
-    #[param(example = "waiting_for_customer")]
+    #[param(
+        example = "waiting_for_customer",
+        pattern = r"^(open|investigating|waiting_for_customer|resolved|closed)(,(open|investigating|waiting_for_customer|resolved|closed))*$"
+    )]
     pub status: Option<String>,
     /// 1 to 4.
+    #[param(minimum = 1, maximum = 4)]
     pub priority: Option<i16>,
     /// Cases of this customer org.
+    #[param(max_length = 128)]
     pub org: Option<String>,
     /// Cases assigned to this e-mail; `none` for unassigned cases.
+    #[param(max_length = 254)]
     pub assignee: Option<String>,
     /// Cases requested by this e-mail.
+    #[param(max_length = 254)]
     pub requester: Option<String>,
     /// Cases this e-mail follows as a participant.
+    #[param(max_length = 254)]
     pub participant: Option<String>,
     /// `requested`: cases the caller requested; `participating`: cases they follow
     /// ("requests I'm cc'd on").
-    #[param(example = "requested")]
+    #[param(example = "requested", pattern = "^(requested|participating)$")]
     pub mine: Option<String>,
     /// Text the summary contains (case-insensitive).
+    #[param(max_length = 255)]
     pub q: Option<String>,
     /// Page size, 1 to 100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (422 `invalid_cursor` for one this server did not
+    /// issue).
+    #[param(max_length = 256, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
     /// Answer only once the read model has applied this position.
     pub min_position: Option<i64>,
@@ -380,9 +393,11 @@ fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let invalid = || ApiError::BadRequest {
-        code: "invalid_cursor",
-        detail: "the cursor is not one a case list returned".into(),
+    let invalid = || {
+        ApiError::unprocessable(
+            "invalid_cursor",
+            "the cursor is not one a case list returned",
+        )
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor.trim())
@@ -478,7 +493,7 @@ async fn list_cases(
     }
     if let Some(statuses) = &params.status {
         let mut wanted = Vec::new();
-        for status in statuses.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for status in statuses.split(',') {
             let status = CaseStatus::parse(status)
                 .ok_or_else(|| bad_filter(format!("`{status}` is not a case status")))?;
             wanted.push(status.as_str().to_string());

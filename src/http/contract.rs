@@ -66,7 +66,27 @@ pub fn complete(mut document: OpenApi) -> OpenApi {
     document
 }
 
+/// What the server accepts as an `Idempotency-Key` (`http::extract`): 1 to 255 visible ASCII
+/// characters.
+fn idempotency_key_schema() -> RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[!-~]+$"))
+        .into()
+}
+
 fn complete_operation(operation: &mut Operation, global_security: bool) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        if let RefOr::T(parameter) = parameter {
+            if parameter.parameter_in == ParameterIn::Header
+                && parameter.name.eq_ignore_ascii_case("Idempotency-Key")
+            {
+                parameter.schema = Some(idempotency_key_schema());
+            }
+        }
+    }
     let secured = operation
         .security
         .as_deref()

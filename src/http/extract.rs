@@ -93,9 +93,13 @@ impl FromRequestParts<AppState> for Ctx {
         let correlation_id = header_text(&parts.headers, CORRELATION_ID)
             .filter(|id| acceptable_id(id))
             .unwrap_or_else(|| request_id.clone());
-        let idempotency_key = header_text(&parts.headers, IDEMPOTENCY_KEY);
+        // Present means well-formed: an empty or blank key is refused, not ignored.
+        let idempotency_key = parts
+            .headers
+            .get(IDEMPOTENCY_KEY)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if let Some(key) = &idempotency_key {
-            if key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(ApiError::BadRequest {
                     code: "invalid_idempotency_key",
                     detail: "an Idempotency-Key is 1 to 255 visible ASCII characters".into(),

@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
     let openapi = contract::complete(openapi);
     let request_id = HeaderName::from_static(extract::REQUEST_ID);
     api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .route_layer(axum::middleware::from_fn(query_bounds))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::map_response(problem_for_rejections))
         // Pages for people: their refusals are pages (the sign-in form with a message), not
@@ -260,6 +261,25 @@ async fn deadline(State(state): State<AppState>, request: Request, next: Next) -
             .into_response()
         }
     }
+}
+
+/// Refuses (400 `invalid_query`) a query parameter its route's document excludes: too long,
+/// off its pattern or enumeration, an integer out of its range (see [`bounds::check_query`]).
+async fn query_bounds(request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    if let (Some(route), Some(query)) = (
+        request.extensions().get::<MatchedPath>(),
+        request.uri().query(),
+    ) {
+        if let Err(detail) = bounds::check_query(request.method().as_str(), route.as_str(), query) {
+            return ApiError::BadRequest {
+                code: "invalid_query",
+                detail,
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn track(State(_): State<AppState>, request: Request, next: Next) -> Response {

@@ -87,13 +87,18 @@ pub struct ReportParams {
     #[param(value_type = Option<String>, format = Date, example = "2026-03-30")]
     pub to: Option<NaiveDate>,
     /// Only this customer org (it must be within what the caller sees).
+    #[param(max_length = 128)]
     pub org_id: Option<String>,
-    /// Only the orgs assigned to this partner (cases) or what it sold (subscriptions).
+    /// Only the orgs whose relationship gives this partner their cases (case reports), or
+    /// what it sold and manages (subscriptions).
+    #[param(max_length = 63)]
     pub partner_id: Option<String>,
     /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
     #[param(inline)]
     pub format: Option<Format>,
-    /// With `format=csv`: which table of the report (see each report); default its first.
+    /// With `format=csv`: which table of the report (see each report); default its first. A
+    /// table of another report is 422.
+    #[param(pattern = "^(open|per_day|by_product|priorities|active|renewals|cancellations)$")]
     pub table: Option<String>,
     /// Answer only once the reports have applied this position (from a command response).
     pub min_position: Option<i64>,
@@ -942,8 +947,8 @@ fn opt<T: ToString>(value: Option<T>) -> String {
 }
 
 fn unknown_table(table: &str, known: &[&str]) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_query",
+    ApiError::Unprocessable {
+        code: "invalid_table",
         detail: format!(
             "unknown table `{table}`; this report has {}",
             known

@@ -106,6 +106,8 @@ pub fn channel() -> Schema {
         OneOfBuilder::new()
             .item(direct)
             .item(partner)
+            // Leaving it out and `null` both mean the caller's own channel.
+            .item(ObjectBuilder::new().schema_type(Type::Null))
             .description(Some(
                 "How the subscription is sold (defaults to the caller's channel: the partner's \
                  own for partners, direct for everyone else)",

@@ -188,7 +188,8 @@ pub struct CreateSubscriptionRequest {
     pub product: String,
     #[schema(max_length = 255)]
     pub plan: String,
-    /// At least 1.
+    /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub seats: u32,
     /// Defaults to now; a term that starts later makes the subscription `upcoming`.
     pub term_start: Option<DateTime<Utc>>,
@@ -319,7 +320,8 @@ async fn create_subscription(
 #[schema(example = json!({"seats": 30}))]
 pub struct SeatsRequest {
     /// More than now takes effect at once; fewer takes effect at the next renewal; the current
-    /// number withdraws a scheduled reduction.
+    /// number withdraws a scheduled reduction. 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub seats: u32,
 }
 
@@ -358,7 +360,8 @@ async fn change_seats(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"gb": 10}))]
 pub struct StorageRequest {
-    /// Additional storage to buy, in GB (at least 1).
+    /// Additional storage to buy, in GB (1 to 1,000,000).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub gb: u32,
 }
 
@@ -878,10 +881,13 @@ pub struct ListParams {
     #[param(inline)]
     pub tab: Option<Tab>,
     /// Only this org's subscriptions (staff; customers always see only their own org).
+    #[param(max_length = 128)]
     pub org_id: Option<String>,
     /// Page size, 1 to 500 (default 100).
     pub limit: Option<i64>,
-    /// The `next` token of the previous page.
+    /// The `next` token of the previous page (422 `invalid_after` for one this server did not
+    /// issue).
+    #[param(max_length = 64, pattern = r"^-?[0-9]+\.[0-9a-fA-F-]+$")]
     pub after: Option<String>,
     /// Answer only once the read model has applied this position (from a command response).
     pub min_position: Option<i64>,
@@ -927,9 +933,11 @@ pub struct SubscriptionList {
 
 /// Parses a page token: `<term_end in microseconds>.<id>`.
 fn parse_after(token: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let invalid = || ApiError::BadRequest {
-        code: "invalid_query",
-        detail: "`after` must be the `next` token of a previous page".into(),
+    let invalid = || {
+        ApiError::unprocessable(
+            "invalid_after",
+            "`after` must be the `next` token of a previous page",
+        )
     };
     let (micros, id) = token.split_once('.').ok_or_else(invalid)?;
     let micros: i64 = micros.parse().map_err(|_| invalid())?;
@@ -1058,6 +1066,7 @@ pub struct ReadParams {
     /// events.
     pub as_of: Option<DateTime<Utc>>,
     /// Time travel: the subscription as it was after its first N events.
+    #[param(minimum = 1)]
     pub at_version: Option<i64>,
 }
 

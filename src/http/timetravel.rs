@@ -34,10 +34,11 @@ pub fn cut(as_of: Option<DateTime<Utc>>, at_version: Option<i64>) -> Result<Opti
             code: "invalid_version",
             detail: "at_version counts events from 1".into(),
         }),
-        (Some(_), Some(_)) => Err(ApiError::BadRequest {
-            code: "conflicting_cut",
-            detail: "pass either as_of or at_version, not both".into(),
-        }),
+        // Each is well-formed on its own; together they ask two things (422, not 400).
+        (Some(_), Some(_)) => Err(ApiError::unprocessable(
+            "conflicting_cut",
+            "pass either as_of or at_version, not both",
+        )),
     }
 }
 

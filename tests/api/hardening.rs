@@ -125,7 +125,7 @@ async fn malformed_paths_unknown_routes_and_wrong_methods_answer_problem_documen
     let cursor = base64_url(&format!("{}.{}", i64::MAX, uuid::Uuid::nil()));
     let forged = app.get(&format!("/v1/cases?cursor={cursor}"), &sam).await;
     assert_eq!(
-        problem_of(forged, StatusCode::BAD_REQUEST).await["code"],
+        problem_of(forged, StatusCode::UNPROCESSABLE_ENTITY).await["code"],
         "invalid_cursor"
     );
 }

@@ -1168,6 +1168,7 @@ async fn every_subscription_route_is_in_the_openapi_document() {
             ["oneOf"]
             .as_array()
             .map(Vec::len),
-        Some(2)
+        Some(3),
+        "direct, partner, or null (the caller's own channel)"
     );
 }

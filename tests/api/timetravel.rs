@@ -122,13 +122,14 @@ async fn time_travel_refuses_what_it_cannot_answer() {
         )
         .await;
     assert_eq!(
-        expect_json(both, StatusCode::BAD_REQUEST).await["code"],
+        expect_json(both, StatusCode::UNPROCESSABLE_ENTITY).await["code"],
         "conflicting_cut"
     );
     let zero = app.get(&format!("/v1/cases/{id}?at_version=0"), &ann).await;
+    // Below the documented minimum: refused by the document's own bounds, as unreadable.
     assert_eq!(
         expect_json(zero, StatusCode::BAD_REQUEST).await["code"],
-        "invalid_version"
+        "invalid_query"
     );
     let foreign = app.get(&format!("/v1/cases/{id}?at_version=1"), &eve).await;
     expect_json(foreign, StatusCode::NOT_FOUND).await;

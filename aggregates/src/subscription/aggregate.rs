@@ -12,6 +12,11 @@ use super::events::*;
 use super::SubscriptionServices;
 use crate::Actor;
 
+/// Most seats a subscription has.
+pub const MAX_SEATS: u32 = 1_000_000;
+/// Most storage bought at once, in GB.
+pub const MAX_STORAGE_GB: u32 = 1_000_000;
+
 /// Where a subscription stands. Snake case on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -253,6 +258,9 @@ impl Subscription {
         if cmd.seats < 1 {
             return Err(SubscriptionError::InvalidSeats);
         }
+        if cmd.seats > MAX_SEATS {
+            return Err(SubscriptionError::TooManySeats(MAX_SEATS));
+        }
         if cmd.term_end <= cmd.term_start {
             return Err(SubscriptionError::InvalidTerm);
         }
@@ -342,6 +350,9 @@ impl Subscription {
         if seats < 1 {
             return Err(SubscriptionError::InvalidSeats);
         }
+        if seats > MAX_SEATS {
+            return Err(SubscriptionError::TooManySeats(MAX_SEATS));
+        }
         let at = services.clock.now();
         let event = if seats > self.seats {
             SubscriptionEvent::SeatsIncreased(SeatsIncreased {
@@ -378,6 +389,9 @@ impl Subscription {
         sink: &EventSink<Self>,
     ) -> Result<(), SubscriptionError> {
         self.ensure_in_force()?;
+        if gb > MAX_STORAGE_GB {
+            return Err(SubscriptionError::TooMuchStorage(MAX_STORAGE_GB));
+        }
         let total_gb = self
             .storage_gb
             .checked_add(gb)

@@ -13,6 +13,10 @@ pub enum SubscriptionError {
     Required(&'static str),
     #[error("a subscription has at least one seat")]
     InvalidSeats,
+    #[error("a subscription has at most {0} seats")]
+    TooManySeats(u32),
+    #[error("storage is bought in at most {0} GB at once")]
+    TooMuchStorage(u32),
     #[error("the term must end after it starts")]
     InvalidTerm,
     #[error("the term must end in the future")]
@@ -100,7 +104,8 @@ impl DomainError for SubscriptionError {
             Self::NotFound => "subscription_not_found",
             Self::AlreadyCreated => "subscription_already_exists",
             Self::Required(_) => "required_field",
-            Self::InvalidSeats => "invalid_seats",
+            Self::InvalidSeats | Self::TooManySeats(_) => "invalid_seats",
+            Self::TooMuchStorage(_) => "invalid_storage",
             Self::InvalidTerm => "invalid_term",
             Self::TermOutOfBounds(_) => "term_out_of_bounds",
             Self::TermAlreadyOver => "term_already_over",

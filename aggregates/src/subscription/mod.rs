@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use aggregate::{
     next_term, term_end_from, AppStatus, AppSubscription, ScheduledCancellation, Subscription,
-    SubscriptionStatus,
+    SubscriptionStatus, MAX_SEATS, MAX_STORAGE_GB,
 };
 pub use commands::{
     AddApp, CancelEffective, CancelSubscription, CreateSubscription, SubscriptionCommand,

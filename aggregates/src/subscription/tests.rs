@@ -1393,3 +1393,28 @@ fn a_subscription_passed_to_the_org_has_no_managing_partner() {
     assert_eq!(subscription.managing_partner(), None);
     assert_eq!(subscription.channel.partner_id(), Some("p1"));
 }
+
+#[tokio::test]
+async fn more_than_a_million_seats_or_a_million_gb_at_once_is_refused() {
+    let mut cmd = create_command();
+    cmd.seats = MAX_SEATS + 1;
+    SubscriptionTest::with(services())
+        .given_no_previous_events()
+        .when_async(SubscriptionCommand::Create(cmd))
+        .await
+        .then_expect_error(SubscriptionError::TooManySeats(MAX_SEATS));
+    SubscriptionTest::with(services())
+        .given(active())
+        .when_async(SubscriptionCommand::ChangeSeats {
+            seats: MAX_SEATS + 1,
+        })
+        .await
+        .then_expect_error(SubscriptionError::TooManySeats(MAX_SEATS));
+    SubscriptionTest::with(services())
+        .given(active())
+        .when_async(SubscriptionCommand::PurchaseStorage {
+            gb: MAX_STORAGE_GB + 1,
+        })
+        .await
+        .then_expect_error(SubscriptionError::TooMuchStorage(MAX_STORAGE_GB));
+}
