@@ -14,6 +14,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Event-sourced engine for customer subscriptions and support cases"
 )]
 pub struct Cli {
+    /// More log output on stderr: `-v` for info, `-vv` for debug (`RUST_LOG` overrides).
+    /// `serve` logs at info by default; the other commands print only their result and
+    /// warnings.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(subcommand)]

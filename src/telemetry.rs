@@ -8,8 +8,19 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber; `RUST_LOG` overrides the default `info`.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    init_logging_at("info");
+}
+
+/// Installs the log subscriber at `level` (`RUST_LOG` overrides it). PostgreSQL's NOTICEs
+/// (`tokio_postgres::connection`, at info) show only from debug on: they are chatter such as
+/// "relation already exists, skipping", never something an operator must act on.
+pub fn init_logging_at(level: &str) {
+    let notices = if level == "debug" { "debug" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},sqlx=warn,tower_http={level},tokio_postgres::connection={notices}"
+        ))
+    });
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

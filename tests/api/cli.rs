@@ -179,3 +179,42 @@ fn token_issue_refuses_a_customer_without_an_org() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs an org"));
     assert!(output.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn a_command_prints_its_result_alone_and_nothing_else_unless_asked() {
+    let target = crate::helpers::fresh_database().await;
+    let run = |verbose: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_subdesk"));
+        command
+            .env_remove("RUST_LOG")
+            .env("DATABASE_URL", crate::helpers::database_url(&target));
+        if verbose {
+            command.arg("-v");
+        }
+        command
+            .args([
+                "token",
+                "issue",
+                "--role",
+                "admin",
+                "--user",
+                "quiet@support.test",
+            ])
+            .output()
+            .expect("run subdesk token issue")
+    };
+    let quiet = run(false);
+    assert!(quiet.status.success());
+    let stdout = String::from_utf8_lossy(&quiet.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("sdk_"));
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "no logs, no PostgreSQL notices"
+    );
+    // Asked for more, it says what it does (on stderr; stdout stays the token alone).
+    let verbose = run(true);
+    assert!(verbose.status.success());
+    assert_eq!(String::from_utf8_lossy(&verbose.stdout).lines().count(), 1);
+}
