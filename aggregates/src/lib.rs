@@ -12,7 +12,11 @@
 //! - [`upcast`]: turning stored events of older versions into the current shape.
 //!
 //! Every aggregate lives in its own folder with `commands.rs`, `events.rs`, `error.rs`,
-//! `aggregate.rs` and `tests.rs` (given / when / then on cqrs-es's `TestFramework`).
+//! `aggregate.rs` (`handle` and `apply`) and `tests.rs` (given / when / then on cqrs-es's
+//! `TestFramework`); the larger ones keep their state in `state.rs` and their command handlers
+//! in files named for their theme (`lifecycle.rs`, `comments.rs`, `cancellation.rs`, ...).
+//! Imports between these files run one way, and only `tests.rs` imports its folder's `mod.rs`,
+//! so the modules form no cycle.
 
 pub mod actor;
 pub mod clock;

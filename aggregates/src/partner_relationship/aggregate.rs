@@ -1,3 +1,5 @@
+//! The state of one org-partner relationship, `handle` and `apply`.
+
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
@@ -6,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::commands::{EndRelationship, GrantRelationship, PartnerRelationshipCommand};
 use super::error::RelationshipError;
 use super::events::*;
-use super::{is_valid_partner_id, RelationshipServices};
+use super::ids::is_valid_partner_id;
+use super::services::RelationshipServices;
 
 /// Where a relationship stands. Snake case on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -128,7 +131,7 @@ impl PartnerRelationship {
 }
 
 impl Aggregate for PartnerRelationship {
-    const TYPE: &'static str = super::AGGREGATE_TYPE;
+    const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = PartnerRelationshipCommand;
     type Event = PartnerRelationshipEvent;
     type Error = RelationshipError;

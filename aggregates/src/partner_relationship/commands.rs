@@ -1,3 +1,5 @@
+//! What can be asked of a partner relationship.
+
 use serde::{Deserialize, Serialize};
 
 use super::events::PartnerScope;

@@ -1,3 +1,5 @@
+//! The relationship rules a command can break, each with a stable machine code.
+
 use crate::DomainError;
 
 /// A relationship rule the command broke. Each message states the rule; each code is stable.

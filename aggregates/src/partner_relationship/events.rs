@@ -1,3 +1,6 @@
+//! The events of a partner relationship: the stored public contract, the scopes and who
+//! ended it, type names and versions.
+
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -99,6 +102,9 @@ pub struct RelationshipEnded {
     pub by: Actor,
     pub at: DateTime<Utc>,
 }
+
+/// `aggregate_type` of every PartnerRelationship event in the store.
+pub const AGGREGATE_TYPE: &str = "PartnerRelationship";
 
 /// Every event type of this aggregate with the version this binary writes: what it can
 /// read (older versions are upcast). An event of another type, or of a newer version, comes

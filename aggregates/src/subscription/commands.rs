@@ -1,8 +1,10 @@
+//! What can be asked of a subscription.
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::events::Channel;
+use super::events::{CancelEffective, Channel};
 use crate::Actor;
 
 /// Everything a caller (or the system) may ask of a subscription. Who may ask what is decided
@@ -76,16 +78,6 @@ pub struct CreateSubscription {
     pub included_products: Vec<String>,
     pub from_collection: Option<Uuid>,
     pub created_by: Actor,
-}
-
-/// When a cancellation takes effect. Snake case on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum CancelEffective {
-    /// The subscription runs to its term end and does not renew (status `non_renewing`).
-    #[default]
-    AtTermEnd,
-    Immediately,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

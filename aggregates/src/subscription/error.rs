@@ -1,3 +1,5 @@
+//! The subscription rules a command can break, each with a stable machine code.
+
 use chrono::{DateTime, Utc};
 
 use crate::DomainError;

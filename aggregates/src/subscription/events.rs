@@ -1,9 +1,11 @@
+//! The events of a subscription: the stored public contract, the values stored in them
+//! (channel, cancellation timing, app cancellation cause), type names and versions.
+
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::commands::CancelEffective;
 use crate::Actor;
 
 /// Facts of a subscription's life. A public contract: past tense, never renamed; a change of
@@ -62,6 +64,18 @@ impl Channel {
             Self::Partner { .. } => "partner",
         }
     }
+}
+
+/// When a cancellation takes effect. Snake case on the wire. Asked for in `Cancel` and
+/// stored in `SubscriptionCancelled`; it lives with the events so that commands depend on
+/// events and never the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelEffective {
+    /// The subscription runs to its term end and does not renew (status `non_renewing`).
+    #[default]
+    AtTermEnd,
+    Immediately,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,6 +276,9 @@ pub struct SubscriptionPassedToOrg {
     pub partner_id: String,
     pub at: DateTime<Utc>,
 }
+
+/// `aggregate_type` of every Subscription event in the store.
+pub const AGGREGATE_TYPE: &str = "Subscription";
 
 /// Every event type of this aggregate with the version this binary writes: what it can
 /// read (older versions are upcast). An event of another type, or of a newer version, comes

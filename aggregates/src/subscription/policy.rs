@@ -1,3 +1,5 @@
+//! The configurable windows and limits of a subscription.
+
 use chrono::Duration;
 
 /// Configurable rules of the subscription lifecycle. Defaults follow the product contract.

@@ -1,3 +1,6 @@
+//! What can be asked of a support case, and the facts a command brings from outside
+//! (the entitlement looked up, the case it follows up).
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

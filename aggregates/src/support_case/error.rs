@@ -1,4 +1,6 @@
-use super::aggregate::CaseStatus;
+//! The case rules a command can break, each with a stable machine code.
+
+use super::status::CaseStatus;
 use crate::DomainError;
 
 /// A case rule the command broke. Each message states the rule; each code is stable.

@@ -1,3 +1,5 @@
+//! The events of a support case: the stored public contract, its type names and versions.
+
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -231,6 +233,9 @@ pub struct CaseClosed {
     pub resolved_at: DateTime<Utc>,
     pub at: DateTime<Utc>,
 }
+
+/// `aggregate_type` of every SupportCase event in the store.
+pub const AGGREGATE_TYPE: &str = "SupportCase";
 
 /// Every event type of this aggregate with the version this binary writes: what it can
 /// read (older versions are upcast). An event of another type, or of a newer version, comes

@@ -4,43 +4,41 @@
 //! with `resolved` -> `investigating` when the customer side replies within the reopen
 //! window, and `waiting_for_customer` -> `resolved` automatically (by the system) after the
 //! auto-resolve duration. Timed rules are judged from the case's own event times.
+//!
+//! Files: `status.rs` (status and escalation values), `state.rs` (the write-side state),
+//! `aggregate.rs` (`handle` and `apply`), the command handlers by theme (`lifecycle.rs`,
+//! `comments.rs`, `participants.rs`, `attachments.rs`, `escalation.rs`) and the checks they
+//! share (`checks.rs`). Dependencies run one way, from the aggregate through the handlers to
+//! the state, the events and the values; this file only re-exports and upcasts.
 
 mod aggregate;
+mod attachments;
+mod checks;
 mod commands;
+mod comments;
 mod error;
+mod escalation;
 mod events;
+mod lifecycle;
+mod participants;
 mod policy;
+mod services;
+mod state;
+mod status;
 #[cfg(test)]
 mod tests;
-
-use std::sync::Arc;
 
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde_json::Value;
 
-pub use aggregate::{normalize_email, CaseStatus, Escalation, SupportCase, MAX_TEXT};
+pub use checks::{normalize_email, MAX_TEXT};
 pub use commands::*;
 pub use error::CaseError;
 pub use events::*;
 pub use policy::{human_duration, CasePolicy};
-
-use crate::Clock;
-
-/// `aggregate_type` of every SupportCase event in the store.
-pub const AGGREGATE_TYPE: &str = "SupportCase";
-
-/// What a case needs from outside the domain: the time and the configured policies.
-#[derive(Debug, Clone)]
-pub struct CaseServices {
-    pub clock: Arc<dyn Clock>,
-    pub policy: CasePolicy,
-}
-
-impl CaseServices {
-    pub fn new(clock: Arc<dyn Clock>, policy: CasePolicy) -> Self {
-        Self { clock, policy }
-    }
-}
+pub use services::CaseServices;
+pub use state::SupportCase;
+pub use status::{CaseStatus, Escalation};
 
 /// Upcasters of SupportCase events, oldest first.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {

@@ -1,3 +1,5 @@
+//! The configurable durations and limits of a case, and how refusals word a duration.
+
 use chrono::Duration;
 
 /// Configurable rules of the case lifecycle. Defaults follow the product contract.
