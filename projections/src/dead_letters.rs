@@ -14,9 +14,9 @@ use deadpool_postgres::{Pool, Transaction};
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::error::ProjectionError;
 use crate::event::{StoredEvent, EVENT_COLUMNS};
-use crate::runner::CLAIM_NAMESPACE;
-use crate::{Projection, ProjectionError};
+use crate::projection::{Projection, CLAIM_NAMESPACE};
 
 /// One set-aside event of one projection.
 #[derive(Debug, Clone, Serialize)]

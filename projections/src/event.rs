@@ -7,7 +7,7 @@ use serde_json::Value;
 use subdesk_aggregates::upcast::{upcast, upcasters_for};
 use tokio_postgres::{GenericClient, Row};
 
-use crate::ProjectionError;
+use crate::error::ProjectionError;
 
 /// A point in the catch-up order: the last event a reader has seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]

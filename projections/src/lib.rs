@@ -6,6 +6,9 @@
 //! - [`runner`]: the [`Runner`] that applies batches to each [`Projection`] and advances its
 //!   checkpoint in the same transaction; one active runner per projection across processes;
 //!   woken by `LISTEN/NOTIFY`, with a polling fallback; `run_once` for tests.
+//! - `projection` (private; its items are re-exported): the [`Projection`] trait and the claim
+//!   that the runner, rebuilds and dead-letter retries take, kept apart so that none of them
+//!   imports another for it.
 //! - [`rebuild`]: rebuilding a read model into shadow tables and swapping it in; drift checks.
 //! - [`rows`]: batch helpers that load, fold and write back read-model rows in one round trip
 //!   per table instead of one per event.
@@ -27,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod health;
 pub mod listen;
+mod projection;
 pub mod rebuild;
 pub mod reports;
 pub mod rows;
@@ -37,7 +41,8 @@ pub mod timers;
 
 pub use error::ProjectionError;
 pub use event::{Checkpoint, StoredEvent};
-pub use runner::{Projection, Runner, RunnerConfig};
+pub use projection::Projection;
+pub use runner::{Runner, RunnerConfig};
 
 /// Every projection of the product, in the order they are registered with the runner.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_postgres::types::{Json, ToSql};
 
-use crate::ProjectionError;
+use crate::error::ProjectionError;
 
 /// Loads the rows of `table` whose `key` column is one of `keys`.
 pub async fn load<R, K>(

@@ -15,7 +15,10 @@ use subdesk_aggregates::subscription::{
 };
 use subdesk_aggregates::support_case::{SupportCase, SupportCaseEvent, AGGREGATE_TYPE as CASE};
 
-use crate::{rows, Projection, ProjectionError, StoredEvent};
+use crate::error::ProjectionError;
+use crate::event::StoredEvent;
+use crate::projection::Projection;
+use crate::rows;
 
 /// Timer kinds, as stored.
 pub const AUTO_RESOLVE: &str = "auto_resolve";

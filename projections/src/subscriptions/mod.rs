@@ -19,83 +19,33 @@
 //!
 //! Rows are inserted with `ON CONFLICT (source_position, kind, recipient) DO NOTHING`, so a
 //! rebuild re-derives the same rows instead of sending anything twice.
+//!
+//! This file is the [`Projection`] impl, which loads the rows a batch touches, folds the events
+//! into them and writes them back; `tables` holds the row types and `outbox` the e-mails.
 
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde::{Deserialize, Serialize};
 use subdesk_aggregates::subscription::{
     AppCancellationCause, AppStatus, Subscription, SubscriptionEvent, SubscriptionStatus,
     AGGREGATE_TYPE,
 };
 use subdesk_aggregates::ActorRole;
-use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-use crate::{rows, Projection, ProjectionError, StoredEvent};
+use crate::error::ProjectionError;
+use crate::event::StoredEvent;
+use crate::projection::Projection;
+use crate::rows;
+
+mod outbox;
+mod tables;
+
+use self::outbox::{contacts_and_actor, describe, mailbox, Outbox};
+use self::tables::{AppRow, EntitlementRow, PartnerCustomerRow, ViewRow};
 
 pub struct SubscriptionProjection;
-
-/// One row of `subscription_view`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ViewRow {
-    id: Uuid,
-    entitlement_number: String,
-    org_id: String,
-    product: String,
-    plan: String,
-    seats: i32,
-    scheduled_seats: Option<i32>,
-    storage_gb: i32,
-    term_start: DateTime<Utc>,
-    term_end: DateTime<Utc>,
-    auto_renew: bool,
-    channel: String,
-    partner_id: Option<String>,
-    billing_account: String,
-    site: Option<String>,
-    contacts: Vec<String>,
-    included_products: Vec<String>,
-    kept_products: Vec<String>,
-    from_collection: Option<Uuid>,
-    status: String,
-    app_count: i32,
-    cancellation_reason: Option<String>,
-    cancel_effective_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-    created_by: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    version: i64,
-}
-
-/// One row of `subscription_apps`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct AppRow {
-    app_id: Uuid,
-    subscription_id: Uuid,
-    entitlement_number: String,
-    app: String,
-    plan: String,
-    status: String,
-    cause: Option<String>,
-    added_at: DateTime<Utc>,
-    cancelled_at: Option<DateTime<Utc>>,
-}
-
-/// One row of `entitlements` (V5).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EntitlementRow {
-    number: String,
-    subscription_id: Uuid,
-    app_id: Option<Uuid>,
-    org_id: String,
-    product: String,
-    status: String,
-    partner_id: Option<String>,
-}
 
 /// Moves the count of subscriptions in force that `view`'s partner holds with its org by
 /// `delta` (nothing for a direct subscription). An org is assigned to a partner while it holds
@@ -121,27 +71,6 @@ fn assign(
     row.subscriptions = (row.subscriptions + delta).max(0);
     changed.insert(key);
 }
-
-/// One row of `partner_customers` (V5).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PartnerCustomerRow {
-    partner_id: String,
-    org_id: String,
-    subscriptions: i32,
-}
-
-/// One row of `notifications` (V5), without the columns the table fills itself.
-#[derive(Debug, Clone, Serialize)]
-struct NotificationRow {
-    source_position: i64,
-    kind: &'static str,
-    recipient: String,
-    subject: String,
-    body: String,
-    aggregate_type: &'static str,
-    aggregate_id: String,
-}
-
 fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -153,75 +82,6 @@ fn cause_name(cause: AppCancellationCause) -> &'static str {
         AppCancellationCause::SubscriptionExpired => "subscription_expired",
     }
 }
-
-/// A person's address; the system principal and other non-addresses are not mailed.
-fn mailbox(id: Option<&str>) -> Option<String> {
-    id.filter(|id| id.contains('@'))
-        .map(|id| id.trim().to_lowercase())
-}
-
-/// Collects the outbox rows of one batch.
-#[derive(Default)]
-struct Outbox {
-    rows: Vec<NotificationRow>,
-}
-
-impl Outbox {
-    fn send(
-        &mut self,
-        stored: &StoredEvent,
-        kind: &'static str,
-        recipients: impl IntoIterator<Item = String>,
-        subject: String,
-        body: String,
-    ) {
-        let recipients: BTreeSet<String> = recipients.into_iter().collect();
-        for recipient in recipients {
-            self.rows.push(NotificationRow {
-                source_position: stored.position,
-                kind,
-                recipient,
-                subject: subject.clone(),
-                body: body.clone(),
-                aggregate_type: AGGREGATE_TYPE,
-                aggregate_id: stored.aggregate_id.clone(),
-            });
-        }
-    }
-
-    async fn write(self, tx: &Transaction<'_>) -> Result<(), ProjectionError> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        rows::execute(
-            tx,
-            "INSERT INTO notifications \
-                    (source_position, kind, recipient, subject, body, aggregate_type, aggregate_id) \
-             SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id \
-               FROM jsonb_to_recordset($1) AS n(source_position bigint, kind text, recipient text, \
-                    subject text, body text, aggregate_type text, aggregate_id text) \
-             ON CONFLICT (source_position, kind, recipient) DO NOTHING",
-            &[&Json(&self.rows)],
-        )
-        .await?;
-        Ok(())
-    }
-}
-
-/// The contacts of `view` and the acting user of `stored`.
-fn contacts_and_actor(view: &ViewRow, stored: &StoredEvent) -> Vec<String> {
-    let mut recipients = view.contacts.clone();
-    recipients.extend(mailbox(stored.meta("actor_id")));
-    recipients
-}
-
-fn describe(view: &ViewRow) -> String {
-    format!(
-        "{} ({} plan) for {}, entitlement {}",
-        view.product, view.plan, view.org_id, view.entitlement_number
-    )
-}
-
 #[async_trait]
 impl Projection for SubscriptionProjection {
     fn name(&self) -> &'static str {

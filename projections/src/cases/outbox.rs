@@ -1,0 +1,124 @@
+//! The case e-mails of the notifications outbox: how one mail becomes a row per recipient, and
+//! the insert that a rebuild can repeat without doubling the outbox. Separate from the fold,
+//! which only decides which event mails whom.
+
+use deadpool_postgres::Transaction;
+use serde::Serialize;
+use subdesk_aggregates::support_case::{CaseStatus, AGGREGATE_TYPE};
+use tokio_postgres::types::Json;
+
+use super::tables::CaseRow;
+use crate::error::ProjectionError;
+use crate::event::StoredEvent;
+use crate::rows;
+
+/// One e-mail of the outbox (`notifications`, migration V5).
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct NotificationRow {
+    pub(super) source_position: i64,
+    pub(super) kind: &'static str,
+    pub(super) recipient: String,
+    pub(super) subject: String,
+    pub(super) body: String,
+    pub(super) aggregate_type: &'static str,
+    pub(super) aggregate_id: String,
+}
+
+/// What the customer side is told a status means, in an e-mail.
+fn status_words(status: CaseStatus) -> &'static str {
+    match status {
+        CaseStatus::Open => "is open",
+        CaseStatus::Investigating => "is being investigated by support",
+        CaseStatus::WaitingForCustomer => "is waiting for your reply",
+        CaseStatus::Resolved => "is resolved; reply to reopen it",
+        CaseStatus::Closed => "is closed; open a new case if you need more help",
+    }
+}
+
+/// One e-mail to several recipients.
+pub(super) struct Mail<'a> {
+    pub(super) kind: &'static str,
+    pub(super) to: Vec<String>,
+    /// Whoever caused it already knows.
+    pub(super) except: Option<&'a str>,
+    pub(super) subject: String,
+    pub(super) body: String,
+}
+
+/// Queues `mail` about `case` on `outbox`.
+pub(super) fn notify(
+    outbox: &mut Vec<NotificationRow>,
+    stored: &StoredEvent,
+    case: &CaseRow,
+    mail: Mail<'_>,
+) {
+    for recipient in mail.to {
+        if mail
+            .except
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case(&recipient))
+        {
+            continue;
+        }
+        outbox.push(NotificationRow {
+            source_position: stored.position,
+            kind: mail.kind,
+            recipient,
+            subject: format!("[{}] {}", case.key, mail.subject),
+            body: mail.body.clone(),
+            aggregate_type: AGGREGATE_TYPE,
+            aggregate_id: case.id.to_string(),
+        });
+    }
+}
+
+/// Queues the e-mail telling the customer side that `case` is now in its current status.
+pub(super) fn notify_status(
+    outbox: &mut Vec<NotificationRow>,
+    stored: &StoredEvent,
+    case: &CaseRow,
+    by: &str,
+) {
+    let Some(status) = CaseStatus::parse(&case.status) else {
+        return;
+    };
+    let subject = format!(
+        "{}: now {}",
+        case.summary,
+        status.as_str().replace('_', " ")
+    );
+    let body = format!("Your case {} {}.", case.key, status_words(status));
+    notify(
+        outbox,
+        stored,
+        case,
+        Mail {
+            kind: "status_changed",
+            to: case.customer_recipients(),
+            except: Some(by),
+            subject,
+            body,
+        },
+    );
+}
+
+/// Appends e-mails to the outbox; one already derived from the same event for the same
+/// recipient and kind (a rebuild) is left as it is, `sent_at` included.
+pub(super) async fn insert_notifications(
+    tx: &Transaction<'_>,
+    rows: &[NotificationRow],
+) -> Result<(), ProjectionError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows::execute(
+        tx,
+        "INSERT INTO notifications (source_position, kind, recipient, subject, body, \
+                                    aggregate_type, aggregate_id) \
+         SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id \
+           FROM jsonb_populate_recordset(NULL::notifications, $1) \
+         ON CONFLICT (source_position, kind, recipient) DO NOTHING",
+        &[&Json(rows)],
+    )
+    .await?;
+    Ok(())
+}

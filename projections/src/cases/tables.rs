@@ -1,0 +1,100 @@
+//! The rows of the tables the case projection owns (`case_view`, `case_timeline`,
+//! `case_attachments`), as the fold holds them in memory. Separate because the HTTP edge reads
+//! `CaseRow` back, and the fold and the outbox both read it without depending on each other.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use subdesk_aggregates::support_case::CaseStatus;
+use uuid::Uuid;
+
+/// One row of `case_view`; the HTTP edge reads rows back into it (`to_jsonb`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub key: String,
+    pub org_id: String,
+    pub requester: String,
+    pub opened_by: String,
+    pub opened_by_role: String,
+    pub product: String,
+    pub product_version: Option<String>,
+    pub entitlement_number: Option<String>,
+    pub subscription_id: Option<Uuid>,
+    pub summary: String,
+    pub description: String,
+    pub impact: i16,
+    pub priority: i16,
+    pub status: String,
+    pub phone: Option<String>,
+    pub data_access: bool,
+    pub follow_up_of: Option<Uuid>,
+    pub assignee: Option<String>,
+    pub participants: Vec<String>,
+    pub escalation: String,
+    pub escalation_reason: Option<String>,
+    pub escalation_requested_at: Option<DateTime<Utc>>,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub opened_at: DateTime<Utc>,
+    pub first_response_due: DateTime<Utc>,
+    pub first_responded_at: Option<DateTime<Utc>>,
+    pub first_response_breached: Option<bool>,
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub auto_resolved: bool,
+    pub reopened: i32,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_activity_at: DateTime<Utc>,
+    pub last_public_activity_at: DateTime<Utc>,
+    pub public_comments: i32,
+    pub internal_comments: i32,
+    pub attachments: i32,
+    pub version: i64,
+}
+
+impl CaseRow {
+    /// Who receives the customer-facing e-mails of this case: the requester and every
+    /// participant, lower case, each once.
+    pub(super) fn customer_recipients(&self) -> Vec<String> {
+        let mut recipients = vec![self.requester.trim().to_lowercase()];
+        for participant in &self.participants {
+            if !recipients.contains(participant) {
+                recipients.push(participant.clone());
+            }
+        }
+        recipients
+    }
+
+    pub(super) fn set_status(&mut self, status: CaseStatus) {
+        self.status = status.as_str().to_string();
+    }
+}
+
+/// One row of `case_timeline`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimelineRow {
+    pub case_id: Uuid,
+    pub sequence: i64,
+    pub kind: String,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub visibility: String,
+    pub body: Option<String>,
+    pub detail: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// One row of `case_attachments`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub added_by: String,
+    pub added_by_role: String,
+    pub at: DateTime<Utc>,
+}

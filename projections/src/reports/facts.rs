@@ -1,0 +1,67 @@
+//! The fact rows of the reports: one per case and one per subscription (the counters are
+//! computed from them, medians are taken over them), and one per cancellation. Separate so that
+//! the fold and the counters share them without depending on each other.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use subdesk_aggregates::subscription::SubscriptionStatus;
+use uuid::Uuid;
+
+/// One row of `report_case_facts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseFacts {
+    pub case_id: Uuid,
+    pub org_id: String,
+    pub product: String,
+    pub priority: i16,
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    pub first_response_due: DateTime<Utc>,
+    pub first_responded_at: Option<DateTime<Utc>>,
+    pub first_response_seconds: Option<i64>,
+    pub first_response_breached: Option<bool>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_seconds: Option<i64>,
+    pub auto_resolved: bool,
+    pub auto_resolutions: i32,
+    pub reopened: i32,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// One row of `report_subscription_facts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionFacts {
+    pub subscription_id: Uuid,
+    pub org_id: String,
+    pub partner_id: Option<String>,
+    pub product: String,
+    pub plan: String,
+    pub status: String,
+    pub seats: i32,
+    pub term_end: DateTime<Utc>,
+    pub auto_renew: bool,
+    pub version: i64,
+}
+
+impl SubscriptionFacts {
+    pub(super) fn in_force(&self) -> bool {
+        self.status == SubscriptionStatus::Active.as_str()
+            || self.status == SubscriptionStatus::NonRenewing.as_str()
+    }
+}
+
+/// One row of `report_cancellations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct CancellationRow {
+    pub(super) subscription_id: Uuid,
+    pub(super) sequence: i64,
+    pub(super) org_id: String,
+    pub(super) partner_id: Option<String>,
+    pub(super) product: String,
+    pub(super) plan: String,
+    pub(super) seats: i32,
+    pub(super) effective: &'static str,
+    pub(super) effective_at: DateTime<Utc>,
+    pub(super) reason: String,
+}
