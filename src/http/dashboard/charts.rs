@@ -9,6 +9,28 @@
 //!
 //! Every chart is an `<svg role="img">` with a `<title>` and an `aria-label`; the page puts a
 //! table with the same numbers next to it.
+//!
+//! A drawing is an [`Svg`]: markup made here, by plotters (which escapes the text it draws) and
+//! by `render` below (which escapes the title it adds). It is the only markup from outside the
+//! page's templates that they write without escaping, and nothing outside this module can make
+//! one: its field is private and it has no constructor from a string. A chart gives its
+//! drawing:
+//!
+//! ```
+//! use subdesk::http::dashboard::charts::{self, Svg};
+//! let chart = charts::lines("Cases per day", &[], &[], "cases");
+//! let svg: &Svg = chart.svg().expect("drawn");
+//! assert!(svg.as_str().starts_with("<svg class=\"chart\" role=\"img\""));
+//! ```
+//!
+//! but no string becomes one:
+//!
+//! ```compile_fail,E0423
+//! use subdesk::http::dashboard::charts::Svg;
+//! let forged = Svg(String::from("<script>alert(1)</script>"));
+//! ```
+
+use std::fmt;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -29,6 +51,43 @@ pub const PURPLE: RGBColor = RGBColor(0xCC, 0x79, 0xA7);
 const INK: RGBColor = RGBColor(0x1F, 0x29, 0x37);
 const MUTED: RGBColor = RGBColor(0x6B, 0x72, 0x80);
 const GRID: RGBColor = RGBColor(0xE5, 0xE7, 0xEB);
+
+/// An SVG chart drawn by this module: trusted markup, written into the page as it is.
+#[derive(Debug, Clone)]
+pub struct Svg(String);
+
+impl Svg {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Svg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The page's templates write an `Svg` without escaping it (and escape everything else).
+impl askama::filters::HtmlSafe for Svg {}
+
+/// A chart as the page shows it: the drawing, or the title of one that could not be drawn
+/// (the page says so; the table next to it still has the numbers).
+#[derive(Debug, Clone)]
+pub enum Chart {
+    Drawn(Svg),
+    Missing(String),
+}
+
+impl Chart {
+    /// The drawing, if there is one.
+    pub fn svg(&self) -> Option<&Svg> {
+        match self {
+            Self::Drawn(svg) => Some(svg),
+            Self::Missing(_) => None,
+        }
+    }
+}
 
 /// One named series of values, one per category (or per x position).
 #[derive(Debug, Clone)]
@@ -114,8 +173,8 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
 /// Draws with `draw` and returns the SVG, made accessible and scalable; a chart that cannot
-/// be drawn becomes a short note (the table next to it still has the numbers).
-fn render(title: &str, draw: impl FnOnce(&Area<'_>) -> Drawn) -> String {
+/// be drawn is [`Chart::Missing`].
+fn render(title: &str, draw: impl FnOnce(&Area<'_>) -> Drawn) -> Chart {
     let mut svg = String::new();
     let drawn = {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -123,18 +182,16 @@ fn render(title: &str, draw: impl FnOnce(&Area<'_>) -> Drawn) -> String {
     };
     if let Err(error) = drawn {
         tracing::warn!(%error, chart = title, "chart not drawn");
-        return format!(
-            "<p class=\"chart-missing\">The chart “{}” could not be drawn; the table has its numbers.</p>",
-            escape(title)
-        );
+        return Chart::Missing(title.to_string());
     }
     let title = escape(title);
-    svg.replacen(
-        "<svg ",
-        &format!("<svg class=\"chart\" role=\"img\" aria-label=\"{title}\" "),
-        1,
-    )
-    .replacen('>', &format!("><title>{title}</title>"), 1)
+    Chart::Drawn(Svg(svg
+        .replacen(
+            "<svg ",
+            &format!("<svg class=\"chart\" role=\"img\" aria-label=\"{title}\" "),
+            1,
+        )
+        .replacen('>', &format!("><title>{title}</title>"), 1)))
 }
 
 /// A legend above the plot: a swatch and a name per series.
@@ -156,7 +213,7 @@ fn legend(root: &Area<'_>, series: &[Series]) -> Drawn {
 }
 
 /// Bars per category, the series stacked, the total above each bar.
-pub fn bars(spec: &Bars<'_>) -> String {
+pub fn bars(spec: &Bars<'_>) -> Chart {
     render(spec.title, |root| {
         root.fill(&WHITE)?;
         let n = spec.categories.len().max(1);
@@ -253,7 +310,7 @@ pub fn bars(spec: &Bars<'_>) -> String {
 }
 
 /// Lines over `x` (days), one per series, with markers.
-pub fn lines(title: &str, x: &[String], series: &[Series], y_desc: &str) -> String {
+pub fn lines(title: &str, x: &[String], series: &[Series], y_desc: &str) -> Chart {
     render(title, |root| {
         root.fill(&WHITE)?;
         let n = x.len().max(2);
@@ -331,6 +388,7 @@ mod tests {
             targets: None,
             y_floor: 4.0,
         });
+        let svg = svg.svg().expect("drawn").to_string();
         assert!(svg.starts_with("<svg class=\"chart\" role=\"img\" aria-label=\"Open cases\" "));
         assert!(svg.contains("<title>Open cases</title>"));
         assert!(

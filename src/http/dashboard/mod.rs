@@ -8,13 +8,18 @@
 //!   10 seconds and swaps them in, so the page refreshes itself without a reload.
 //! - `GET /dashboard/assets/*`: the style sheet and the script, compiled into the binary.
 //!
+//! The markup is in askama templates (`templates/dashboard/`), which escape every value; the
+//! only markup they take as it is comes from [`charts`] or from another of them (`page`).
 //! Charts are SVG drawn on the server by `plotters` ([`charts`]); every chart has a table with
 //! its numbers next to it. Nothing is loaded from anywhere but this server, and the pages say
 //! so in their Content-Security-Policy.
 
 pub mod charts;
 mod page;
+#[cfg(test)]
+mod page_tests;
 pub mod session;
+mod view;
 
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -26,7 +31,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::reports::{self, ReportFilter};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::Principal;
 
 const CSS: &str = include_str!("assets/dashboard.css");
@@ -141,9 +146,10 @@ async fn gather(state: &AppState, principal: &Principal, filter: &ReportFilter) 
     }
 }
 
-/// An HTML response with the headers every dashboard page carries.
-fn html(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
+/// An HTML response with the headers every dashboard page carries; the body comes from the
+/// page's templates.
+fn html(status: StatusCode, body: page::Markup) -> Response {
+    let mut response = (status, body.into_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -208,7 +214,7 @@ async fn dashboard(
     Query(params): Query<PageParams>,
 ) -> Result<Response, ApiError> {
     let Some(principal) = signed_in(&state, &headers).await? else {
-        let mut response = html(StatusCode::OK, page::sign_in(None));
+        let mut response = html(StatusCode::OK, page::sign_in(None)?);
         if session::from_headers(&headers).is_some() {
             // A cookie of an ended session: drop it.
             if let Some(clear) = session::clear_cookie(&headers) {
@@ -222,13 +228,13 @@ async fn dashboard(
         Ok(filter) => {
             let data = gather(&state, &principal, &filter).await;
             let period = reports::Period::resolve(filter.from, filter.to, today).ok();
-            (page::panels(&principal, &data), period)
+            (page::panels(&principal, &data)?, period)
         }
-        Err(message) => (page::message(&message), None),
+        Err(message) => (page::message(&message)?, None),
     };
     Ok(html(
         StatusCode::OK,
-        page::dashboard(&principal, &params, period, &params.query(), &panels),
+        page::dashboard(&principal, &params, period, &params.query(), &panels)?,
     ))
 }
 
@@ -240,12 +246,12 @@ async fn panels(
     let Some(principal) = signed_in(&state, &headers).await? else {
         return Ok(html(
             StatusCode::UNAUTHORIZED,
-            page::message("Your session has ended; sign in again."),
+            page::message("Your session has ended; sign in again.")?,
         ));
     };
     let body = match params.filter() {
-        Ok(filter) => page::panels(&principal, &gather(&state, &principal, &filter).await),
-        Err(message) => page::message(&message),
+        Ok(filter) => page::panels(&principal, &gather(&state, &principal, &filter).await)?,
+        Err(message) => page::message(&message)?,
     };
     Ok(html(StatusCode::OK, body))
 }
@@ -263,20 +269,20 @@ async fn sign_in(
     if !same_origin(&headers) {
         return Ok(html(
             StatusCode::FORBIDDEN,
-            page::sign_in(Some("Sign in from this server's own page.")),
+            page::sign_in(Some("Sign in from this server's own page."))?,
         ));
     }
     let principal = state.auth.authenticate(form.token.trim()).await?;
     let Some(principal) = principal else {
         return Ok(html(
             StatusCode::UNAUTHORIZED,
-            page::sign_in(Some("That token is unknown or revoked.")),
+            page::sign_in(Some("That token is unknown or revoked."))?,
         ));
     };
     if let Err(refused) = reports::may_see_reports(&principal) {
         return Ok(html(
             StatusCode::FORBIDDEN,
-            page::sign_in(Some(&refused.to_string())),
+            page::sign_in(Some(&refused.to_string()))?,
         ));
     }
     let client = state.pool.get().await?;
@@ -293,7 +299,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     if !same_origin(&headers) {
         return Ok(html(
             StatusCode::FORBIDDEN,
-            page::message("Sign out from this server's own page."),
+            page::message("Sign out from this server's own page.")?,
         ));
     }
     if let Some(id) = session::from_headers(&headers) {
