@@ -8,7 +8,8 @@ use subdesk_aggregates::ActorRole;
 use subdesk_projections::RunnerConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{serve, AppState, Settings};
+use crate::app::serve;
+use crate::state::{AppState, Settings};
 use crate::auth::{self, TokenSpec};
 use crate::clock::SystemClock;
 use crate::config::{Cli, Command, RoleArg, ScopeArg, ServeArgs, TokenCommand, TokenIssueArgs};

@@ -11,13 +11,15 @@
 //! - [`history`]: a stream's events as the history endpoints show them.
 //! - [`audit`]: hash-chain verification and JSON Lines export.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
+//! - [`read`]: every query of the read models, typed rows; no HTTP.
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
 //! - [`relationships`]: the partner relationships' current state (access decisions) and the
 //!   upgrade step that grants them for earlier sales.
 //! - [`process`]: process managers, projections that issue commands (collections, the
 //!   hand-over of a partner's subscriptions when its relationship ends).
 //! - [`scheduler`]: fires timed commands (auto-resolve, close, activate, renew / expire).
-//! - [`app`]: shared state; API, projection runner and housekeeping under one shutdown.
+//! - [`state`]: the shared state every handler and task receives (settings, pools, buses).
+//! - [`app`]: API, projection runner, scheduler and housekeeping under one shutdown.
 //! - [`clock`], [`telemetry`]: the system clock; logs and metrics.
 
 pub mod access;
@@ -36,7 +38,9 @@ pub mod http;
 pub mod idempotency;
 pub mod pg;
 pub mod process;
+pub mod read;
 pub mod relationships;
 pub mod scheduler;
+pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Who sees which support case, and who may open one for an org.
 
 use subdesk_aggregates::partner_relationship::PartnerScope;
+use subdesk_aggregates::support_case::{SupportCaseCommand, Visibility};
 use subdesk_aggregates::ActorRole;
 
 use super::same_user;
@@ -64,6 +65,32 @@ pub enum CaseAction {
     AcceptEscalation,
     SetDataAccess,
     Resolve,
+}
+
+impl CaseAction {
+    /// What `command` asks to do to a case, as far as access is concerned; `None` for the
+    /// commands no caller issues on an existing case (opening has a rule of its own, the
+    /// timed ones are the system's).
+    pub fn of(command: &SupportCaseCommand) -> Option<Self> {
+        use SupportCaseCommand as C;
+        Some(match command {
+            C::Comment(comment) if comment.visibility == Visibility::Internal => {
+                Self::CommentInternal
+            }
+            C::Comment(_) => Self::Comment,
+            C::RequestInfo(_) => Self::RequestInfo,
+            C::Assign(_) => Self::Assign,
+            C::StartInvestigation(_) => Self::Investigate,
+            C::ChangePriority(_) => Self::ChangePriority,
+            C::AddParticipant(_) | C::RemoveParticipant(_) => Self::ManageParticipants,
+            C::AddAttachment(_) => Self::Attach,
+            C::RequestEscalation(_) => Self::RequestEscalation,
+            C::AcceptEscalation(_) => Self::AcceptEscalation,
+            C::SetDataAccess(_) => Self::SetDataAccess,
+            C::Resolve(_) => Self::Resolve,
+            C::Open(_) | C::AutoResolve(_) | C::Close(_) => return None,
+        })
+    }
 }
 
 /// Whether `principal` may do `action` on a case it sees; the refusal says why. The domain

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::audit::export::{page, Filter};
 use crate::audit::verify::{verify, Scope, VerifyReport};
 use crate::audit::AuditEvent;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use subdesk_projections::runner::has_applied;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Waits until `projection` has applied the event at `position`.
 pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Result<(), ApiError> {

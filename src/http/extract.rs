@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::Principal;
 use crate::command::CommandMeta;
 use crate::idempotency::{request_hash, IdempotencyKey};
@@ -112,6 +112,25 @@ impl FromRequestParts<AppState> for Ctx {
             correlation_id,
             idempotency_key,
         })
+    }
+}
+
+/// Query parameters, parsed: the one mapping of a query string that cannot be read (400
+/// `invalid_query`, naming the parameter) for every route.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(params)| Self(params))
+            .map_err(|rejection| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: rejection.body_text(),
+            })
     }
 }
 

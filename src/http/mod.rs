@@ -6,9 +6,7 @@
 
 pub mod audit;
 pub mod bounds;
-pub mod case_attachments;
 pub mod cases;
-pub mod cases_read;
 pub mod command;
 pub mod consistency;
 pub mod contract;
@@ -41,7 +39,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::ApiError;
 
 #[derive(OpenApi)]

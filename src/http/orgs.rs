@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 use super::command::{run, Prepared, Receipt, Status};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::Principal;
 use crate::history::HistoryEntry;
 use crate::relationships::Relationship;

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
 use crate::access::PartnerReach;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::{SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
 use subdesk_aggregates::partner_relationship::PartnerScope;
 

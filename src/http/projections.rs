@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(projections))

@@ -42,7 +42,7 @@ use uuid::Uuid;
 use super::consistency::wait_for;
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::{Principal, SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
 use crate::relationships::partner_orgs;
 use subdesk_aggregates::partner_relationship::PartnerScope;

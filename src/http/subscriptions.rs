@@ -35,7 +35,7 @@ use crate::access::{
     may_change_subscription, may_create, sees_subscription, SubscriptionAction,
     SubscriptionAudience,
 };
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::{Principal, SCOPE_VIEW_CUSTOMERS};
 use crate::history::HistoryEntry;
 use crate::store::{Denied, Guard};

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::command::REPLAYED;
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::auth::{self, TokenInfo, TokenSpec};
 use crate::idempotency;
 

@@ -25,13 +25,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::cases::case_guard;
-use super::cases_read::visible_case_from_log;
-use super::command::{run, Prepared, Receipt, REPLAYED};
-use super::error::{ApiError, Problem};
-use super::extract::Ctx;
+use super::run::{case_guard, visible_case_from_log};
 use crate::access::CaseAction;
-use crate::app::AppState;
+use crate::http::command::{run, Prepared, Receipt, REPLAYED};
+use crate::http::error::{ApiError, Problem};
+use crate::http::extract::Ctx;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -92,7 +91,7 @@ pub struct AttachmentUpload {
 pub struct AttachmentReceipt {
     pub id: String,
     pub key: String,
-    #[schema(schema_with = super::schema::case_status)]
+    #[schema(schema_with = crate::http::schema::case_status)]
     pub status: CaseStatus,
     pub version: i64,
     pub position: i64,

@@ -1,0 +1,358 @@
+//! Case reads: the list, the detail and the history.
+//!
+//! List and detail come from the `cases` read model through [`crate::read::cases`] (pass
+//! `min_position` to read a write of your own); the history comes straight from the log.
+//! Whatever a viewer reads, internal comments are left out unless they are staff: from the
+//! timeline, from the history (and the metadata only staff need), from the comment counts, and
+//! from the activity time the customer side's list is sorted by.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use subdesk_aggregates::support_case::{CaseStatus, AGGREGATE_TYPE};
+use subdesk_projections::cases::CaseProjection;
+use tokio_postgres::GenericClient;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::run::visible_case_from_log;
+use super::types::*;
+use crate::access::{case_scope, sees_case, sees_internal, CaseAudience};
+use crate::auth::Principal;
+use crate::history::HistoryEntry;
+use crate::http::consistency::wait_for;
+use crate::http::error::{ApiError, Problem};
+use crate::http::extract::{Ctx, Params};
+use crate::http::timetravel;
+use crate::read::cases::{self as read, Activity, Assignee, CaseFilter, CaseRow, Mine};
+use crate::read::Cursor;
+use crate::state::AppState;
+
+/// Name of the projection behind case reads.
+const PROJECTION: &str = "cases";
+const DEFAULT_PAGE: i64 = 25;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_cases))
+        .routes(routes!(get_case))
+        .routes(routes!(case_history))
+}
+
+/// The order the caller's lists follow: the customer side never sees internal activity, not
+/// even as a change of order.
+fn activity(principal: &Principal) -> Activity {
+    if sees_internal(principal) {
+        Activity::All
+    } else {
+        Activity::Public
+    }
+}
+
+fn sla(row: &CaseRow, now: DateTime<Utc>) -> Sla {
+    let breached = row.first_response_breached.unwrap_or_else(|| {
+        // Not answered (yet): the clock runs until now, or stopped at the resolution.
+        let until = row.resolved_at.or(row.closed_at).unwrap_or(now);
+        until > row.first_response_due
+    });
+    Sla {
+        first_response_due: row.first_response_due,
+        first_responded_at: row.first_responded_at,
+        breached,
+    }
+}
+
+fn auto_resolve_due(state: &AppState, row: &CaseRow) -> Option<DateTime<Utc>> {
+    (row.status == CaseStatus::WaitingForCustomer.as_str())
+        .then_some(row.waiting_since)
+        .flatten()
+        .map(|since| since + state.settings.case_policy.auto_resolve_after)
+}
+
+fn summary_of(state: &AppState, row: CaseRow, principal: &Principal) -> CaseSummary {
+    let now = state.clock.now();
+    CaseSummary {
+        sla: sla(&row, now),
+        auto_resolve_due: auto_resolve_due(state, &row),
+        last_activity_at: activity(principal).of(&row),
+        id: row.id,
+        key: row.key,
+        org_id: row.org_id,
+        requester: row.requester,
+        product: row.product,
+        summary: row.summary,
+        status: row.status,
+        priority: row.priority,
+        impact: row.impact,
+        assignee: row.assignee,
+        participants: row.participants,
+        escalation: row.escalation,
+        opened_at: row.opened_at,
+    }
+}
+
+fn bad_filter(detail: String) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        detail,
+    }
+}
+
+/// The filter a list's parameters ask for (their shapes are held by the document's bounds).
+fn filter_of(params: ListParams, principal: &Principal) -> Result<CaseFilter, ApiError> {
+    let mut statuses = Vec::new();
+    for status in params.status.iter().flat_map(|s| s.split(',')) {
+        let status = CaseStatus::parse(status)
+            .ok_or_else(|| bad_filter(format!("`{status}` is not a case status")))?;
+        statuses.push(status.as_str().to_string());
+    }
+    if let Some(priority) = params.priority {
+        if !(1..=4).contains(&priority) {
+            return Err(bad_filter("priority must be 1, 2, 3 or 4".into()));
+        }
+    }
+    let mine = match params.mine.as_deref() {
+        None => None,
+        Some("requested") => Some((Mine::Requested, principal.user.clone())),
+        Some("participating") => Some((Mine::Participating, principal.user.clone())),
+        Some(other) => {
+            return Err(bad_filter(format!(
+                "mine is `requested` or `participating`, not `{other}`"
+            )))
+        }
+    };
+    Ok(CaseFilter {
+        statuses,
+        priority: params.priority,
+        org: params.org,
+        assignee: params.assignee.map(|a| match a.trim() {
+            "none" => Assignee::Nobody,
+            email => Assignee::Email(email.to_string()),
+        }),
+        requester: params.requester,
+        participant: params.participant,
+        mine,
+        text: params.q,
+    })
+}
+
+/// List the cases the caller sees, most recently active first.
+///
+/// Customers see the cases they requested or follow (all of their org's as org admins),
+/// partners those of the orgs whose relationship allows `access_cases`, staff and auditors
+/// all. Keyset pagination: pass `next_cursor` back as `cursor`.
+#[utoipa::path(get, path = "/v1/cases", tag = "cases",
+    params(ListParams),
+    responses(
+        (status = 200, body = CaseList),
+        (status = 400, body = Problem, description = "`invalid_query`"),
+        (status = 401, body = Problem),
+        (status = 422, body = Problem, description = "`invalid_cursor`: not a cursor this server issued"),
+        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time"),
+    ))]
+async fn list_cases(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Params(params): Params<ListParams>,
+) -> Result<Json<CaseList>, ApiError> {
+    if let Some(position) = params.min_position {
+        wait_for(&state, PROJECTION, position).await?;
+    }
+    let principal = &ctx.principal;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(|c| {
+            Cursor::decode(c).ok_or_else(|| {
+                ApiError::unprocessable("invalid_cursor", "the cursor is not one a case list returned")
+            })
+        })
+        .transpose()?;
+    let order = activity(principal);
+    let filter = filter_of(params, principal)?;
+    let client = state.read_pool.get().await?;
+    let mut cases = read::list(&**client, &case_scope(principal), &filter, order, limit, cursor).await?;
+    let more = cases.len() as i64 > limit;
+    cases.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more.then(|| cases.last()).flatten().map(|last| {
+        Cursor {
+            at: order.of(last),
+            id: last.id,
+        }
+        .encode()
+    });
+    let items = cases
+        .into_iter()
+        .map(|row| summary_of(&state, row, principal))
+        .collect();
+    Ok(Json(CaseList { items, next_cursor }))
+}
+
+/// A case with its participants, attachments, SLA and timeline.
+#[utoipa::path(get, path = "/v1/cases/{id}", tag = "cases",
+    params(("id" = Uuid, Path), ReadParams),
+    responses(
+        (status = 200, body = CaseDetail),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`conflicting_cut`: `as_of` and `at_version` together"),
+        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time"),
+    ))]
+async fn get_case(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Params(params): Params<ReadParams>,
+) -> Result<Json<CaseDetail>, ApiError> {
+    let Some(cut) = timetravel::cut(params.as_of, params.at_version)? else {
+        if let Some(position) = params.min_position {
+            wait_for(&state, PROJECTION, position).await?;
+        }
+        let client = state.read_pool.get().await?;
+        let now = state.clock.now();
+        return Ok(Json(
+            render_case(&state, &**client, id, &ctx.principal, now).await?,
+        ));
+    };
+    // Who may see the case is decided by the case as it is now, then by the case as it was.
+    visible_case_from_log(&state, &ctx.principal, id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let then = timetravel::replay(
+        &tx,
+        &CaseProjection,
+        AGGREGATE_TYPE,
+        &id.to_string(),
+        cut,
+        "case",
+    )
+    .await?;
+    let detail = render_case(&state, &*tx, id, &ctx.principal, then).await;
+    tx.rollback().await?;
+    Ok(Json(detail?))
+}
+
+/// The detail of case `id` from the read-model tables `client` sees (the live ones, or a
+/// time-travel replay's), as `principal` may see it, with SLA figures as of `now`.
+async fn render_case(
+    state: &AppState,
+    client: &impl GenericClient,
+    id: Uuid,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<CaseDetail, ApiError> {
+    let case = read::find(client, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("case"))?;
+    let audience = CaseAudience {
+        org_id: &case.org_id,
+        requester: &case.requester,
+        participants: &case.participants,
+    };
+    if !sees_case(principal, audience) {
+        return Err(ApiError::not_found("case"));
+    }
+    let staff = sees_internal(principal);
+    let timeline = read::timeline(client, id, staff)
+        .await?
+        .into_iter()
+        .map(|r| TimelineEntry {
+            sequence: r.sequence,
+            kind: r.kind,
+            actor: r.actor_id,
+            actor_role: r.actor_role,
+            visibility: r.visibility,
+            body: r.body,
+            detail: r.detail,
+            at: r.at,
+        })
+        .collect();
+    let attachments = read::attachments(client, id)
+        .await?
+        .into_iter()
+        .map(|r| AttachmentView {
+            url: format!("/v1/cases/{id}/attachments/{}", r.id),
+            id: r.id,
+            name: r.name,
+            size: r.size,
+            content_type: r.content_type,
+            sha256: r.sha256,
+            added_by: r.added_by,
+            at: r.at,
+        })
+        .collect();
+    let policy = &state.settings.case_policy;
+    Ok(CaseDetail {
+        sla: sla(&case, now),
+        auto_resolve_due: auto_resolve_due(state, &case),
+        auto_close_due: (case.status == CaseStatus::Resolved.as_str())
+            .then_some(case.resolved_at)
+            .flatten()
+            .map(|at| at + policy.close_after),
+        last_activity_at: activity(principal).of(&case),
+        internal_comments: staff.then_some(case.internal_comments),
+        escalation: EscalationView {
+            state: case.escalation,
+            reason: case.escalation_reason,
+            requested_at: case.escalation_requested_at,
+            escalated_at: case.escalated_at,
+        },
+        id: case.id,
+        key: case.key,
+        org_id: case.org_id,
+        requester: case.requester,
+        opened_by: case.opened_by,
+        product: case.product,
+        product_version: case.product_version,
+        entitlement_number: case.entitlement_number,
+        subscription_id: case.subscription_id,
+        summary: case.summary,
+        description: case.description,
+        impact: case.impact,
+        priority: case.priority,
+        status: case.status,
+        phone: case.phone,
+        data_access: case.data_access,
+        follow_up_of: case.follow_up_of,
+        assignee: case.assignee,
+        participants: case.participants,
+        waiting_since: case.waiting_since,
+        resolved_at: case.resolved_at,
+        resolved_by: case.resolved_by,
+        auto_resolved: case.auto_resolved,
+        closed_at: case.closed_at,
+        reopened: case.reopened,
+        opened_at: case.opened_at,
+        public_comments: case.public_comments,
+        version: case.version,
+        attachments,
+        timeline,
+    })
+}
+
+/// Every event of a case with its sequence, position, time, type, version, payload and
+/// metadata.
+///
+/// For the customer side, internal comments are left out and metadata is limited to actor
+/// and request ids; staff and auditors see everything.
+#[utoipa::path(get, path = "/v1/cases/{id}/history", tag = "cases",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Vec<HistoryEntry>),
+        (status = 404, body = Problem),
+    ))]
+async fn case_history(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let (_, events) = visible_case_from_log(&state, &ctx.principal, id).await?;
+    let staff = sees_internal(&ctx.principal);
+    let entries = events
+        .into_iter()
+        .filter(|(_, event)| staff || !event.is_internal())
+        .map(|(stored, _)| HistoryEntry::for_viewer(stored, &ctx.principal))
+        .collect();
+    Ok(Json(entries))
+}

@@ -1,0 +1,231 @@
+//! Reads of the `cases` read model: the list (filtered, scoped, keyset-paged), one case, its
+//! timeline and its attachments.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::types::Json as SqlJson;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::cursor::Cursor;
+use super::sql::{like_escape, Sql};
+use crate::access::CaseScope;
+
+pub use subdesk_projections::cases::CaseRow;
+
+/// Whose assignment a list asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    Nobody,
+    Email(String),
+}
+
+/// The caller's own relation to the cases a list asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mine {
+    Requested,
+    Participating,
+}
+
+/// What a case list asks for, within the caller's scope. Every filter only narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Any of these statuses (empty: any).
+    pub statuses: Vec<String>,
+    pub priority: Option<i16>,
+    pub org: Option<String>,
+    pub assignee: Option<Assignee>,
+    pub requester: Option<String>,
+    pub participant: Option<String>,
+    /// With the caller's user.
+    pub mine: Option<(Mine, String)>,
+    /// Text the summary contains.
+    pub text: Option<String>,
+}
+
+/// Which activity time orders a list: the staff's (every event) or the customer side's
+/// (never an internal comment, not even as a change of order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    All,
+    Public,
+}
+
+impl Activity {
+    fn column(self) -> &'static str {
+        match self {
+            Self::All => "last_activity_at",
+            Self::Public => "last_public_activity_at",
+        }
+    }
+
+    /// The activity time of `row` as this order sees it.
+    pub fn of(self, row: &CaseRow) -> DateTime<Utc> {
+        match self {
+            Self::All => row.last_activity_at,
+            Self::Public => row.last_public_activity_at,
+        }
+    }
+}
+
+/// Up to `limit` + 1 cases of `scope` matching `filter`, most recently active first, after
+/// `cursor` (the extra one tells the caller there is a next page).
+pub async fn list(
+    client: &impl GenericClient,
+    scope: &CaseScope,
+    filter: &CaseFilter,
+    activity: Activity,
+    limit: i64,
+    cursor: Option<Cursor>,
+) -> Result<Vec<CaseRow>, tokio_postgres::Error> {
+    let column = activity.column();
+    let mut sql = Sql::new("SELECT to_jsonb(c) FROM case_view c WHERE true");
+    match scope {
+        CaseScope::All => {}
+        CaseScope::Nothing => return Ok(Vec::new()),
+        CaseScope::Orgs(orgs) => {
+            let orgs = sql.bind(orgs.clone());
+            sql.and(format!("org_id = ANY({orgs})"));
+        }
+        CaseScope::Customer {
+            org,
+            user,
+            org_admin,
+        } => {
+            let org = sql.bind(org.clone());
+            let user = sql.bind(user.trim().to_lowercase());
+            let admin = sql.bind(*org_admin);
+            sql.and(format!(
+                "org_id = {org} AND ({admin} OR lower(requester) = {user} \
+                 OR {user} = ANY(participants))"
+            ));
+        }
+    }
+    if !filter.statuses.is_empty() {
+        let wanted = sql.bind(filter.statuses.clone());
+        sql.and(format!("status = ANY({wanted})"));
+    }
+    if let Some(priority) = filter.priority {
+        let priority = sql.bind(priority);
+        sql.and(format!("priority = {priority}"));
+    }
+    if let Some(org) = &filter.org {
+        let org = sql.bind(org.clone());
+        sql.and(format!("org_id = {org}"));
+    }
+    match &filter.assignee {
+        None => {}
+        Some(Assignee::Nobody) => sql.and("assignee IS NULL"),
+        Some(Assignee::Email(assignee)) => {
+            let assignee = sql.bind(assignee.to_lowercase());
+            sql.and(format!("assignee = {assignee}"));
+        }
+    }
+    if let Some(requester) = &filter.requester {
+        let requester = sql.bind(requester.trim().to_lowercase());
+        sql.and(format!("lower(requester) = {requester}"));
+    }
+    if let Some(participant) = &filter.participant {
+        let participant = sql.bind(participant.trim().to_lowercase());
+        sql.and(format!("{participant} = ANY(participants)"));
+    }
+    match &filter.mine {
+        None => {}
+        Some((Mine::Requested, me)) => {
+            let me = sql.bind(me.trim().to_lowercase());
+            sql.and(format!("lower(requester) = {me}"));
+        }
+        Some((Mine::Participating, me)) => {
+            let me = sql.bind(me.trim().to_lowercase());
+            sql.and(format!("{me} = ANY(participants)"));
+        }
+    }
+    if let Some(text) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = sql.bind(format!("%{}%", like_escape(text)));
+        sql.and(format!("summary ILIKE {pattern}"));
+    }
+    if let Some(cursor) = cursor {
+        let at = sql.bind(cursor.at);
+        let id = sql.bind(cursor.id);
+        sql.and(format!("({column}, id) < ({at}, {id})"));
+    }
+    let fetch = sql.bind(limit + 1);
+    sql.push(format!(" ORDER BY {column} DESC, id DESC LIMIT {fetch}"));
+    let rows = client.query(&sql.text, &sql.params()).await?;
+    rows.iter()
+        .map(|row| row.try_get::<_, SqlJson<CaseRow>>(0).map(|SqlJson(case)| case))
+        .collect()
+}
+
+/// One case of the read model.
+pub async fn find(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<CaseRow>, tokio_postgres::Error> {
+    client
+        .query_opt("SELECT to_jsonb(c) FROM case_view c WHERE id = $1", &[&id])
+        .await?
+        .map(|row| row.try_get::<_, SqlJson<CaseRow>>(0).map(|SqlJson(case)| case))
+        .transpose()
+}
+
+/// One entry of a case's timeline.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TimelineRow {
+    pub sequence: i64,
+    pub kind: String,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub visibility: String,
+    pub body: Option<String>,
+    pub detail: Value,
+    pub at: DateTime<Utc>,
+}
+
+/// The timeline of case `id`, oldest first; internal entries only when `internal`.
+pub async fn timeline(
+    client: &impl GenericClient,
+    id: Uuid,
+    internal: bool,
+) -> Result<Vec<TimelineRow>, tokio_postgres::Error> {
+    client
+        .query(
+            "SELECT to_jsonb(t) FROM (SELECT sequence, kind, actor_id, actor_role, visibility, \
+                    body, detail, at FROM case_timeline \
+              WHERE case_id = $1 AND ($2 OR visibility = 'public') ORDER BY sequence) t",
+            &[&id, &internal],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get::<_, SqlJson<TimelineRow>>(0).map(|SqlJson(r)| r))
+        .collect()
+}
+
+/// One attachment of a case.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AttachmentRow {
+    pub id: Uuid,
+    pub name: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub added_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The attachments of case `id`, in the order they were added.
+pub async fn attachments(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Vec<AttachmentRow>, tokio_postgres::Error> {
+    client
+        .query(
+            "SELECT to_jsonb(a) FROM (SELECT id, name, size, content_type, sha256, added_by, at \
+               FROM case_attachments WHERE case_id = $1 ORDER BY at, id) a",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get::<_, SqlJson<AttachmentRow>>(0).map(|SqlJson(r)| r))
+        .collect()
+}
