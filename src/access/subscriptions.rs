@@ -20,7 +20,7 @@
 //! - Agents and auditors read; they issue no subscription commands.
 
 use subdesk_aggregates::partner_relationship::PartnerScope;
-use subdesk_aggregates::subscription::{Channel, Subscription};
+use subdesk_aggregates::subscription::{Channel, Subscription, SubscriptionCommand};
 use subdesk_aggregates::ActorRole;
 
 use crate::auth::Principal;
@@ -57,6 +57,32 @@ pub enum SubscriptionAction {
     CustomerSide,
     MoveBillingAccount,
     Reactivate,
+}
+
+impl SubscriptionAction {
+    /// What `command` asks to do to a subscription, as far as access is concerned; `None` for
+    /// the commands no caller issues on an existing subscription (creation has a rule of its
+    /// own, the timed ones and the hand-over are the system's).
+    pub fn of(command: &SubscriptionCommand) -> Option<Self> {
+        use SubscriptionCommand as C;
+        Some(match command {
+            C::ChangeSeats { .. }
+            | C::PurchaseStorage { .. }
+            | C::ChangePlan { .. }
+            | C::SetAutoRenew { .. }
+            | C::AddApp(_)
+            | C::CancelApp { .. } => Self::Manage,
+            C::Cancel(_) | C::WithdrawCancellation => Self::Cancel,
+            C::LinkSite { .. } | C::AddContact { .. } | C::RemoveContact { .. } => {
+                Self::CustomerSide
+            }
+            C::MoveBillingAccount { .. } => Self::MoveBillingAccount,
+            C::Reactivate => Self::Reactivate,
+            C::Create(_) | C::Activate | C::Renew | C::Expire | C::PassToOrg { .. } => {
+                return None
+            }
+        })
+    }
 }
 
 /// Whether `principal` sees the subscription.

@@ -140,7 +140,7 @@ async fn a_created_subscription_is_active_with_an_entitlement_number_and_readabl
     assert_eq!(items[0]["plan"], "standard");
     assert_eq!(items[0]["app_count"], 0);
     assert_eq!(items[0]["days_until_renewal"], 364);
-    assert_eq!(list["next"], Value::Null);
+    assert_eq!(list["next_cursor"], Value::Null);
 }
 
 #[tokio::test]
@@ -182,10 +182,10 @@ async fn the_tabs_sort_subscriptions_by_status_and_page_through_them() {
     let position = position_of(&cancelled);
     let first = page(format!("tab=active&limit=2&min_position={position}")).await;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
-    let next = first["next"].as_str().expect("a next page").to_string();
-    let second = page(format!("tab=active&limit=2&after={next}")).await;
+    let next = first["next_cursor"].as_str().expect("a next page").to_string();
+    let second = page(format!("tab=active&limit=2&cursor={next}")).await;
     assert_eq!(second["items"].as_array().map(Vec::len), Some(1));
-    assert_eq!(second["next"], Value::Null);
+    assert_eq!(second["next_cursor"], Value::Null);
     let upcoming_tab = page("tab=upcoming".into()).await;
     assert_eq!(upcoming_tab["items"][0]["id"], upcoming["id"]);
     let inactive = page("tab=inactive".into()).await;
