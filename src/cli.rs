@@ -9,11 +9,11 @@ use subdesk_projections::RunnerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::serve;
-use crate::state::{AppState, Settings};
 use crate::auth::{self, TokenSpec};
 use crate::clock::SystemClock;
 use crate::config::{Cli, Command, RoleArg, ScopeArg, ServeArgs, TokenCommand, TokenIssueArgs};
 use crate::db::{self, Database};
+use crate::state::{AppState, Settings};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Openapi = cli.command {

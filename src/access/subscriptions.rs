@@ -78,9 +78,7 @@ impl SubscriptionAction {
             }
             C::MoveBillingAccount { .. } => Self::MoveBillingAccount,
             C::Reactivate => Self::Reactivate,
-            C::Create(_) | C::Activate | C::Renew | C::Expire | C::PassToOrg { .. } => {
-                return None
-            }
+            C::Create(_) | C::Activate | C::Renew | C::Expire | C::PassToOrg { .. } => return None,
         })
     }
 }

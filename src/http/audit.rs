@@ -12,10 +12,10 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
-use crate::state::AppState;
 use crate::audit::export::{page, Filter};
 use crate::audit::verify::{verify, Scope, VerifyReport};
 use crate::audit::AuditEvent;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::state::AppState;
 use crate::auth::Principal;
 use crate::command::CommandMeta;
 use crate::idempotency::{request_hash, IdempotencyKey};
+use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const CORRELATION_ID: &str = "x-correlation-id";

@@ -30,10 +30,10 @@ use utoipa_axum::routes;
 use super::command::{run, Prepared, Receipt, Status};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
-use crate::state::AppState;
 use crate::auth::Principal;
 use crate::history::HistoryEntry;
 use crate::relationships::Relationship;
+use crate::state::AppState;
 use crate::store::{Denied, Guard};
 
 pub fn router() -> OpenApiRouter<AppState> {

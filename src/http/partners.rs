@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
 use crate::access::PartnerReach;
-use crate::state::AppState;
 use crate::auth::{SCOPE_ACCESS_CASES, SCOPE_VIEW_CUSTOMERS};
+use crate::state::AppState;
 use subdesk_aggregates::partner_relationship::PartnerScope;
 
 pub fn router() -> OpenApiRouter<AppState> {

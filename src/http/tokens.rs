@@ -18,9 +18,9 @@ use uuid::Uuid;
 use super::command::REPLAYED;
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
-use crate::state::AppState;
 use crate::auth::{self, TokenInfo, TokenSpec};
 use crate::idempotency;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -140,7 +140,12 @@ pub async fn list(
             sql.and(format!("{me} = ANY(participants)"));
         }
     }
-    if let Some(text) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(text) = filter
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let pattern = sql.bind(format!("%{}%", like_escape(text)));
         sql.and(format!("summary ILIKE {pattern}"));
     }
@@ -153,7 +158,10 @@ pub async fn list(
     sql.push(format!(" ORDER BY {column} DESC, id DESC LIMIT {fetch}"));
     let rows = client.query(&sql.text, &sql.params()).await?;
     rows.iter()
-        .map(|row| row.try_get::<_, SqlJson<CaseRow>>(0).map(|SqlJson(case)| case))
+        .map(|row| {
+            row.try_get::<_, SqlJson<CaseRow>>(0)
+                .map(|SqlJson(case)| case)
+        })
         .collect()
 }
 
@@ -165,7 +173,10 @@ pub async fn find(
     client
         .query_opt("SELECT to_jsonb(c) FROM case_view c WHERE id = $1", &[&id])
         .await?
-        .map(|row| row.try_get::<_, SqlJson<CaseRow>>(0).map(|SqlJson(case)| case))
+        .map(|row| {
+            row.try_get::<_, SqlJson<CaseRow>>(0)
+                .map(|SqlJson(case)| case)
+        })
         .transpose()
 }
 
@@ -197,7 +208,10 @@ pub async fn timeline(
         )
         .await?
         .iter()
-        .map(|row| row.try_get::<_, SqlJson<TimelineRow>>(0).map(|SqlJson(r)| r))
+        .map(|row| {
+            row.try_get::<_, SqlJson<TimelineRow>>(0)
+                .map(|SqlJson(r)| r)
+        })
         .collect()
 }
 
@@ -226,6 +240,9 @@ pub async fn attachments(
         )
         .await?
         .iter()
-        .map(|row| row.try_get::<_, SqlJson<AttachmentRow>>(0).map(|SqlJson(r)| r))
+        .map(|row| {
+            row.try_get::<_, SqlJson<AttachmentRow>>(0)
+                .map(|SqlJson(r)| r)
+        })
         .collect()
 }

@@ -63,8 +63,11 @@ mod tests {
         for bad in ["", "not-base64!", "bm9wZQ"] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
-        let far = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}.{}", i64::MAX, Uuid::nil()));
+        let far = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}.{}",
+            i64::MAX,
+            Uuid::nil()
+        ));
         assert_eq!(Cursor::decode(&far), None, "beyond what PostgreSQL stores");
     }
 }

@@ -118,7 +118,10 @@ pub async fn find(
             &[&id],
         )
         .await?
-        .map(|row| row.try_get::<_, SqlJson<SubscriptionRow>>(0).map(|SqlJson(r)| r))
+        .map(|row| {
+            row.try_get::<_, SqlJson<SubscriptionRow>>(0)
+                .map(|SqlJson(r)| r)
+        })
         .transpose()
 }
 

@@ -57,15 +57,7 @@ async fn request_info(
         body: body.value.body,
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Assign the case to a support engineer (staff).
@@ -89,15 +81,7 @@ async fn assign(
             .unwrap_or_else(|| ctx.principal.user.clone()),
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Start investigating (staff): from `open` or `waiting_for_customer`.
@@ -118,15 +102,7 @@ async fn investigate(
     let command = SupportCaseCommand::StartInvestigation(StartInvestigation {
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Change the priority (staff); the first-response due time is recomputed from the opening.
@@ -147,15 +123,7 @@ async fn change_priority(
         priority: body.value.priority,
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Add a participant (anyone who sees the case; at most 48). Adding one already on the case
@@ -178,15 +146,7 @@ async fn add_participant(
         email: body.value.email,
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Remove a participant. Removing an address that is not on the case changes nothing.
@@ -210,15 +170,7 @@ async fn remove_participant(
         email,
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &hash, StatusCode::OK, command).await
 }
 
 /// Ask for the case to be escalated (customer side; not on a resolved case).
@@ -240,15 +192,7 @@ async fn request_escalation(
         reason: body.value.reason,
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Accept the pending escalation (staff).
@@ -269,15 +213,7 @@ async fn accept_escalation(
     let command = SupportCaseCommand::AcceptEscalation(AcceptEscalation {
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Grant or revoke support's access to the customer's data (customer side).
@@ -298,15 +234,7 @@ async fn set_data_access(
         granted: body.value.granted,
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }
 
 /// Resolve the case (staff, or the customer side: requester, participants, org admins,
@@ -328,13 +256,5 @@ async fn resolve(
     let command = SupportCaseCommand::Resolve(ResolveCase {
         by: ctx.principal.actor(),
     });
-    execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::OK,
-        command,
-    )
-    .await
+    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
 }

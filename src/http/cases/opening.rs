@@ -224,15 +224,7 @@ async fn add_comment(
         body: request.body.clone(),
         visibility: request.visibility,
     });
-    let commented = execute(
-        &state,
-        &ctx,
-        id,
-        &body.hash,
-        StatusCode::CREATED,
-        command,
-    )
-    .await;
+    let commented = execute(&state, &ctx, id, &body.hash, StatusCode::CREATED, command).await;
     match commented {
         // A closed case is immutable: the customer's reply opens a new case linked to it.
         Err(ApiError::Unprocessable {

@@ -166,14 +166,25 @@ async fn list_cases(
         .as_deref()
         .map(|c| {
             Cursor::decode(c).ok_or_else(|| {
-                ApiError::unprocessable("invalid_cursor", "the cursor is not one a case list returned")
+                ApiError::unprocessable(
+                    "invalid_cursor",
+                    "the cursor is not one a case list returned",
+                )
             })
         })
         .transpose()?;
     let order = activity(principal);
     let filter = filter_of(params, principal)?;
     let client = state.read_pool.get().await?;
-    let mut cases = read::list(&**client, &case_scope(principal), &filter, order, limit, cursor).await?;
+    let mut cases = read::list(
+        &**client,
+        &case_scope(principal),
+        &filter,
+        order,
+        limit,
+        cursor,
+    )
+    .await?;
     let more = cases.len() as i64 > limit;
     cases.truncate(usize::try_from(limit).unwrap_or(0));
     let next_cursor = more.then(|| cases.last()).flatten().map(|last| {

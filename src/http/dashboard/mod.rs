@@ -31,8 +31,8 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::reports::{self, ReportFilter};
-use crate::state::AppState;
 use crate::auth::Principal;
+use crate::state::AppState;
 
 const CSS: &str = include_str!("assets/dashboard.css");
 const JS: &str = include_str!("assets/dashboard.js");

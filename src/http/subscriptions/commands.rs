@@ -51,7 +51,16 @@ async fn change_seats(
 ) -> Result<Response, ApiError> {
     let seats = body.value.seats;
     let command = SubscriptionCommand::ChangeSeats { seats };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Buy additional storage (owner side).
@@ -71,7 +80,16 @@ async fn purchase_storage(
 ) -> Result<Response, ApiError> {
     let gb = body.value.gb;
     let command = SubscriptionCommand::PurchaseStorage { gb };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Change the plan (owner side).
@@ -91,7 +109,16 @@ async fn change_plan(
 ) -> Result<Response, ApiError> {
     let plan = body.value.plan;
     let command = SubscriptionCommand::ChangePlan { plan };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Switch auto-renew on or off (owner side).
@@ -111,7 +138,16 @@ async fn set_auto_renew(
 ) -> Result<Response, ApiError> {
     let auto_renew = body.value.auto_renew;
     let command = SubscriptionCommand::SetAutoRenew { auto_renew };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Cancel at term end (default) or immediately. Every active app is cancelled in the same
@@ -140,7 +176,16 @@ async fn cancel_subscription(
             by: ctx.principal.actor(),
         })
     };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Withdraw a cancellation scheduled at term end, before the term ends.
@@ -159,7 +204,16 @@ async fn withdraw_cancellation(
     body: JsonBody<EmptyRequest>,
 ) -> Result<Response, ApiError> {
     let command = SubscriptionCommand::WithdrawCancellation;
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Reactivate a cancelled or expired subscription within 60 days of its end (admins).
@@ -178,7 +232,16 @@ async fn reactivate_subscription(
     body: JsonBody<EmptyRequest>,
 ) -> Result<Response, ApiError> {
     let command = SubscriptionCommand::Reactivate;
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Link a site or group ("begin set up"); any user of the org, and the owner side.
@@ -198,7 +261,16 @@ async fn link_site(
 ) -> Result<Response, ApiError> {
     let site = body.value.site;
     let command = SubscriptionCommand::LinkSite { site };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Add a customer contact; any user of the org, and the owner side. The contact gets a
@@ -219,7 +291,16 @@ async fn add_contact(
 ) -> Result<Response, ApiError> {
     let email = body.value.email;
     let command = SubscriptionCommand::AddContact { email };
-    execute(&state, &ctx, id, &body.hash, StatusCode::CREATED, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::CREATED,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Remove a customer contact.
@@ -238,7 +319,16 @@ async fn remove_contact(
     body: JsonBody<EmptyRequest>,
 ) -> Result<Response, ApiError> {
     let command = SubscriptionCommand::RemoveContact { email };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Add an app subscription, with its own entitlement number (owner side; the subscription
@@ -266,7 +356,16 @@ async fn add_app(
             plan: request.plan,
         })
     };
-    execute(&state, &ctx, id, &body.hash, StatusCode::CREATED, command, app_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::CREATED,
+        command,
+        app_receipt,
+    )
+    .await
 }
 
 /// Cancel one app subscription (owner side).
@@ -285,7 +384,16 @@ async fn cancel_app(
     body: JsonBody<EmptyRequest>,
 ) -> Result<Response, ApiError> {
     let command = SubscriptionCommand::CancelApp { app_id };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }
 
 /// Move the subscription to another billing account (admins and the selling partner). The
@@ -306,5 +414,14 @@ async fn move_billing_account(
 ) -> Result<Response, ApiError> {
     let to = body.value.billing_account;
     let command = SubscriptionCommand::MoveBillingAccount { to };
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command, subscription_receipt).await
+    execute(
+        &state,
+        &ctx,
+        id,
+        &body.hash,
+        StatusCode::OK,
+        command,
+        subscription_receipt,
+    )
+    .await
 }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use subdesk_aggregates::subscription::{CancelEffective, Channel, Subscription, SubscriptionStatus};
+use subdesk_aggregates::subscription::{
+    CancelEffective, Channel, Subscription, SubscriptionStatus,
+};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -24,7 +26,10 @@ pub struct SubscriptionReceipt {
     pub position: i64,
 }
 
-pub(super) fn subscription_receipt(subscription: &Subscription, receipt: Receipt) -> SubscriptionReceipt {
+pub(super) fn subscription_receipt(
+    subscription: &Subscription,
+    receipt: Receipt,
+) -> SubscriptionReceipt {
     SubscriptionReceipt {
         id: receipt.id,
         entitlement_number: subscription.entitlement_number.clone(),

@@ -1,0 +1,345 @@
+//! The reports' queries over the `reports` read models.
+
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDate};
+use tokio_postgres::types::ToSql;
+
+use super::scope::{case_orgs, subscription_scope};
+use super::*;
+use crate::auth::Principal;
+
+/// A read-only transaction for one report's queries, with room to sort a year of cases in
+/// memory (a median sorts every value it is taken over).
+async fn report_transaction<'a>(
+    client: &'a mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'a>, ApiError> {
+    let tx = client.build_transaction().read_only(true).start().await?;
+    tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
+    Ok(tx)
+}
+
+/// The case report for `principal`.
+pub async fn cases(
+    state: &AppState,
+    principal: &Principal,
+    filter: &ReportFilter,
+) -> Result<CasesReport, ApiError> {
+    let now = state.clock.now();
+    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let mut client = state.read_pool.get().await?;
+    let tx = report_transaction(&mut client).await?;
+    let orgs = case_orgs(&*tx, principal, filter).await?;
+    let by_org: [&(dyn ToSql + Sync); 1] = [&orgs];
+    let by_org_days: [&(dyn ToSql + Sync); 3] = [&orgs, &period.from, &period.to];
+    // Every org: the counters kept over all orgs, a row per day and product.
+    let (days_table, org_filter) = if orgs.is_none() {
+        ("report_case_days_all", "$1::text[] IS NULL")
+    } else {
+        ("report_case_days", "org_id = ANY($1)")
+    };
+    let open = tx.query(
+        "SELECT status, priority, sum(cases)::bigint FROM report_open_cases \
+          WHERE ($1::text[] IS NULL OR org_id = ANY($1)) \
+          GROUP BY status, priority",
+        &by_org,
+    );
+    let days_sql = format!(
+        "SELECT day, sum(opened)::bigint, sum(resolved)::bigint, sum(auto_resolved)::bigint \
+           FROM {days_table} WHERE day BETWEEN $2 AND $3 AND {org_filter} GROUP BY day"
+    );
+    let products_sql = format!(
+        "SELECT product, sum(opened)::bigint, sum(resolved)::bigint, sum(auto_resolved)::bigint \
+           FROM {days_table} WHERE day BETWEEN $2 AND $3 AND {org_filter} \
+          GROUP BY product ORDER BY 2 DESC, product"
+    );
+    let days = tx.query(&days_sql, &by_org_days);
+    let products = tx.query(&products_sql, &by_org_days);
+    let (open, days, products) = futures::try_join!(open, days, products)?;
+    tx.commit().await?;
+
+    let mut cells = Vec::new();
+    for status in subdesk_projections::reports::OPEN_STATUSES {
+        for priority in 1..=4i16 {
+            let cases = open
+                .iter()
+                .find(|r| {
+                    r.get::<_, String>(0) == status.as_str() && r.get::<_, i16>(1) == priority
+                })
+                .map_or(0, |r| r.get(2));
+            cells.push(OpenCell {
+                status: status.as_str().into(),
+                priority,
+                cases,
+            });
+        }
+    }
+    let open = OpenCases {
+        total: cells.iter().map(|c| c.cases).sum(),
+        cells,
+    };
+    let days: HashMap<NaiveDate, [i64; 3]> = days
+        .iter()
+        .map(|r| (r.get(0), [r.get(1), r.get(2), r.get(3)]))
+        .collect();
+    let per_day: Vec<CaseDay> = period
+        .days()
+        .map(|day| {
+            let [opened, resolved, auto_resolved] = days.get(&day).copied().unwrap_or_default();
+            CaseDay {
+                day,
+                opened,
+                resolved,
+                auto_resolved,
+            }
+        })
+        .collect();
+    let totals = CaseTotals {
+        opened: per_day.iter().map(|d| d.opened).sum(),
+        resolved: per_day.iter().map(|d| d.resolved).sum(),
+        auto_resolved: per_day.iter().map(|d| d.auto_resolved).sum(),
+    };
+    let by_product = products
+        .iter()
+        .map(|r| ProductCases {
+            product: r.get(0),
+            opened: r.get(1),
+            resolved: r.get(2),
+            auto_resolved: r.get(3),
+        })
+        .collect();
+    Ok(CasesReport {
+        period,
+        generated_at: now,
+        open,
+        per_day,
+        by_product,
+        totals,
+    })
+}
+
+/// The SLA report for `principal`.
+pub async fn sla(
+    state: &AppState,
+    principal: &Principal,
+    filter: &ReportFilter,
+) -> Result<SlaReport, ApiError> {
+    let now = state.clock.now();
+    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let mut client = state.read_pool.get().await?;
+    let tx = report_transaction(&mut client).await?;
+    let orgs = case_orgs(&*tx, principal, filter).await?;
+    let (start, end) = (period.start(), period.end());
+    let opened_params: [&(dyn ToSql + Sync); 4] = [&orgs, &start, &end, &now];
+    let resolved_params: [&(dyn ToSql + Sync); 3] = [&orgs, &start, &end];
+    // ROLLUP adds the row of all priorities (priority NULL). percentile_cont ignores NULLs:
+    // the median is over the cases that were answered (resolved).
+    let responses = tx.query(
+        "SELECT priority, count(*), count(first_responded_at), \
+                count(*) FILTER (WHERE first_response_breached = false), \
+                count(*) FILTER (WHERE first_response_breached \
+                    OR (first_responded_at IS NULL \
+                        AND coalesce(resolved_at, closed_at, $4) > first_response_due)), \
+                count(*) FILTER (WHERE first_responded_at IS NULL AND resolved_at IS NULL \
+                    AND closed_at IS NULL AND first_response_due >= $4), \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds) \
+           FROM report_case_facts \
+          WHERE opened_at >= $2 AND opened_at < $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
+          GROUP BY ROLLUP (priority)",
+        &opened_params,
+    );
+    let resolutions = tx.query(
+        "SELECT priority, count(*), \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) \
+           FROM report_case_facts \
+          WHERE resolved_at >= $2 AND resolved_at < $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
+          GROUP BY ROLLUP (priority)",
+        &resolved_params,
+    );
+    let (responses, resolutions) = futures::try_join!(responses, resolutions)?;
+    tx.commit().await?;
+    let policy = &state.settings.case_policy;
+    let row = |priority: Option<i16>| {
+        let mut row = SlaRow {
+            priority,
+            target_seconds: priority.map(|p| {
+                policy
+                    .first_response_target(u8::try_from(p).unwrap_or(4))
+                    .num_seconds()
+            }),
+            ..SlaRow::default()
+        };
+        if let Some(r) = responses
+            .iter()
+            .find(|r| r.get::<_, Option<i16>>(0) == priority)
+        {
+            row.opened = r.get(1);
+            row.responded = r.get(2);
+            row.met = r.get(3);
+            row.breached = r.get(4);
+            row.awaiting_response = r.get(5);
+            row.median_first_response_seconds = r.get(6);
+        }
+        if let Some(r) = resolutions
+            .iter()
+            .find(|r| r.get::<_, Option<i16>>(0) == priority)
+        {
+            row.resolved = r.get(1);
+            row.median_resolution_seconds = r.get(2);
+        }
+        let judged = row.met + row.breached;
+        row.attainment = (judged > 0).then(|| row.met as f64 / judged as f64);
+        row
+    };
+    Ok(SlaReport {
+        period,
+        generated_at: now,
+        priorities: (1..=4).map(|p| row(Some(p))).collect(),
+        overall: row(None),
+    })
+}
+
+fn group(rows: &[ActiveRow], key: impl Fn(&ActiveRow) -> String) -> Vec<ActiveGroup> {
+    let mut groups: Vec<ActiveGroup> = Vec::new();
+    for row in rows {
+        let key = key(row);
+        match groups.iter_mut().find(|g| g.key == key) {
+            Some(g) => {
+                g.subscriptions += row.subscriptions;
+                g.seats += row.seats;
+            }
+            None => groups.push(ActiveGroup {
+                key,
+                subscriptions: row.subscriptions,
+                seats: row.seats,
+            }),
+        }
+    }
+    groups.sort_by(|a, b| {
+        b.subscriptions
+            .cmp(&a.subscriptions)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    groups
+}
+
+/// The subscription report for `principal`.
+pub async fn subscriptions(
+    state: &AppState,
+    principal: &Principal,
+    filter: &ReportFilter,
+) -> Result<SubscriptionsReport, ApiError> {
+    let now = state.clock.now();
+    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let mut client = state.read_pool.get().await?;
+    let tx = report_transaction(&mut client).await?;
+    let scope = subscription_scope(principal, filter)?;
+    let until = now + Duration::days(RENEWAL_WINDOW_DAYS);
+    let (start, end) = (period.start(), period.end());
+    let scoped: [&(dyn ToSql + Sync); 2] = [&scope.orgs, &scope.partner];
+    let due: [&(dyn ToSql + Sync); 4] = [&scope.orgs, &scope.partner, &now, &until];
+    let due_items: [&(dyn ToSql + Sync); 5] =
+        [&scope.orgs, &scope.partner, &now, &until, &RENEWAL_ITEMS];
+    let cancelled: [&(dyn ToSql + Sync); 4] = [&scope.orgs, &scope.partner, &start, &end];
+    // '' is the partner key of direct subscriptions in the counter table.
+    let active = tx.query(
+        "SELECT product, plan, nullif(partner_id, ''), sum(subscriptions)::bigint, \
+                sum(seats)::bigint \
+           FROM report_active_subscriptions \
+          WHERE ($1::text[] IS NULL OR org_id = ANY($1)) AND ($2::text IS NULL OR partner_id = $2) \
+          GROUP BY product, plan, partner_id ORDER BY product, plan, partner_id",
+        &scoped,
+    );
+    let renewals = tx.query_one(
+        "SELECT count(*), coalesce(sum(seats), 0)::bigint, count(*) FILTER (WHERE auto_renew) \
+           FROM report_subscription_facts \
+          WHERE status = 'active' AND term_end >= $3 AND term_end < $4 \
+            AND ($1::text[] IS NULL OR org_id = ANY($1)) AND ($2::text IS NULL OR partner_id = $2)",
+        &due,
+    );
+    let items = tx.query(
+        "SELECT subscription_id, org_id, product, plan, partner_id, seats, term_end, auto_renew \
+           FROM report_subscription_facts \
+          WHERE status = 'active' AND term_end >= $3 AND term_end < $4 \
+            AND ($1::text[] IS NULL OR org_id = ANY($1)) AND ($2::text IS NULL OR partner_id = $2) \
+          ORDER BY term_end, subscription_id LIMIT $5",
+        &due_items,
+    );
+    let cancellations = tx.query(
+        "SELECT to_char(effective_at AT TIME ZONE 'UTC', 'YYYY-MM'), count(*), \
+                sum(seats)::bigint \
+           FROM report_cancellations \
+          WHERE effective_at >= $3 AND effective_at < $4 \
+            AND ($1::text[] IS NULL OR org_id = ANY($1)) AND ($2::text IS NULL OR partner_id = $2) \
+          GROUP BY 1",
+        &cancelled,
+    );
+    let (active, renewals, items, cancellations) =
+        futures::try_join!(active, renewals, items, cancellations)?;
+    tx.commit().await?;
+
+    let rows: Vec<ActiveRow> = active
+        .iter()
+        .map(|r| ActiveRow {
+            product: r.get(0),
+            plan: r.get(1),
+            partner_id: r.get(2),
+            subscriptions: r.get(3),
+            seats: r.get(4),
+        })
+        .collect();
+    let active = ActiveSubscriptions {
+        subscriptions: rows.iter().map(|r| r.subscriptions).sum(),
+        seats: rows.iter().map(|r| r.seats).sum(),
+        by_product: group(&rows, |r| r.product.clone()),
+        by_plan: group(&rows, |r| r.plan.clone()),
+        by_partner: group(&rows, |r| {
+            r.partner_id.clone().unwrap_or_else(|| "direct".into())
+        }),
+        rows,
+    };
+    let renewals_due = RenewalsDue {
+        window_days: RENEWAL_WINDOW_DAYS,
+        from: now,
+        until,
+        subscriptions: renewals.get(0),
+        seats: renewals.get(1),
+        auto_renew: renewals.get(2),
+        items: items
+            .iter()
+            .map(|r| Renewal {
+                subscription_id: r.get(0),
+                org_id: r.get(1),
+                product: r.get(2),
+                plan: r.get(3),
+                partner_id: r.get(4),
+                seats: r.get(5),
+                term_end: r.get(6),
+                auto_renew: r.get(7),
+            })
+            .collect(),
+    };
+    let cancellations: HashMap<String, [i64; 2]> = cancellations
+        .iter()
+        .map(|r| (r.get(0), [r.get(1), r.get(2)]))
+        .collect();
+    let cancellations_per_month = period
+        .months()
+        .into_iter()
+        .map(|month| {
+            let [cancelled, seats] = cancellations.get(&month).copied().unwrap_or_default();
+            MonthCancellations {
+                cancellations: cancelled,
+                seats,
+                month,
+            }
+        })
+        .collect();
+    Ok(SubscriptionsReport {
+        period,
+        generated_at: now,
+        active,
+        renewals_due,
+        cancellations_per_month,
+    })
+}

@@ -1,0 +1,260 @@
+//! `/v1/reports`: the dashboards' reports (SPEC section 4), read from the `reports` read
+//! models (migration V8) in a handful of indexed queries, never from the log.
+//!
+//! - `GET /v1/reports/cases`: open cases now by status x priority; per day of the period:
+//!   opened, resolved, auto-resolved; per product.
+//! - `GET /v1/reports/sla`: per priority, for the cases opened in the period: first-response
+//!   SLA attainment and median time to first response; for the cases resolved in the period:
+//!   median time to resolution.
+//! - `GET /v1/reports/subscriptions`: subscriptions in force and their seats by product, plan
+//!   and partner; renewals due in the next 30 days; cancellations per month of the period.
+//!
+//! **Who sees what.** The rules of the resources the reports count: staff and auditors see
+//! everything; a customer org admin their org (other customers get 403: a report is about the
+//! whole org, more than they may see case by case); a partner the cases of the orgs whose
+//! relationship with it allows `access_cases` and the subscriptions it sold and manages in
+//! the orgs whose relationship allows `view_customers` (its reach, in both cases intersected
+//! with the token's scopes), as the case and subscription lists do. Filters narrow the caller's
+//! scope; an `org_id` or `partner_id` outside it does not exist for the caller (404).
+//!
+//! **Period.** `from` / `to` are UTC days, both included (default: the 30 days up to today).
+//! Snapshots (open cases, subscriptions in force, renewals due) describe now and ignore it.
+//!
+//! `?format=csv` (or `Accept: text/csv`) answers one table of the report as `text/csv` with a
+//! header row; `table` picks which.
+
+mod compute;
+mod csv;
+mod model;
+mod period;
+mod scope;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::consistency::wait_for;
+use super::error::{ApiError, Problem};
+use super::extract::Ctx;
+use crate::state::AppState;
+
+pub use compute::{cases, sla, subscriptions};
+pub use csv::{CASE_TABLES, SLA_TABLES, SUBSCRIPTION_TABLES};
+pub use model::*;
+pub use period::{Period, ReportFilter};
+pub use scope::{
+    case_orgs, may_see_case_reports, may_see_reports, may_see_subscription_reports,
+    subscription_scope, SubscriptionScope,
+};
+
+use csv::{cases_csv, csv_response, sla_csv, subscriptions_csv};
+
+/// Name of the projection behind every report.
+pub const PROJECTION: &str = "reports";
+/// The period when none is given: this many days up to today.
+pub const DEFAULT_DAYS: i64 = 30;
+/// The longest period a report covers.
+pub const MAX_DAYS: i64 = 731;
+/// "Renewals due in the next 30 days".
+pub const RENEWAL_WINDOW_DAYS: i64 = 30;
+/// At most this many renewals are listed one by one (all are counted).
+pub const RENEWAL_ITEMS: i64 = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cases_report))
+        .routes(routes!(sla_report))
+        .routes(routes!(subscriptions_report))
+}
+
+// --- parameters -----------------------------------------------------------------------------
+
+/// `json` (default) or `csv`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportParams {
+    /// First day of the period, UTC, included. Default: 29 days before `to`.
+    #[param(value_type = Option<String>, format = Date, example = "2026-03-01")]
+    pub from: Option<NaiveDate>,
+    /// Last day of the period, UTC, included. Default: today.
+    #[param(value_type = Option<String>, format = Date, example = "2026-03-30")]
+    pub to: Option<NaiveDate>,
+    /// Only this customer org (it must be within what the caller sees).
+    #[param(max_length = 128)]
+    pub org_id: Option<String>,
+    /// Only the orgs whose relationship gives this partner their cases (case reports), or
+    /// what it sold and manages (subscriptions).
+    #[param(max_length = 63)]
+    pub partner_id: Option<String>,
+    /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
+    #[param(inline)]
+    pub format: Option<Format>,
+    /// With `format=csv`: which table of the report (see each report); default its first. A
+    /// table of another report is 422.
+    #[param(pattern = "^(open|per_day|by_product|priorities|active|renewals|cancellations)$")]
+    pub table: Option<String>,
+    /// Answer only once the reports have applied this position (from a command response).
+    pub min_position: Option<i64>,
+}
+
+// --- handlers ---------------------------------------------------------------------------------
+
+/// What the request asks for: the filter, and the CSV table when it wants CSV.
+async fn prepare(
+    state: &AppState,
+    params: Result<Query<ReportParams>, QueryRejection>,
+    headers: &HeaderMap,
+    default_table: &str,
+) -> Result<(ReportFilter, Option<String>), ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.body_text(),
+    })?;
+    if let Some(position) = params.min_position {
+        wait_for(state, PROJECTION, position).await?;
+    }
+    let wants_csv = match params.format {
+        Some(format) => format == Format::Csv,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv")),
+    };
+    let table = wants_csv.then(|| {
+        params
+            .table
+            .clone()
+            .unwrap_or_else(|| default_table.to_string())
+    });
+    Ok((ReportFilter::from(&params), table))
+}
+
+/// Case report: open cases now by status x priority; opened, resolved and auto-resolved per
+/// day and per product over the period.
+///
+/// CSV tables: `open` (default), `per_day`, `by_product`.
+#[utoipa::path(get, path = "/v1/reports/cases", tag = "reports",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report (JSON), or one of its tables (CSV)", content(
+            (CasesReport = "application/json"),
+            (String = "text/csv", example = json!("status,priority,cases\r\nopen,1,1\r\nopen,2,0\r\n"))
+        )),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Customers who are not org admins; partners without `access_cases`"),
+        (status = 404, body = Problem, description = "An `org_id` or `partner_id` the caller does not see"),
+        (status = 422, body = Problem, description = "`from` after `to`, or a period over 731 days"),
+    ))]
+async fn cases_report(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (filter, table) = prepare(&state, params, &headers, CASE_TABLES[0]).await?;
+    let report = cases(&state, &ctx.principal, &filter).await?;
+    match table {
+        Some(table) => Ok(csv_response(
+            cases_csv(&report, &table)?,
+            "cases",
+            &table,
+            report.period,
+        )),
+        None => Ok(Json(report).into_response()),
+    }
+}
+
+/// SLA report per priority: first-response attainment and median time to first response of
+/// the cases opened in the period; median time to resolution of the cases resolved in it.
+///
+/// A case counts at the priority it is worked at now. `met`: answered within the target;
+/// `breached`: answered late, or not answered past the due time (until its resolution, or
+/// now); `attainment = met / (met + breached)`. A case resolved before its due time without
+/// an answer counts in neither. Resolution time is from the opening to the latest resolution
+/// of a case that stayed resolved (a reopened case counts again once resolved again).
+///
+/// CSV table: `priorities` (the four priorities, then `all`).
+#[utoipa::path(get, path = "/v1/reports/sla", tag = "reports",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report (JSON), or its table (CSV)", content(
+            (SlaReport = "application/json"),
+            (String = "text/csv", example = json!("priority,target_seconds,opened,responded,met,breached,awaiting_response,attainment,median_first_response_seconds,resolved,median_resolution_seconds\r\n1,3600,4,4,3,1,0,0.7500,1800,3,86400\r\n"))
+        )),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Customers who are not org admins; partners without `access_cases`"),
+        (status = 404, body = Problem, description = "An `org_id` or `partner_id` the caller does not see"),
+        (status = 422, body = Problem, description = "`from` after `to`, or a period over 731 days"),
+    ))]
+async fn sla_report(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (filter, table) = prepare(&state, params, &headers, SLA_TABLES[0]).await?;
+    let report = sla(&state, &ctx.principal, &filter).await?;
+    match table {
+        Some(table) => Ok(csv_response(
+            sla_csv(&report, &table)?,
+            "sla",
+            &table,
+            report.period,
+        )),
+        None => Ok(Json(report).into_response()),
+    }
+}
+
+/// Subscription report: subscriptions in force and their seats by product, plan and partner;
+/// renewals due in the next 30 days; cancellations per month of the period.
+///
+/// In force = active or non-renewing. Renewals due = active subscriptions whose bill date is
+/// within 30 days from now (with auto-renew off they will expire instead). A cancellation
+/// counts in the month it took effect.
+///
+/// CSV tables: `active` (default), `renewals`, `cancellations`.
+#[utoipa::path(get, path = "/v1/reports/subscriptions", tag = "reports",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report (JSON), or one of its tables (CSV)", content(
+            (SubscriptionsReport = "application/json"),
+            (String = "text/csv", example = json!("product,plan,partner_id,subscriptions,seats\r\njira-software,standard,p-cloudwise,2,35\r\n"))
+        )),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "Customers who are not org admins; partners without `view_customers`"),
+        (status = 404, body = Problem, description = "An `org_id` or `partner_id` the caller does not see"),
+        (status = 422, body = Problem, description = "`from` after `to`, or a period over 731 days"),
+    ))]
+async fn subscriptions_report(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (filter, table) = prepare(&state, params, &headers, SUBSCRIPTION_TABLES[0]).await?;
+    let report = subscriptions(&state, &ctx.principal, &filter).await?;
+    match table {
+        Some(table) => Ok(csv_response(
+            subscriptions_csv(&report, &table)?,
+            "subscriptions",
+            &table,
+            report.period,
+        )),
+        None => Ok(Json(report).into_response()),
+    }
+}

@@ -1,0 +1,140 @@
+//! The period and the filter a report is asked for.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ReportParams, DEFAULT_DAYS, MAX_DAYS};
+use crate::http::error::ApiError;
+
+/// What a report is asked about, before the caller's scope is applied.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFilter {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub org_id: Option<String>,
+    pub partner_id: Option<String>,
+}
+
+impl From<&ReportParams> for ReportFilter {
+    fn from(params: &ReportParams) -> Self {
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        Self {
+            from: params.from,
+            to: params.to,
+            org_id: text(&params.org_id),
+            partner_id: text(&params.partner_id),
+        }
+    }
+}
+
+/// The days a report covers, UTC, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({"from": "2026-03-01", "to": "2026-03-30"}))]
+pub struct Period {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+}
+
+impl Period {
+    /// The period of `from` / `to`, defaulting to the [`DEFAULT_DAYS`] up to `today`.
+    pub fn resolve(
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
+        let to = to.unwrap_or(today);
+        let from = from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
+        if from > to {
+            return Err(ApiError::unprocessable(
+                "invalid_period",
+                "`from` must not be after `to`",
+            ));
+        }
+        if (to - from).num_days() + 1 > MAX_DAYS {
+            return Err(ApiError::unprocessable(
+                "invalid_period",
+                format!("a report covers at most {MAX_DAYS} days"),
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// The first instant of the period.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.from.and_time(chrono::NaiveTime::MIN).and_utc()
+    }
+
+    /// The first instant after the period.
+    pub fn end(&self) -> DateTime<Utc> {
+        (self.to + Duration::days(1))
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+    }
+
+    pub fn days(&self) -> impl Iterator<Item = NaiveDate> {
+        let to = self.to;
+        self.from.iter_days().take_while(move |d| *d <= to)
+    }
+
+    /// The months the period touches, as `YYYY-MM`.
+    pub fn months(&self) -> Vec<String> {
+        let mut months = Vec::new();
+        let (mut year, mut month) = (self.from.year(), self.from.month());
+        while (year, month) <= (self.to.year(), self.to.month()) {
+            months.push(format!("{year:04}-{month:02}"));
+            (year, month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
+        }
+        months
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    #[test]
+    fn the_default_period_is_the_thirty_days_up_to_today() {
+        let period = Period::resolve(None, None, day(2026, 3, 30)).expect("period");
+        assert_eq!(period.from, day(2026, 3, 1));
+        assert_eq!(period.days().count(), 30);
+        assert_eq!(period.months(), ["2026-03"]);
+    }
+
+    #[test]
+    fn a_period_backwards_or_longer_than_two_years_is_refused() {
+        assert!(Period::resolve(
+            Some(day(2026, 3, 2)),
+            Some(day(2026, 3, 1)),
+            day(2026, 3, 2)
+        )
+        .is_err());
+        assert!(Period::resolve(Some(day(2020, 1, 1)), None, day(2026, 3, 2)).is_err());
+    }
+
+    #[test]
+    fn months_run_across_the_year_end() {
+        let period = Period::resolve(
+            Some(day(2025, 11, 15)),
+            Some(day(2026, 1, 2)),
+            day(2026, 3, 2),
+        )
+        .expect("period");
+        assert_eq!(period.months(), ["2025-11", "2025-12", "2026-01"]);
+    }
+}
