@@ -95,32 +95,18 @@ async fn customers(
     drop(client);
     let orgs = reach.orgs(PartnerScope::ViewCustomers);
     let client = state.read_pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT o.org_id, \
-                    count(s.id) FILTER (WHERE s.status IN ('active', 'non_renewing')), \
-                    count(s.id) FILTER (WHERE s.status = 'upcoming'), \
-                    count(s.id) FILTER (WHERE s.status IN ('cancelled', 'expired')), \
-                    coalesce(sum(s.seats) FILTER (WHERE s.status IN ('active', 'non_renewing')), 0)::bigint, \
-                    (SELECT count(*) FROM case_view c \
-                      WHERE c.org_id = o.org_id AND c.status NOT IN ('resolved', 'closed')) \
-               FROM unnest($2::text[]) AS o(org_id) \
-               LEFT JOIN subscription_view s ON s.org_id = o.org_id AND s.partner_id = $1 \
-              GROUP BY o.org_id ORDER BY o.org_id",
-            &[&partner, &orgs],
-        )
-        .await?;
+    let rows = crate::read::partners::customers(&**client, &partner, &orgs).await?;
     Ok(Json(
-        rows.iter()
+        rows.into_iter()
             .map(|row| Customer {
-                org_id: row.get(0),
-                active_subscriptions: row.get(1),
-                upcoming_subscriptions: row.get(2),
-                inactive_subscriptions: row.get(3),
-                active_seats: row.get(4),
                 open_cases: reach
-                    .allows(&row.get::<_, String>(0), PartnerScope::AccessCases)
-                    .then(|| row.get(5)),
+                    .allows(&row.org_id, PartnerScope::AccessCases)
+                    .then_some(row.open_cases),
+                org_id: row.org_id,
+                active_subscriptions: row.active_subscriptions,
+                upcoming_subscriptions: row.upcoming_subscriptions,
+                inactive_subscriptions: row.inactive_subscriptions,
+                active_seats: row.active_seats,
             })
             .collect(),
     ))
