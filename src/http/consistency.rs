@@ -24,7 +24,7 @@ pub async fn wait_for(state: &AppState, projection: &str, position: i64) -> Resu
                 &[],
             )
             .await?
-            .get(0);
+            .try_get(0)?;
         if position > allocated.unwrap_or(0) {
             return Err(unknown_position(position));
         }
@@ -111,7 +111,8 @@ pub async fn catch_up_with_log(state: &AppState, projection: &str) -> Result<boo
                 &[],
             )
             .await?
-            .map(|row| row.get(0))
+            .map(|row| row.try_get(0))
+            .transpose()?
     };
     let Some(newest) = newest else {
         return Ok(true);

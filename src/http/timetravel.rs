@@ -53,7 +53,10 @@ pub async fn replay(
     cut: Cut,
     what: &str,
 ) -> Result<DateTime<Utc>, ApiError> {
-    let live_schema: String = tx.query_one("SELECT current_schema()", &[]).await?.get(0);
+    let live_schema: String = tx
+        .query_one("SELECT current_schema()", &[])
+        .await?
+        .try_get(0)?;
     // Bounded: the transaction holds an xid, which holds the read horizon back while it runs.
     tx.batch_execute("SET LOCAL statement_timeout = '10s'")
         .await?;

@@ -126,7 +126,7 @@ async fn issue_token(
     let created_at = tx
         .query_one("SELECT created_at FROM api_tokens WHERE id = $1", &[&id])
         .await?
-        .get(0);
+        .try_get(0)?;
     let info = TokenInfo {
         id,
         role: spec.role.as_str().to_string(),

@@ -336,7 +336,7 @@ async fn download_attachment(
                 "the bytes of attachment {attachment_id} are missing"
             ))
         })?;
-    let content: Vec<u8> = row.get(0);
+    let content: Vec<u8> = row.try_get(0)?;
     if hex::encode(Sha256::digest(&content)) != added.sha256 {
         return Err(ApiError::Internal(format!(
             "the bytes of attachment {attachment_id} do not match their sha256"

@@ -76,7 +76,7 @@ pub(super) async fn next_case_key(state: &AppState) -> Result<String, ApiError> 
     let n: i64 = client
         .query_one("SELECT nextval('case_key_seq')", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     Ok(format!("CASE-{n}"))
 }
 

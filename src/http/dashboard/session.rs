@@ -65,19 +65,22 @@ pub async fn principal(
             &[&hash(session)],
         )
         .await?;
-    Ok(row.and_then(|row| {
-        let role: String = row.get(1);
-        let role = role.parse::<ActorRole>().ok()?;
-        Some(Principal {
-            token_id: row.get(0),
-            role,
-            user: row.get(2),
-            org_id: row.get(3),
-            org_admin: row.get(4),
-            partner_id: row.get(5),
-            scopes: row.get(6),
-            reach: Default::default(),
-        })
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let role: String = row.try_get(1)?;
+    let Ok(role) = role.parse::<ActorRole>() else {
+        return Ok(None);
+    };
+    Ok(Some(Principal {
+        token_id: row.try_get(0)?,
+        role,
+        user: row.try_get(2)?,
+        org_id: row.try_get(3)?,
+        org_admin: row.try_get(4)?,
+        partner_id: row.try_get(5)?,
+        scopes: row.try_get(6)?,
+        reach: Default::default(),
     }))
 }
 

@@ -58,15 +58,17 @@ pub async fn cases(
     let (open, days, products) = futures::try_join!(open, days, products)?;
     tx.commit().await?;
 
+    let open: Vec<(String, i16, i64)> = open
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let mut cells = Vec::new();
     for status in subdesk_projections::reports::OPEN_STATUSES {
         for priority in 1..=4i16 {
             let cases = open
                 .iter()
-                .find(|r| {
-                    r.get::<_, String>(0) == status.as_str() && r.get::<_, i16>(1) == priority
-                })
-                .map_or(0, |r| r.get(2));
+                .find(|(s, p, _)| s == status.as_str() && *p == priority)
+                .map_or(0, |(_, _, cases)| *cases);
             cells.push(OpenCell {
                 status: status.as_str().into(),
                 priority,
@@ -80,8 +82,8 @@ pub async fn cases(
     };
     let days: HashMap<NaiveDate, [i64; 3]> = days
         .iter()
-        .map(|r| (r.get(0), [r.get(1), r.get(2), r.get(3)]))
-        .collect();
+        .map(|r| Ok((r.try_get(0)?, [r.try_get(1)?, r.try_get(2)?, r.try_get(3)?])))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let per_day: Vec<CaseDay> = period
         .days()
         .map(|day| {
@@ -101,13 +103,15 @@ pub async fn cases(
     };
     let by_product = products
         .iter()
-        .map(|r| ProductCases {
-            product: r.get(0),
-            opened: r.get(1),
-            resolved: r.get(2),
-            auto_resolved: r.get(3),
+        .map(|r| {
+            Ok(ProductCases {
+                product: r.try_get(0)?,
+                opened: r.try_get(1)?,
+                resolved: r.try_get(2)?,
+                auto_resolved: r.try_get(3)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     Ok(CasesReport {
         period,
         generated_at: now,
@@ -158,6 +162,26 @@ pub async fn sla(
     );
     let (responses, resolutions) = futures::try_join!(responses, resolutions)?;
     tx.commit().await?;
+    // (priority, opened, responded, met, breached, awaiting, median first response)
+    type Responses = (Option<i16>, i64, i64, i64, i64, i64, Option<f64>);
+    let responses: Vec<Responses> = responses
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+            ))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let resolutions: Vec<(Option<i16>, i64, Option<f64>)> = resolutions
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let policy = &state.settings.case_policy;
     let row = |priority: Option<i16>| {
         let mut row = SlaRow {
@@ -169,23 +193,17 @@ pub async fn sla(
             }),
             ..SlaRow::default()
         };
-        if let Some(r) = responses
-            .iter()
-            .find(|r| r.get::<_, Option<i16>>(0) == priority)
-        {
-            row.opened = r.get(1);
-            row.responded = r.get(2);
-            row.met = r.get(3);
-            row.breached = r.get(4);
-            row.awaiting_response = r.get(5);
-            row.median_first_response_seconds = r.get(6);
+        if let Some(r) = responses.iter().find(|r| r.0 == priority) {
+            row.opened = r.1;
+            row.responded = r.2;
+            row.met = r.3;
+            row.breached = r.4;
+            row.awaiting_response = r.5;
+            row.median_first_response_seconds = r.6;
         }
-        if let Some(r) = resolutions
-            .iter()
-            .find(|r| r.get::<_, Option<i16>>(0) == priority)
-        {
-            row.resolved = r.get(1);
-            row.median_resolution_seconds = r.get(2);
+        if let Some(r) = resolutions.iter().find(|r| r.0 == priority) {
+            row.resolved = r.1;
+            row.median_resolution_seconds = r.2;
         }
         let judged = row.met + row.breached;
         row.attainment = (judged > 0).then(|| row.met as f64 / judged as f64);
@@ -280,14 +298,16 @@ pub async fn subscriptions(
 
     let rows: Vec<ActiveRow> = active
         .iter()
-        .map(|r| ActiveRow {
-            product: r.get(0),
-            plan: r.get(1),
-            partner_id: r.get(2),
-            subscriptions: r.get(3),
-            seats: r.get(4),
+        .map(|r| {
+            Ok(ActiveRow {
+                product: r.try_get(0)?,
+                plan: r.try_get(1)?,
+                partner_id: r.try_get(2)?,
+                subscriptions: r.try_get(3)?,
+                seats: r.try_get(4)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let active = ActiveSubscriptions {
         subscriptions: rows.iter().map(|r| r.subscriptions).sum(),
         seats: rows.iter().map(|r| r.seats).sum(),
@@ -302,27 +322,29 @@ pub async fn subscriptions(
         window_days: RENEWAL_WINDOW_DAYS,
         from: now,
         until,
-        subscriptions: renewals.get(0),
-        seats: renewals.get(1),
-        auto_renew: renewals.get(2),
+        subscriptions: renewals.try_get(0)?,
+        seats: renewals.try_get(1)?,
+        auto_renew: renewals.try_get(2)?,
         items: items
             .iter()
-            .map(|r| Renewal {
-                subscription_id: r.get(0),
-                org_id: r.get(1),
-                product: r.get(2),
-                plan: r.get(3),
-                partner_id: r.get(4),
-                seats: r.get(5),
-                term_end: r.get(6),
-                auto_renew: r.get(7),
+            .map(|r| {
+                Ok(Renewal {
+                    subscription_id: r.try_get(0)?,
+                    org_id: r.try_get(1)?,
+                    product: r.try_get(2)?,
+                    plan: r.try_get(3)?,
+                    partner_id: r.try_get(4)?,
+                    seats: r.try_get(5)?,
+                    term_end: r.try_get(6)?,
+                    auto_renew: r.try_get(7)?,
+                })
             })
-            .collect(),
+            .collect::<Result<_, tokio_postgres::Error>>()?,
     };
     let cancellations: HashMap<String, [i64; 2]> = cancellations
         .iter()
-        .map(|r| (r.get(0), [r.get(1), r.get(2)]))
-        .collect();
+        .map(|r| Ok((r.try_get(0)?, [r.try_get(1)?, r.try_get(2)?])))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let cancellations_per_month = period
         .months()
         .into_iter()
