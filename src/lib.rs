@@ -12,6 +12,7 @@
 //! - [`audit`]: hash-chain verification and JSON Lines export.
 //! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
 //! - [`read`]: every query of the read models, typed rows; no HTTP.
+//! - [`schema`]: OpenAPI schemas of the domain's wire types (the aggregates stay free of HTTP).
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
 //! - [`relationships`]: the partner relationships' current state (access decisions) and the
 //!   upgrade step that grants them for earlier sales.
@@ -41,6 +42,7 @@ pub mod process;
 pub mod read;
 pub mod relationships;
 pub mod scheduler;
+pub mod schema;
 pub mod state;
 pub mod store;
 pub mod telemetry;

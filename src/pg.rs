@@ -82,20 +82,25 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts the cluster in `data_dir` (creating it on first use), or attaches to it when it
-    /// is already running.
-    pub async fn start(data_dir: &Path, options: &ClusterOptions) -> Result<Self, LauncherError> {
+    /// The (not yet running) cluster of `data_dir`, the directory created when missing.
+    fn in_dir(data_dir: &Path) -> Result<Self, LauncherError> {
         std::fs::create_dir_all(data_dir)
             .map_err(io(format!("creating {}", data_dir.display())))?;
         let data_dir = data_dir
             .canonicalize()
             .map_err(io(format!("resolving {}", data_dir.display())))?;
         let pgdata = data_dir.join("pg");
-        let mut cluster = Self {
+        Ok(Self {
             data_dir,
             pgdata,
             process: None,
-        };
+        })
+    }
+
+    /// Starts the cluster in `data_dir` (creating it on first use), or attaches to it when it
+    /// is already running.
+    pub async fn start(data_dir: &Path, options: &ClusterOptions) -> Result<Self, LauncherError> {
+        let mut cluster = Self::in_dir(data_dir)?;
         if cluster.accepts_connections().await {
             tracing::info!(dir = %cluster.pgdata.display(), "attached to the running private PostgreSQL");
             return Ok(cluster);
@@ -121,17 +126,7 @@ impl LocalCluster {
         data_dir: &Path,
         options: &ClusterOptions,
     ) -> Result<Self, LauncherError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(io(format!("creating {}", data_dir.display())))?;
-        let data_dir = data_dir
-            .canonicalize()
-            .map_err(io(format!("resolving {}", data_dir.display())))?;
-        let pgdata = data_dir.join("pg");
-        let mut cluster = Self {
-            data_dir,
-            pgdata,
-            process: None,
-        };
+        let mut cluster = Self::in_dir(data_dir)?;
         if cluster.accepts_connections().await {
             tracing::info!(dir = %cluster.pgdata.display(), "attached to the running standby");
             return Ok(cluster);

@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod partners;
+pub mod reports;
 pub mod subscriptions;
 
 pub use cases::{

@@ -18,7 +18,6 @@ pub mod orgs;
 pub mod partners;
 pub mod projections;
 pub mod reports;
-pub mod schema;
 pub mod subscriptions;
 pub mod timetravel;
 pub mod tokens;

@@ -104,7 +104,7 @@ pub struct GrantRequest {
 
 fn scopes() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::ArrayBuilder::new()
-        .items(super::schema::partner_scope())
+        .items(crate::schema::partner_scope())
         .min_items(Some(1))
         .max_items(Some(2))
         .description(Some(

@@ -44,7 +44,7 @@ fn ensure_admin(ctx: &Ctx) -> Result<(), ApiError> {
 }))]
 pub struct IssueRequest {
     /// `customer`, `partner`, `agent`, `admin` or `auditor`.
-    #[schema(schema_with = super::schema::token_role)]
+    #[schema(schema_with = crate::schema::token_role)]
     pub role: String,
     /// The user (e-mail) the token acts as.
     #[schema(max_length = 254)]
@@ -60,7 +60,7 @@ pub struct IssueRequest {
     pub partner_id: Option<String>,
     /// Partners: `view_customers`, `access_cases`.
     #[serde(default)]
-    #[schema(max_items = 2, inline, value_type = Vec<super::schema::PartnerScopeName>)]
+    #[schema(max_items = 2, inline, value_type = Vec<crate::schema::PartnerScopeName>)]
     pub scopes: Vec<String>,
     #[schema(max_length = 255)]
     pub label: Option<String>,

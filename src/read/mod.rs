@@ -10,6 +10,7 @@
 pub mod cases;
 pub mod cursor;
 pub mod partners;
+pub mod reports;
 pub mod sql;
 pub mod subscriptions;
 

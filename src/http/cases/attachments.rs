@@ -91,7 +91,7 @@ pub struct AttachmentUpload {
 pub struct AttachmentReceipt {
     pub id: String,
     pub key: String,
-    #[schema(schema_with = crate::http::schema::case_status)]
+    #[schema(schema_with = crate::schema::case_status)]
     pub status: CaseStatus,
     pub version: i64,
     pub position: i64,

@@ -50,7 +50,7 @@ pub struct OpenCaseRequest {
     pub impact: u8,
     /// E-mail addresses that follow the case (at most 48).
     #[serde(default)]
-    #[schema(max_items = 48, inline, value_type = Vec<crate::http::schema::EmailAddress>)]
+    #[schema(max_items = 48, inline, value_type = Vec<crate::schema::EmailAddress>)]
     pub participants: Vec<String>,
     /// Reporting for someone else: their e-mail. They become the requester; a customer-side
     /// caller keeps following the case as a participant.
@@ -77,7 +77,7 @@ pub struct OpenCaseRequest {
 pub struct CaseReceipt {
     pub id: String,
     pub key: String,
-    #[schema(schema_with = crate::http::schema::case_status)]
+    #[schema(schema_with = crate::schema::case_status)]
     pub status: CaseStatus,
     /// The case's stream version after the command (unchanged when it changed nothing).
     pub version: i64,
@@ -108,7 +108,7 @@ pub struct CommentRequest {
     pub body: String,
     /// `internal` comments are for support staff only.
     #[serde(default)]
-    #[schema(schema_with = crate::http::schema::visibility)]
+    #[schema(schema_with = crate::schema::visibility)]
     pub visibility: Visibility,
 }
 
@@ -200,7 +200,7 @@ pub struct TimelineEntry {
     pub actor: String,
     pub actor_role: String,
     /// `public`, or `internal` (internal comments; shown to staff only).
-    #[schema(schema_with = crate::http::schema::visibility)]
+    #[schema(schema_with = crate::schema::visibility)]
     pub visibility: String,
     pub body: Option<String>,
     /// The facts of the entry's kind (new status, priority, participant, attachment, SLA).
@@ -227,7 +227,7 @@ pub struct Sla {
                          "requested_at": "2026-03-02T11:00:00Z", "escalated_at": null}))]
 pub struct EscalationView {
     /// `none`, `requested` (by the customer side) or `escalated` (accepted by support).
-    #[schema(schema_with = crate::http::schema::escalation)]
+    #[schema(schema_with = crate::schema::escalation)]
     pub state: String,
     pub reason: Option<String>,
     pub requested_at: Option<DateTime<Utc>>,
@@ -290,7 +290,7 @@ pub struct CaseDetail {
     pub impact: i16,
     /// The level support works the case at, 1 to 4.
     pub priority: i16,
-    #[schema(schema_with = crate::http::schema::case_status)]
+    #[schema(schema_with = crate::schema::case_status)]
     pub status: String,
     pub phone: Option<String>,
     /// Whether support may access the org's data for this case.
@@ -349,13 +349,13 @@ pub struct CaseSummary {
     pub requester: String,
     pub product: String,
     pub summary: String,
-    #[schema(schema_with = crate::http::schema::case_status)]
+    #[schema(schema_with = crate::schema::case_status)]
     pub status: String,
     pub priority: i16,
     pub impact: i16,
     pub assignee: Option<String>,
     pub participants: Vec<String>,
-    #[schema(schema_with = crate::http::schema::escalation)]
+    #[schema(schema_with = crate::schema::escalation)]
     pub escalation: String,
     pub sla: Sla,
     pub auto_resolve_due: Option<DateTime<Utc>>,

@@ -17,7 +17,7 @@ use super::view::{self, Item};
 use super::{Data, PageParams};
 use crate::auth::Principal;
 use crate::http::error::ApiError;
-use crate::http::reports::{Period, RENEWAL_WINDOW_DAYS};
+use crate::read::reports::{Period, RENEWAL_WINDOW_DAYS};
 
 /// HTML rendered from one of this module's templates: every value in it went through
 /// askama's escaping, so it may go into another template, or out as a response, as it is.

@@ -9,7 +9,7 @@ use super::page;
 use super::{Data, PageParams};
 use crate::auth::Principal;
 use crate::http::error::ApiError;
-use crate::http::reports::{
+use crate::read::reports::{
     ActiveGroup, ActiveRow, ActiveSubscriptions, CaseDay, CaseTotals, CasesReport,
     MonthCancellations, OpenCases, OpenCell, Period, ProductCases, Renewal, RenewalsDue, SlaReport,
     SlaRow, SubscriptionsReport,

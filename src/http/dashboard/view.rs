@@ -3,7 +3,7 @@
 
 use super::charts::{self, Bars, Chart, Series};
 use super::page::{duration, ratio};
-use crate::http::reports::{CasesReport, SlaReport, SlaRow, SubscriptionsReport};
+use crate::read::reports::{CasesReport, SlaReport, SlaRow, SubscriptionsReport};
 
 /// A table: caption, column heads, rows of cells (the first cell of a row heads it).
 pub struct Table {

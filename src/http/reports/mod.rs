@@ -23,11 +23,7 @@
 //! `?format=csv` (or `Accept: text/csv`) answers one table of the report as `text/csv` with a
 //! header row; `table` picks which.
 
-mod compute;
 mod csv;
-mod model;
-mod period;
-mod scope;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -43,29 +39,21 @@ use utoipa_axum::routes;
 use super::consistency::wait_for;
 use super::error::{ApiError, Problem};
 use super::extract::Ctx;
+use crate::access::reports::{case_orgs, subscription_scope, ReportDenied};
+use crate::auth::Principal;
+use crate::read::reports as read;
 use crate::state::AppState;
 
-pub use compute::{cases, sla, subscriptions};
-pub use csv::{CASE_TABLES, SLA_TABLES, SUBSCRIPTION_TABLES};
-pub use model::*;
-pub use period::{Period, ReportFilter};
-pub use scope::{
-    case_orgs, may_see_case_reports, may_see_reports, may_see_subscription_reports,
-    subscription_scope, SubscriptionScope,
+pub use crate::access::reports::{may_see_reports, ReportFilter};
+pub use crate::read::reports::{
+    CasesReport, InvalidPeriod, Period, SlaReport, SlaRow, SubscriptionsReport, RENEWAL_WINDOW_DAYS,
 };
+pub use csv::{CASE_TABLES, SLA_TABLES, SUBSCRIPTION_TABLES};
 
 use csv::{cases_csv, csv_response, sla_csv, subscriptions_csv};
 
 /// Name of the projection behind every report.
 pub const PROJECTION: &str = "reports";
-/// The period when none is given: this many days up to today.
-pub const DEFAULT_DAYS: i64 = 30;
-/// The longest period a report covers.
-pub const MAX_DAYS: i64 = 731;
-/// "Renewals due in the next 30 days".
-pub const RENEWAL_WINDOW_DAYS: i64 = 30;
-/// At most this many renewals are listed one by one (all are counted).
-pub const RENEWAL_ITEMS: i64 = 100;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -110,6 +98,90 @@ pub struct ReportParams {
     pub table: Option<String>,
     /// Answer only once the reports have applied this position (from a command response).
     pub min_position: Option<i64>,
+}
+
+impl From<&ReportParams> for ReportFilter {
+    fn from(params: &ReportParams) -> Self {
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        Self {
+            from: params.from,
+            to: params.to,
+            org_id: text(&params.org_id),
+            partner_id: text(&params.partner_id),
+        }
+    }
+}
+
+impl From<ReportDenied> for ApiError {
+    fn from(denied: ReportDenied) -> Self {
+        match denied {
+            ReportDenied::Forbidden(why) => ApiError::Forbidden(why.into()),
+            ReportDenied::NotFound(what) => ApiError::not_found(what),
+            ReportDenied::Database(error) => error.into(),
+        }
+    }
+}
+
+impl From<InvalidPeriod> for ApiError {
+    fn from(invalid: InvalidPeriod) -> Self {
+        ApiError::unprocessable("invalid_period", invalid.to_string())
+    }
+}
+
+// --- the reports, for a principal --------------------------------------------------------------
+
+/// The case report for `principal`: its scope, then the read, in one read-only transaction.
+pub async fn cases(
+    state: &AppState,
+    principal: &Principal,
+    filter: &ReportFilter,
+) -> Result<CasesReport, ApiError> {
+    let now = state.clock.now();
+    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let mut client = state.read_pool.get().await?;
+    let tx = read::report_transaction(&mut client).await?;
+    let orgs = case_orgs(&*tx, principal, filter).await?;
+    let report = read::cases(&*tx, &orgs, period, now).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The SLA report for `principal`.
+pub async fn sla(
+    state: &AppState,
+    principal: &Principal,
+    filter: &ReportFilter,
+) -> Result<SlaReport, ApiError> {
+    let now = state.clock.now();
+    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let mut client = state.read_pool.get().await?;
+    let tx = read::report_transaction(&mut client).await?;
+    let orgs = case_orgs(&*tx, principal, filter).await?;
+    let policy = &state.settings.case_policy;
+    let report = read::sla(&*tx, &orgs, period, now, policy).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The subscription report for `principal`.
+pub async fn subscriptions(
+    state: &AppState,
+    principal: &Principal,
+    filter: &ReportFilter,
+) -> Result<SubscriptionsReport, ApiError> {
+    let now = state.clock.now();
+    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let scope = subscription_scope(principal, filter)?;
+    let mut client = state.read_pool.get().await?;
+    let tx = read::report_transaction(&mut client).await?;
+    let report = read::subscriptions(&*tx, &scope, period, now).await?;
+    tx.commit().await?;
+    Ok(report)
 }
 
 // --- handlers ---------------------------------------------------------------------------------

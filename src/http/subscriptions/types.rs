@@ -20,7 +20,7 @@ use crate::http::command::Receipt;
 pub struct SubscriptionReceipt {
     pub id: String,
     pub entitlement_number: String,
-    #[schema(schema_with = crate::http::schema::subscription_status)]
+    #[schema(schema_with = crate::schema::subscription_status)]
     pub status: SubscriptionStatus,
     pub version: i64,
     pub position: i64,
@@ -50,7 +50,7 @@ pub struct AppReceipt {
     pub id: String,
     pub app_id: Option<Uuid>,
     pub entitlement_number: Option<String>,
-    #[schema(schema_with = crate::http::schema::app_status)]
+    #[schema(schema_with = crate::schema::app_status)]
     pub status: Option<String>,
     pub version: i64,
     pub position: i64,
@@ -110,7 +110,7 @@ pub struct AutoRenewRequest {
     "keep_products": ["jira"]}))]
 pub struct CancelRequest {
     #[serde(default)]
-    #[schema(schema_with = crate::http::schema::cancel_effective)]
+    #[schema(schema_with = crate::schema::cancel_effective)]
     pub effective: CancelEffective,
     #[serde(default)]
     #[schema(max_length = 2000)]
@@ -118,7 +118,7 @@ pub struct CancelRequest {
     /// Collections only (cancelled by their partner): included products to keep; each becomes
     /// a standalone subscription once the cancellation takes effect.
     #[serde(default)]
-    #[schema(max_items = 20, inline, value_type = Vec<crate::http::schema::ProductName>)]
+    #[schema(max_items = 20, inline, value_type = Vec<crate::schema::ProductName>)]
     pub keep_products: Vec<String>,
 }
 
@@ -188,14 +188,14 @@ pub struct CreateSubscriptionRequest {
     pub term_end: DateTime<Utc>,
     #[serde(default = "default_true")]
     pub auto_renew: bool,
-    #[schema(schema_with = crate::http::schema::channel)]
+    #[schema(schema_with = crate::schema::channel)]
     pub channel: Option<Channel>,
     /// Defaults to the org id (the org's default billing account).
     #[schema(max_length = 128)]
     pub billing_account: Option<String>,
     /// Makes the subscription a collection of these products.
     #[serde(default)]
-    #[schema(max_items = 20, inline, value_type = Vec<crate::http::schema::ProductName>)]
+    #[schema(max_items = 20, inline, value_type = Vec<crate::schema::ProductName>)]
     pub included_products: Vec<String>,
 }
 

@@ -1,36 +1,18 @@
-//! The period and the filter a report is asked for.
+//! The days a report covers.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ReportParams, DEFAULT_DAYS, MAX_DAYS};
-use crate::http::error::ApiError;
+use super::{DEFAULT_DAYS, MAX_DAYS};
 
-/// What a report is asked about, before the caller's scope is applied.
-#[derive(Debug, Clone, Default)]
-pub struct ReportFilter {
-    pub from: Option<NaiveDate>,
-    pub to: Option<NaiveDate>,
-    pub org_id: Option<String>,
-    pub partner_id: Option<String>,
-}
-
-impl From<&ReportParams> for ReportFilter {
-    fn from(params: &ReportParams) -> Self {
-        let text = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        Self {
-            from: params.from,
-            to: params.to,
-            org_id: text(&params.org_id),
-            partner_id: text(&params.partner_id),
-        }
-    }
+/// A period no report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPeriod {
+    #[error("`from` must not be after `to`")]
+    Backwards,
+    #[error("a report covers at most {MAX_DAYS} days")]
+    TooLong,
 }
 
 /// The days a report covers, UTC, both ends included.
@@ -49,20 +31,14 @@ impl Period {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
         today: NaiveDate,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, InvalidPeriod> {
         let to = to.unwrap_or(today);
         let from = from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
         if from > to {
-            return Err(ApiError::unprocessable(
-                "invalid_period",
-                "`from` must not be after `to`",
-            ));
+            return Err(InvalidPeriod::Backwards);
         }
         if (to - from).num_days() + 1 > MAX_DAYS {
-            return Err(ApiError::unprocessable(
-                "invalid_period",
-                format!("a report covers at most {MAX_DAYS} days"),
-            ));
+            return Err(InvalidPeriod::TooLong);
         }
         Ok(Self { from, to })
     }

@@ -10,7 +10,7 @@ use super::Period;
 /// Open cases in one status at one priority.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OpenCell {
-    #[schema(schema_with = crate::http::schema::case_status)]
+    #[schema(schema_with = crate::schema::case_status)]
     pub status: String,
     pub priority: i16,
     pub cases: i64,

@@ -5,33 +5,32 @@ use std::collections::HashMap;
 use chrono::{Duration, NaiveDate};
 use tokio_postgres::types::ToSql;
 
-use super::scope::{case_orgs, subscription_scope};
+use chrono::{DateTime, Utc};
+use subdesk_aggregates::support_case::CasePolicy;
+use tokio_postgres::GenericClient;
+
 use super::*;
-use crate::auth::Principal;
+use crate::access::reports::SubscriptionScope;
 
 /// A read-only transaction for one report's queries, with room to sort a year of cases in
 /// memory (a median sorts every value it is taken over).
-async fn report_transaction<'a>(
+pub async fn report_transaction<'a>(
     client: &'a mut deadpool_postgres::Object,
-) -> Result<deadpool_postgres::Transaction<'a>, ApiError> {
+) -> Result<deadpool_postgres::Transaction<'a>, tokio_postgres::Error> {
     let tx = client.build_transaction().read_only(true).start().await?;
     tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
     Ok(tx)
 }
 
-/// The case report for `principal`.
+/// The case report over `orgs` (`None`: every org), as of `now`.
 pub async fn cases(
-    state: &AppState,
-    principal: &Principal,
-    filter: &ReportFilter,
-) -> Result<CasesReport, ApiError> {
-    let now = state.clock.now();
-    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
-    let mut client = state.read_pool.get().await?;
-    let tx = report_transaction(&mut client).await?;
-    let orgs = case_orgs(&*tx, principal, filter).await?;
-    let by_org: [&(dyn ToSql + Sync); 1] = [&orgs];
-    let by_org_days: [&(dyn ToSql + Sync); 3] = [&orgs, &period.from, &period.to];
+    tx: &impl GenericClient,
+    orgs: &Option<Vec<String>>,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<CasesReport, tokio_postgres::Error> {
+    let by_org: [&(dyn ToSql + Sync); 1] = [orgs];
+    let by_org_days: [&(dyn ToSql + Sync); 3] = [orgs, &period.from, &period.to];
     // Every org: the counters kept over all orgs, a row per day and product.
     let (days_table, org_filter) = if orgs.is_none() {
         ("report_case_days_all", "$1::text[] IS NULL")
@@ -56,7 +55,6 @@ pub async fn cases(
     let days = tx.query(&days_sql, &by_org_days);
     let products = tx.query(&products_sql, &by_org_days);
     let (open, days, products) = futures::try_join!(open, days, products)?;
-    tx.commit().await?;
 
     let open: Vec<(String, i16, i64)> = open
         .iter()
@@ -122,20 +120,17 @@ pub async fn cases(
     })
 }
 
-/// The SLA report for `principal`.
+/// The SLA report over `orgs` (`None`: every org) under `policy`, as of `now`.
 pub async fn sla(
-    state: &AppState,
-    principal: &Principal,
-    filter: &ReportFilter,
-) -> Result<SlaReport, ApiError> {
-    let now = state.clock.now();
-    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
-    let mut client = state.read_pool.get().await?;
-    let tx = report_transaction(&mut client).await?;
-    let orgs = case_orgs(&*tx, principal, filter).await?;
+    tx: &impl GenericClient,
+    orgs: &Option<Vec<String>>,
+    period: Period,
+    now: DateTime<Utc>,
+    policy: &CasePolicy,
+) -> Result<SlaReport, tokio_postgres::Error> {
     let (start, end) = (period.start(), period.end());
-    let opened_params: [&(dyn ToSql + Sync); 4] = [&orgs, &start, &end, &now];
-    let resolved_params: [&(dyn ToSql + Sync); 3] = [&orgs, &start, &end];
+    let opened_params: [&(dyn ToSql + Sync); 4] = [orgs, &start, &end, &now];
+    let resolved_params: [&(dyn ToSql + Sync); 3] = [orgs, &start, &end];
     // ROLLUP adds the row of all priorities (priority NULL). percentile_cont ignores NULLs:
     // the median is over the cases that were answered (resolved).
     let responses = tx.query(
@@ -161,7 +156,6 @@ pub async fn sla(
         &resolved_params,
     );
     let (responses, resolutions) = futures::try_join!(responses, resolutions)?;
-    tx.commit().await?;
     // (priority, opened, responded, met, breached, awaiting, median first response)
     type Responses = (Option<i16>, i64, i64, i64, i64, i64, Option<f64>);
     let responses: Vec<Responses> = responses
@@ -182,7 +176,6 @@ pub async fn sla(
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<Result<_, tokio_postgres::Error>>()?;
-    let policy = &state.settings.case_policy;
     let row = |priority: Option<i16>| {
         let mut row = SlaRow {
             priority,
@@ -241,17 +234,13 @@ fn group(rows: &[ActiveRow], key: impl Fn(&ActiveRow) -> String) -> Vec<ActiveGr
     groups
 }
 
-/// The subscription report for `principal`.
+/// The subscription report over `scope`, as of `now`.
 pub async fn subscriptions(
-    state: &AppState,
-    principal: &Principal,
-    filter: &ReportFilter,
-) -> Result<SubscriptionsReport, ApiError> {
-    let now = state.clock.now();
-    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
-    let mut client = state.read_pool.get().await?;
-    let tx = report_transaction(&mut client).await?;
-    let scope = subscription_scope(principal, filter)?;
+    tx: &impl GenericClient,
+    scope: &SubscriptionScope,
+    period: Period,
+    now: DateTime<Utc>,
+) -> Result<SubscriptionsReport, tokio_postgres::Error> {
     let until = now + Duration::days(RENEWAL_WINDOW_DAYS);
     let (start, end) = (period.start(), period.end());
     let scoped: [&(dyn ToSql + Sync); 2] = [&scope.orgs, &scope.partner];
@@ -294,7 +283,6 @@ pub async fn subscriptions(
     );
     let (active, renewals, items, cancellations) =
         futures::try_join!(active, renewals, items, cancellations)?;
-    tx.commit().await?;
 
     let rows: Vec<ActiveRow> = active
         .iter()
