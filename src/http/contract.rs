@@ -9,33 +9,82 @@
 //!   query; `invalid_query`);
 //! - on every route with a JSON body: 400 (`malformed_json`), 413 (over 1 MiB) and 422
 //!   (`invalid_body`, `field_too_long`, `too_many_items`);
-//! - 422 (`unknown_position`) on every route that takes `min_position`.
+//! - 422 (`unknown_position`) on every route that takes `min_position`;
+//! - 409 on every command (an operation that takes `Idempotency-Key`):
+//!   `idempotency_key_in_use`, `concurrency_conflict`.
+//!
+//! [`changed`] is what a command on an existing resource answers besides: its receipt, 403,
+//! 404 and 422 (a domain rule's code).
 //!
 //! A response an operation declares itself is kept as it is (only its content type is put
 //! right).
 
+use std::collections::BTreeMap;
+
 use utoipa::openapi::content::Content;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{OpenApi, Ref, RefOr};
+use utoipa::IntoParams;
 
 const PROBLEM: &str = "application/problem+json";
+
+fn problem(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM,
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        )
+        .build()
+        .into()
+}
 
 fn add(operation: &mut Operation, status: &str, description: &str) {
     operation
         .responses
         .responses
         .entry(status.to_string())
-        .or_insert_with(|| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    PROBLEM,
-                    Content::new(Some(Ref::from_schema_name("Problem"))),
-                )
-                .build()
-                .into()
-        });
+        .or_insert_with(|| problem(description));
+}
+
+/// What a command on an existing resource answers: 200 with `receipt` (a schema name), 403
+/// (the caller sees the resource but may not take the action), 404 (it does not exist, or
+/// the caller does not see it) and 422 (a domain rule refused the command: its code). An
+/// operation may list one of them again after this to describe it better.
+pub fn changed(receipt: &str) -> BTreeMap<String, RefOr<Response>> {
+    let ok = ResponseBuilder::new()
+        .description("The command was accepted: its receipt")
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(receipt))),
+        )
+        .build()
+        .into();
+    BTreeMap::from([
+        ("200".to_string(), ok),
+        (
+            "403".to_string(),
+            problem("The caller sees the resource but may not take this action"),
+        ),
+        (
+            "404".to_string(),
+            problem("No such resource, or the caller does not see it"),
+        ),
+        (
+            "422".to_string(),
+            problem("A rule refused the command (the problem's `code`); nothing was appended"),
+        ),
+    ])
+}
+
+/// The `Idempotency-Key` header every command takes: a retry with the same key and body
+/// answers the first response again (see `http::extract`; its schema is set by [`complete`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Idempotent {
+    #[param(rename = "Idempotency-Key")]
+    pub idempotency_key: Option<String>,
 }
 
 /// Whether security requirements ask for a token (`security(())` is one empty requirement:
@@ -153,6 +202,14 @@ fn complete_operation(operation: &mut Operation, global_security: bool) {
             "422",
             "The body breaks a rule or a bound: `invalid_body`, `field_too_long`, \
              `too_many_items`, or a domain rule's code; nothing was appended",
+        );
+    }
+    if parameters.iter().any(|(_, name)| name == "Idempotency-Key") {
+        add(
+            operation,
+            "409",
+            "`idempotency_key_in_use`: another request with this `Idempotency-Key` was \
+             accepted; `concurrency_conflict`: concurrent changes outran the retries",
         );
     }
     if parameters.iter().any(|(_, name)| name == "min_position") {

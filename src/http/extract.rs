@@ -1,8 +1,8 @@
-//! Extractors every handler shares: who is calling ([`Ctx`]) and a JSON body that also knows
-//! its request hash ([`JsonBody`]).
+//! Extractors every handler shares: who is calling ([`Ctx`]), a JSON body that also knows its
+//! request hash ([`JsonBody`]), and both with the path of a command request ([`Command`]).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
@@ -192,6 +192,56 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             )
         })?;
         Ok(Self { value, hash })
+    }
+}
+
+/// What a command handler passes on to the command path: the state, the caller and the hash
+/// of the request (which ties an `Idempotency-Key` to the body).
+#[derive(Clone)]
+pub struct Call {
+    pub state: AppState,
+    pub ctx: Ctx,
+    pub hash: String,
+}
+
+impl Call {
+    /// The caller as the events record them.
+    pub fn actor(&self) -> subdesk_aggregates::Actor {
+        self.ctx.principal.actor()
+    }
+}
+
+/// What a handler answers.
+pub type Answer = Result<axum::response::Response, ApiError>;
+
+/// A command request: its [`Call`], its path parameters `P` and its body `T`, extracted in
+/// that order (so an unauthenticated request is 401 whatever its path and body).
+pub struct Command<P, T>(pub Call, pub P, pub T);
+
+impl<P, T> FromRequest<AppState> for Command<P, T>
+where
+    P: DeserializeOwned + Send,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let ctx = Ctx::from_request_parts(&mut parts, state).await?;
+        let path = Path::<P>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                code: "bad_request",
+                detail: e.body_text(),
+            })?;
+        let JsonBody { value, hash } =
+            JsonBody::from_request(Request::from_parts(parts, body), state).await?;
+        let call = Call {
+            state: state.clone(),
+            ctx,
+            hash,
+        };
+        Ok(Self(call, path.0, value))
     }
 }
 

@@ -19,6 +19,7 @@ use super::command::REPLAYED;
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
 use crate::auth::{self, TokenInfo, TokenSpec};
+use crate::http::contract::Idempotent;
 use crate::idempotency;
 use crate::state::AppState;
 
@@ -87,7 +88,7 @@ async fn list_tokens(
 
 /// Issue a token.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = IssueRequest,
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(Idempotent),
     responses(
         (status = 201, body = Issued),
         (status = 403, body = Problem),

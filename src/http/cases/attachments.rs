@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::run::{case_guard, visible_case_from_log};
 use crate::access::CaseAction;
 use crate::http::command::{run, Prepared, Receipt, REPLAYED};
+use crate::http::contract::Idempotent;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::Ctx;
 use crate::state::AppState;
@@ -176,7 +177,7 @@ async fn read_upload(mut multipart: Multipart, max: u64, limit: u64) -> Result<U
 /// soon as the body passes it.
 #[utoipa::path(post, path = "/v1/cases/{id}/attachments", tag = "cases",
     request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
         (status = 201, body = AttachmentReceipt),
         (status = 400, body = Problem, description = "Not a multipart upload with a `file` part"),

@@ -2,8 +2,6 @@
 //! the one command path ([`super::run::execute`]), which decides access from the command.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
 use subdesk_aggregates::support_case::{
     AcceptEscalation, AddParticipant, AssignCase, ChangePriority, RemoveParticipant,
     RequestEscalation, RequestInfo, ResolveCase, SetDataAccess, StartInvestigation,
@@ -13,10 +11,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::run::execute;
+use super::run::{execute, CaseChanged};
 use super::types::*;
-use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Ctx, JsonBody};
+use crate::http::contract::Idempotent;
+use crate::http::error::Problem;
+use crate::http::extract::{Answer, Call, Command, Ctx};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,221 +39,154 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// it; the case detail shows when (`auto_resolve_due`).
 #[utoipa::path(post, path = "/v1/cases/{id}/request-info", tag = "cases",
     request_body = RequestInfoRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        CaseChanged,
         (status = 422, body = Problem, description = "e.g. the case is resolved"),
     ))]
-async fn request_info(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<RequestInfoRequest>,
-) -> Result<Response, ApiError> {
+async fn request_info(Command(call, id, request): Command<Uuid, RequestInfoRequest>) -> Answer {
     let command = SupportCaseCommand::RequestInfo(RequestInfo {
         comment_id: Uuid::now_v7(),
-        body: body.value.body,
-        by: ctx.principal.actor(),
+        body: request.body,
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Assign the case to a support engineer (staff).
 #[utoipa::path(post, path = "/v1/cases/{id}/assign", tag = "cases",
     request_body = AssignRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
-    ))]
-async fn assign(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<AssignRequest>,
-) -> Result<Response, ApiError> {
+    params(("id" = Uuid, Path), Idempotent),
+    responses(CaseChanged))]
+async fn assign(Command(call, id, request): Command<Uuid, AssignRequest>) -> Answer {
     let command = SupportCaseCommand::Assign(AssignCase {
-        assignee: body
-            .value
+        assignee: request
             .assignee
-            .unwrap_or_else(|| ctx.principal.user.clone()),
-        by: ctx.principal.actor(),
+            .unwrap_or_else(|| call.ctx.principal.user.clone()),
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Start investigating (staff): from `open` or `waiting_for_customer`.
 #[utoipa::path(post, path = "/v1/cases/{id}/investigate", tag = "cases",
     request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        CaseChanged,
         (status = 422, body = Problem, description = "`invalid_status`: not open or waiting"),
     ))]
-async fn investigate(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<EmptyRequest>,
-) -> Result<Response, ApiError> {
-    let command = SupportCaseCommand::StartInvestigation(StartInvestigation {
-        by: ctx.principal.actor(),
-    });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+async fn investigate(Command(call, id, _): Command<Uuid, EmptyRequest>) -> Answer {
+    let command = SupportCaseCommand::StartInvestigation(StartInvestigation { by: call.actor() });
+    execute(&call, id, command).await
 }
 
 /// Change the priority (staff); the first-response due time is recomputed from the opening.
 #[utoipa::path(post, path = "/v1/cases/{id}/priority", tag = "cases",
     request_body = PriorityRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
-    ))]
-async fn change_priority(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<PriorityRequest>,
-) -> Result<Response, ApiError> {
+    params(("id" = Uuid, Path), Idempotent),
+    responses(CaseChanged))]
+async fn change_priority(Command(call, id, request): Command<Uuid, PriorityRequest>) -> Answer {
     let command = SupportCaseCommand::ChangePriority(ChangePriority {
-        priority: body.value.priority,
-        by: ctx.principal.actor(),
+        priority: request.priority,
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Add a participant (anyone who sees the case; at most 48). Adding one already on the case
 /// changes nothing.
 #[utoipa::path(post, path = "/v1/cases/{id}/participants", tag = "cases",
     request_body = ParticipantRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        CaseChanged,
         (status = 422, body = Problem, description = "`too_many_participants`, `invalid_email`"),
     ))]
-async fn add_participant(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<ParticipantRequest>,
-) -> Result<Response, ApiError> {
+async fn add_participant(Command(call, id, request): Command<Uuid, ParticipantRequest>) -> Answer {
     let command = SupportCaseCommand::AddParticipant(AddParticipant {
-        email: body.value.email,
-        by: ctx.principal.actor(),
+        email: request.email,
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Remove a participant. Removing an address that is not on the case changes nothing.
 #[utoipa::path(delete, path = "/v1/cases/{id}/participants/{email}", tag = "cases",
     params(("id" = Uuid, Path), ("email" = String, Path, example = "dora@acme.example")),
-    responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
-    ))]
+    responses(CaseChanged))]
 async fn remove_participant(
     State(state): State<AppState>,
     ctx: Ctx,
     Path((id, email)): Path<(Uuid, String)>,
-) -> Result<Response, ApiError> {
+) -> Answer {
     let hash = crate::idempotency::request_hash(
         "DELETE",
         &format!("/v1/cases/{id}/participants/{email}"),
         &serde_json::Value::Null,
     );
+    let call = Call { state, ctx, hash };
     let command = SupportCaseCommand::RemoveParticipant(RemoveParticipant {
         email,
-        by: ctx.principal.actor(),
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Ask for the case to be escalated (customer side; not on a resolved case).
 #[utoipa::path(post, path = "/v1/cases/{id}/escalate", tag = "cases",
     request_body = EscalationRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        CaseChanged,
         (status = 422, body = Problem, description = "`escalation_pending`, `already_escalated`, `invalid_status`"),
     ))]
 async fn request_escalation(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<EscalationRequest>,
-) -> Result<Response, ApiError> {
+    Command(call, id, request): Command<Uuid, EscalationRequest>,
+) -> Answer {
     let command = SupportCaseCommand::RequestEscalation(RequestEscalation {
-        reason: body.value.reason,
-        by: ctx.principal.actor(),
+        reason: request.reason,
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Accept the pending escalation (staff).
 #[utoipa::path(post, path = "/v1/cases/{id}/accept-escalation", tag = "cases",
     request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        CaseChanged,
         (status = 422, body = Problem, description = "`no_escalation_pending`, `already_escalated`"),
     ))]
-async fn accept_escalation(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<EmptyRequest>,
-) -> Result<Response, ApiError> {
-    let command = SupportCaseCommand::AcceptEscalation(AcceptEscalation {
-        by: ctx.principal.actor(),
-    });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+async fn accept_escalation(Command(call, id, _): Command<Uuid, EmptyRequest>) -> Answer {
+    let command = SupportCaseCommand::AcceptEscalation(AcceptEscalation { by: call.actor() });
+    execute(&call, id, command).await
 }
 
 /// Grant or revoke support's access to the customer's data (customer side).
 #[utoipa::path(post, path = "/v1/cases/{id}/data-access", tag = "cases",
     request_body = DataAccessRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem),
-    ))]
-async fn set_data_access(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<DataAccessRequest>,
-) -> Result<Response, ApiError> {
+    params(("id" = Uuid, Path), Idempotent),
+    responses(CaseChanged))]
+async fn set_data_access(Command(call, id, request): Command<Uuid, DataAccessRequest>) -> Answer {
     let command = SupportCaseCommand::SetDataAccess(SetDataAccess {
-        granted: body.value.granted,
-        by: ctx.principal.actor(),
+        granted: request.granted,
+        by: call.actor(),
     });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+    execute(&call, id, command).await
 }
 
 /// Resolve the case (staff, or the customer side: requester, participants, org admins,
 /// partners). A customer-side comment within the reopen window reopens it.
 #[utoipa::path(post, path = "/v1/cases/{id}/resolve", tag = "cases",
     request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
-        (status = 200, body = CaseReceipt),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        CaseChanged,
         (status = 422, body = Problem, description = "`invalid_status`: already resolved; `case_closed`"),
     ))]
-async fn resolve(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<EmptyRequest>,
-) -> Result<Response, ApiError> {
-    let command = SupportCaseCommand::Resolve(ResolveCase {
-        by: ctx.principal.actor(),
-    });
-    execute(&state, &ctx, id, &body.hash, StatusCode::OK, command).await
+async fn resolve(Command(call, id, _): Command<Uuid, EmptyRequest>) -> Answer {
+    let command = SupportCaseCommand::Resolve(ResolveCase { by: call.actor() });
+    execute(&call, id, command).await
 }

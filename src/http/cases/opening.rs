@@ -2,7 +2,7 @@
 //! follows it up in a new case). Opening looks up the entitlement the case names and lets the
 //! domain judge it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use subdesk_aggregates::subscription::AppStatus;
@@ -14,12 +14,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::run::{execute, next_case_key, visible_case_from_log};
+use super::run::{execute_as, next_case_key, visible_case_from_log};
 use super::types::{case_receipt, CaseReceipt, CommentRequest, OpenCaseRequest};
 use crate::access::may_open_case_for;
 use crate::http::command::{run, Prepared};
+use crate::http::contract::Idempotent;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Ctx, JsonBody};
+use crate::http::extract::{Call, Command, Ctx, JsonBody};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -203,47 +204,38 @@ async fn find_entitlement(
 /// `follow_up_of`. Support's first public comment stops the first-response clock.
 #[utoipa::path(post, path = "/v1/cases/{id}/comments", tag = "cases",
     request_body = CommentRequest,
-    params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = Uuid, Path), Idempotent),
     responses(
         (status = 201, body = CaseReceipt, description = "The comment's receipt, or the follow-up case's for a reply to a closed case"),
         (status = 403, body = Problem, description = "e.g. an internal comment from the customer side"),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
     ))]
 async fn add_comment(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Path(id): Path<Uuid>,
-    body: JsonBody<CommentRequest>,
+    Command(call, id, request): Command<Uuid, CommentRequest>,
 ) -> Result<Response, ApiError> {
-    let request = body.value;
     let reply_from_customer =
-        request.visibility == Visibility::Public && ctx.principal.role.is_customer_side();
+        request.visibility == Visibility::Public && call.ctx.principal.role.is_customer_side();
     let command = SupportCaseCommand::Comment(AddComment {
         comment_id: Uuid::now_v7(),
-        author: ctx.principal.actor(),
+        author: call.actor(),
         body: request.body.clone(),
         visibility: request.visibility,
     });
-    let commented = execute(&state, &ctx, id, &body.hash, StatusCode::CREATED, command).await;
+    let commented = execute_as(&call, id, StatusCode::CREATED, command).await;
     match commented {
         // A closed case is immutable: the customer's reply opens a new case linked to it.
         Err(ApiError::Unprocessable {
             code: "case_closed",
             ..
-        }) if reply_from_customer => follow_up(&state, &ctx, &body.hash, id, request.body).await,
+        }) if reply_from_customer => follow_up(&call, id, request.body).await,
         other => other,
     }
 }
 
 /// Opens a case that follows up closed case `closed` with `reply` as its description, under
 /// the same entitlement, for the same org, followed by the same people.
-async fn follow_up(
-    state: &AppState,
-    ctx: &Ctx,
-    request_hash: &str,
-    closed: Uuid,
-    reply: String,
-) -> Result<Response, ApiError> {
+async fn follow_up(call: &Call, closed: Uuid, reply: String) -> Result<Response, ApiError> {
+    let (state, ctx, request_hash) = (&call.state, &call.ctx, call.hash.as_str());
     let principal = ctx.principal.clone();
     let run_state = state.clone();
     run(

@@ -18,29 +18,37 @@ use crate::access::{may, sees_case, CaseAction, CaseAudience};
 use crate::auth::Principal;
 use crate::http::command::{run, Prepared};
 use crate::http::error::ApiError;
-use crate::http::extract::Ctx;
+use crate::http::extract::Call;
 use crate::state::AppState;
 use crate::store::{Denied, Guard};
 
 /// The one command path of an existing case: runs `command` on case `id` for the caller, if
-/// they see the case and may take the action the command is (`CaseAction::of`).
+/// they see the case and may take the action the command is (`CaseAction::of`); 200 with the
+/// case's receipt.
 pub(super) async fn execute(
-    state: &AppState,
-    ctx: &Ctx,
+    call: &Call,
     id: Uuid,
-    request_hash: &str,
+    command: SupportCaseCommand,
+) -> Result<Response, ApiError> {
+    execute_as(call, id, StatusCode::OK, command).await
+}
+
+/// [`execute`], answering `status`.
+pub(super) async fn execute_as(
+    call: &Call,
+    id: Uuid,
     status: StatusCode,
     command: SupportCaseCommand,
 ) -> Result<Response, ApiError> {
     let action = CaseAction::of(&command).ok_or_else(|| {
         ApiError::Internal("a command no caller issues on an existing case".into())
     })?;
-    let principal = ctx.principal.clone();
+    let principal = call.ctx.principal.clone();
     run(
-        state,
-        &state.cases,
-        ctx,
-        request_hash,
+        &call.state,
+        &call.state.cases,
+        &call.ctx,
+        &call.hash,
         status,
         move || async move {
             Ok(Prepared {
@@ -107,4 +115,17 @@ pub(crate) async fn visible_case_from_log(
         return Err(ApiError::not_found("case"));
     }
     Ok((case, decoded))
+}
+
+/// What a command on an existing case answers, for `/openapi.json`: 200 with its receipt, 403,
+/// 404 and 422 (an operation lists one again to describe it better).
+pub(super) struct CaseChanged;
+
+impl utoipa::IntoResponses for CaseChanged {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        crate::http::contract::changed("CaseReceipt")
+    }
 }

@@ -9,12 +9,12 @@ use serde::Serialize;
 use subdesk_aggregates::subscription::{Subscription, SubscriptionCommand};
 use uuid::Uuid;
 
+use super::types::subscription_receipt;
 use crate::access::{may_change_subscription, sees_subscription, SubscriptionAction};
 use crate::auth::Principal;
 use crate::http::command::{run, Prepared, Receipt};
 use crate::http::error::ApiError;
-use crate::http::extract::Ctx;
-use crate::state::AppState;
+use crate::http::extract::Call;
 use crate::store::{Denied, Guard};
 
 /// A guard that hides subscriptions the caller may not see, then checks `action`.
@@ -28,12 +28,19 @@ fn subscription_guard(principal: Principal, action: SubscriptionAction) -> Guard
 }
 
 /// Runs `command` on subscription `id` for the caller, if they see it and may take the action
-/// the command is; the answer is `respond`'s view of the state reached.
-pub(super) async fn execute<B: Serialize>(
-    state: &AppState,
-    ctx: &Ctx,
+/// the command is (`SubscriptionAction::of`); 200 with the subscription's receipt.
+pub(super) async fn execute(
+    call: &Call,
     id: Uuid,
-    hash: &str,
+    command: SubscriptionCommand,
+) -> Result<Response, ApiError> {
+    execute_as(call, id, StatusCode::OK, command, subscription_receipt).await
+}
+
+/// [`execute`], answering `status` with `respond`'s view of the state reached.
+pub(super) async fn execute_as<B: Serialize>(
+    call: &Call,
+    id: Uuid,
     status: StatusCode,
     command: SubscriptionCommand,
     respond: fn(&Subscription, Receipt) -> B,
@@ -41,12 +48,12 @@ pub(super) async fn execute<B: Serialize>(
     let action = SubscriptionAction::of(&command).ok_or_else(|| {
         ApiError::Internal("a command no caller issues on an existing subscription".into())
     })?;
-    let principal = ctx.principal.clone();
+    let principal = call.ctx.principal.clone();
     run(
-        state,
-        &state.subscriptions,
-        ctx,
-        hash,
+        &call.state,
+        &call.state.subscriptions,
+        &call.ctx,
+        &call.hash,
         status,
         move || async move {
             Ok(Prepared {
@@ -58,4 +65,17 @@ pub(super) async fn execute<B: Serialize>(
         respond,
     )
     .await
+}
+
+/// What a command on an existing subscription answers, for `/openapi.json`: 200 with its receipt, 403,
+/// 404 and 422 (an operation lists one again to describe it better).
+pub(super) struct SubscriptionChanged;
+
+impl utoipa::IntoResponses for SubscriptionChanged {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        crate::http::contract::changed("SubscriptionReceipt")
+    }
 }
