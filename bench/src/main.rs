@@ -1,7 +1,7 @@
 //! subdesk-bench: subdesk's speed against its own database's ceiling, on this machine.
 //!
 //! `cargo run --release -p subdesk-bench -- all` (or one scenario: `commands`, `streams`,
-//! `lag`, `timers`, `rebuild`, `audit`) starts a PostgreSQL cluster of its own in a temp
+//! `lag`, `timers`, `rebuild`, `audit`, `reports`) starts a PostgreSQL cluster of its own in a temp
 //! directory (fsync on), runs the release `subdesk` binary against it as a child process
 //! (built first with `cargo build --release --bin subdesk`, or `--server-bin PATH`), and
 //! prints a Markdown report. Every figure is a ratio against a baseline measured in the same
@@ -12,13 +12,15 @@
 //! - [`load`]: the HTTP command mix, closed or open loop.
 //! - [`pgbench`]: the ceiling, `pgbench` with `bench/pgbench/*.sql`.
 //! - [`commands`]: `commands`, `streams`, `lag`; [`log`]: `rebuild`, `audit` (export and
-//!   verify); [`timers`]: `timers`.
+//!   verify); [`timers`]: `timers`; [`reports`]: `reports` (report endpoints and the
+//!   dashboard on a large log).
 
 mod commands;
 mod env;
 mod load;
 mod log;
 mod pgbench;
+mod reports;
 mod seed;
 mod timers;
 
@@ -41,6 +43,9 @@ enum Scenario {
     Rebuild,
     /// `subdesk export` and `subdesk verify` on the large log.
     Audit,
+    /// Report endpoints and the dashboard's refresh on a log of many cases, against
+    /// `/healthz` and a primary-key read.
+    Reports,
     /// Everything above, in this order.
     All,
 }
@@ -63,6 +68,12 @@ pub struct Options {
     /// Events the naive replay applies (it is slow: one transaction per event).
     #[arg(long, default_value_t = 5_000)]
     pub naive_events: i64,
+    /// Cases in the log of `reports` (with 5,000 subscriptions).
+    #[arg(long, default_value_t = 100_000)]
+    pub report_cases: u64,
+    /// Requests per measured line of `reports`.
+    #[arg(long, default_value_t = 200)]
+    pub report_requests: usize,
     /// The `subdesk` binary to benchmark; default: build and use target/release/subdesk.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
@@ -181,6 +192,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
         Scenario::Timers,
         Scenario::Rebuild,
         Scenario::Audit,
+        Scenario::Reports,
     ] {
         if !wanted(scenario) {
             continue;
@@ -195,6 +207,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
                 Scenario::Timers => timers::timers(bench, options, report, label).await?,
                 Scenario::Rebuild => log::rebuild(bench, options, report, label).await?,
                 Scenario::Audit => log::audit(bench, options, report, label).await?,
+                Scenario::Reports => reports::reports(bench, options, report, label).await?,
                 Scenario::All => {}
             }
         }

@@ -11,9 +11,9 @@ use subdesk_aggregates::DomainError;
 
 use super::error::ApiError;
 use super::extract::Ctx;
-use crate::app::AppState;
 use crate::command::{CommandBus, CommandError};
 use crate::idempotency::{self, KeyRecord};
+use crate::state::AppState;
 use crate::store::Guard;
 
 /// A command ready to run: the aggregate it targets and the access check on its state.
@@ -95,6 +95,10 @@ where
         .await
     {
         Ok(outcome) => {
+            if outcome.appended > 0 {
+                // TEST-ONLY fault hook: see `fault_exit_after_commit`.
+                fault_exit_after_commit();
+            }
             let status = status.of(&outcome.state, outcome.appended);
             let receipt = Receipt {
                 id: outcome.aggregate_id.clone(),
@@ -186,4 +190,27 @@ where
         .headers_mut()
         .insert(REPLAYED, HeaderValue::from_static("true"));
     Ok(response)
+}
+
+/// TEST-ONLY fault injection, for the kill -9 tests (`tests/api/faults.rs`): when the process
+/// was started with `SUBDESK_FAULT_EXIT_AFTER_COMMIT=N`, it kills itself with SIGKILL right
+/// after the N-th command that appended events has committed, before that command's response
+/// is stored or sent: a crash between the commit and the answer, on purpose. The variable is
+/// read once; unset (always, outside those tests) this does nothing.
+fn fault_exit_after_commit() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+    static AFTER: OnceLock<Option<usize>> = OnceLock::new();
+    static COMMITTED: AtomicUsize = AtomicUsize::new(0);
+    let after = AFTER.get_or_init(|| {
+        std::env::var("SUBDESK_FAULT_EXIT_AFTER_COMMIT")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+    });
+    if let Some(after) = *after {
+        if COMMITTED.fetch_add(1, Ordering::SeqCst) + 1 == after {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            std::process::abort();
+        }
+    }
 }

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, As, TestApp};
-use crate::reports::{seed_workload, settle, Workload, ADA, ANN, ROOT};
+use crate::reports::{expected_open, seed_workload, settle, Workload, ADA, ANN, ROOT};
 
 /// Where Chromium is: `$CHROMIUM`, or Debian's `/usr/bin/chromium`.
 fn chromium() -> PathBuf {
@@ -233,6 +233,33 @@ async fn table_rows(page: &Page, selector: &str) -> Vec<Vec<String>> {
     serde_json::from_value(value).expect("rows")
 }
 
+/// The number printed above the bar of `category` in a bar chart (as collected by the
+/// charts query below): each bar's total is drawn just before its category label.
+fn bar_total(chart: &Value, category: &str) -> String {
+    let texts: Vec<String> = serde_json::from_value(chart["texts"].clone()).expect("texts");
+    let at = texts
+        .iter()
+        .position(|t| t == category)
+        .unwrap_or_else(|| panic!("no bar labelled {category}: {texts:?}"));
+    texts
+        .get(at.wrapping_sub(1))
+        .cloned()
+        .unwrap_or_else(|| panic!("no total before {category}: {texts:?}"))
+}
+
+/// [`bar_total`] for a category whose label the chart may have shortened (`jira-servi…`).
+fn bar_total_by_prefix(chart: &Value, category: &str) -> String {
+    let texts: Vec<String> = serde_json::from_value(chart["texts"].clone()).expect("texts");
+    let label = texts
+        .iter()
+        .find(|t| {
+            *t == category || (t.ends_with('…') && category.starts_with(t.trim_end_matches('…')))
+        })
+        .unwrap_or_else(|| panic!("no bar labelled {category}: {texts:?}"))
+        .clone();
+    bar_total(chart, &label)
+}
+
 /// Counts taken from the events with SQL, as the report tests do.
 async fn from_events(app: &TestApp, sql: &str) -> i64 {
     app.db()
@@ -359,7 +386,7 @@ async fn the_dashboard_shows_the_seeded_workload_in_headless_chromium() {
         "[...document.querySelectorAll('svg.chart')].map(s => ({\
             name: s.getAttribute('aria-label'), \
             width: s.getBoundingClientRect().width, \
-            bars: s.querySelectorAll('rect').length, \
+            texts: [...s.querySelectorAll('text')].map(t => t.textContent.trim()), \
             text: s.textContent.replace(/\\s+/g, ' ').trim()}))",
     )
     .await;
@@ -391,6 +418,27 @@ async fn the_dashboard_shows_the_seeded_workload_in_headless_chromium() {
     for label in ["P1", "P2", "P3", "P4", "open", "investigating"] {
         assert!(text.contains(label), "{label} in {text}");
     }
+    // The bars stand for the open cases of each priority, counted from the events.
+    let open_by_priority = expected_open(&app, None).await.into_iter().fold(
+        BTreeMap::new(),
+        |mut by_priority, ((_, priority), n)| {
+            *by_priority.entry(format!("P{priority}")).or_insert(0i64) += n;
+            by_priority
+        },
+    );
+    for priority in ["P1", "P2", "P3", "P4"] {
+        let expected = open_by_priority.get(priority).copied().unwrap_or(0);
+        assert_eq!(
+            bar_total(open_chart, priority),
+            expected.to_string(),
+            "the {priority} bar of the open cases chart"
+        );
+    }
+    assert!(
+        open_by_priority.values().filter(|n| **n > 0).count() >= 2,
+        "the workload has open cases of several priorities: {open_by_priority:?}"
+    );
+
     let products = charts
         .iter()
         .find(|c| c["name"] == "Cases opened per product")
@@ -404,6 +452,31 @@ async fn the_dashboard_shows_the_seeded_workload_in_headless_chromium() {
     let all_open = open_rows.last().expect("total row");
     assert_eq!(all_open[0], "all open");
     assert_eq!(all_open[5], open.to_string());
+    for (column, priority) in ["P1", "P2", "P3", "P4"].iter().enumerate() {
+        assert_eq!(
+            all_open[column + 1],
+            bar_total(open_chart, priority),
+            "the table and the chart agree on {priority}"
+        );
+    }
+    let product_rows = table_rows(&page, "#products").await;
+    assert!(product_rows.len() >= 2, "{product_rows:?}");
+    for row in &product_rows {
+        assert_eq!(
+            bar_total_by_prefix(products, &row[0]),
+            row[1],
+            "the chart and the table agree on the cases opened for {}",
+            row[0]
+        );
+    }
+    let opened_per_product: i64 = product_rows
+        .iter()
+        .map(|row| row[1].parse::<i64>().expect("a count"))
+        .sum();
+    assert_eq!(
+        opened_per_product, opened,
+        "the products' bars add up to the cases opened"
+    );
     let months = table_rows(&page, "#cancellations").await;
     let march = months.iter().find(|r| r[0] == "2026-03").expect("March");
     assert_eq!(march[1], cancellations.to_string());

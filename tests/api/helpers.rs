@@ -534,3 +534,97 @@ pub async fn issue_token(target: &Target, who: As) -> String {
     };
     auth::issue(&pool, &spec).await.expect("issue token").1
 }
+
+impl ServerProcess {
+    /// [`ServerProcess::start`] with extra environment variables, e.g. the test-only fault
+    /// hook `SUBDESK_FAULT_EXIT_AFTER_COMMIT` (see `src/http/command.rs`).
+    pub async fn start_with_env(target: &Target, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
+            .env("DATABASE_URL", database_url(target))
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start subdesk serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let address = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    return rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+            }
+            String::new()
+        })
+        .await
+        .expect("the server starts listening");
+        assert!(
+            address.starts_with("http://"),
+            "server address: {address:?}"
+        );
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, address }
+    }
+}
+
+/// What a server's scheduler did with the timers it claimed, from its own `/metrics`
+/// (`subdesk_timers_fired_total`, per process): accepted (events appended), refused by the
+/// aggregate as no longer due (a timer fired twice, or fired when not due), failed (retried).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Firings {
+    pub accepted: u64,
+    pub refused: u64,
+    pub failed: u64,
+}
+
+impl std::ops::Add for Firings {
+    type Output = Firings;
+
+    fn add(self, other: Firings) -> Firings {
+        Firings {
+            accepted: self.accepted + other.accepted,
+            refused: self.refused + other.refused,
+            failed: self.failed + other.failed,
+        }
+    }
+}
+
+/// The timer firings of the server at `address` (a `subdesk serve` process), summed over
+/// the kinds of timer.
+pub async fn timer_firings(address: &str) -> Firings {
+    let text = reqwest::get(format!("{address}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let mut firings = Firings::default();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("subdesk_timers_fired_total{"))
+    {
+        let count: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<f64>().ok())
+            .map(|n| n as u64)
+            .expect("a counter value");
+        if line.contains("outcome=\"accepted\"") {
+            firings.accepted += count;
+        } else if line.contains("outcome=\"refused\"") {
+            firings.refused += count;
+        } else if line.contains("outcome=\"failed\"") {
+            firings.failed += count;
+        }
+    }
+    firings
+}

@@ -182,7 +182,10 @@ async fn the_tabs_sort_subscriptions_by_status_and_page_through_them() {
     let position = position_of(&cancelled);
     let first = page(format!("tab=active&limit=2&min_position={position}")).await;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
-    let next = first["next_cursor"].as_str().expect("a next page").to_string();
+    let next = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
     let second = page(format!("tab=active&limit=2&cursor={next}")).await;
     assert_eq!(second["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(second["next_cursor"], Value::Null);

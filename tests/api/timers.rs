@@ -8,12 +8,14 @@ use std::time::Duration;
 use chrono::Duration as Span;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use subdesk::app::Settings;
+use subdesk::app::{AppState, Settings};
+use subdesk::scheduler::{Fired, Scheduler};
+use subdesk_aggregates::{Clock, ManualClock};
 
 use crate::case_fixtures::{ok, read_ok, spawn_app_at_t0, t0, ACME_ENTITLEMENT};
 use crate::helpers::{
-    acme_case, expect_json, fresh_database, issue_token, spawn_app_with, subdesk_cli, As,
-    ServerProcess, TestApp,
+    acme_case, expect_json, fresh_database, issue_token, spawn_app_with, subdesk_cli,
+    timer_firings, As, Firings, ServerProcess, TestApp,
 };
 
 /// Events of one type in one stream, with the role that appended them.
@@ -60,16 +62,43 @@ async fn waiting_case(app: &TestApp) -> (String, Value) {
     (id, receipt)
 }
 
-/// Lets the timers read model catch up with `receipt`, then fires what is due now.
-async fn fire(app: &TestApp, receipt: &Value) {
+/// Lets the timers read model catch up with `receipt`, then fires what is due now and
+/// returns what the round did.
+async fn fire(app: &TestApp, receipt: &Value) -> Fired {
     app.wait_for_projection("timers", receipt["position"].as_i64().expect("position"))
         .await;
     app.state
         .scheduler
         .run_once()
         .await
-        .expect("scheduler round");
+        .expect("scheduler round")
 }
+
+/// Waits until the timers read model has applied the whole log (a fired timer is disarmed).
+async fn settle_timers(app: &TestApp) {
+    let newest: i64 = app
+        .db()
+        .await
+        .query_one("SELECT max(position) FROM events", &[])
+        .await
+        .expect("newest position")
+        .get(0);
+    app.wait_for_projection("timers", newest).await;
+}
+
+/// A round that claimed nothing at all: not even a command the aggregate would refuse.
+const NOTHING: Fired = Fired {
+    accepted: 0,
+    refused: 0,
+    failed: 0,
+};
+
+/// One accepted command, nothing refused or failed.
+const ONCE: Fired = Fired {
+    accepted: 1,
+    refused: 0,
+    failed: 0,
+};
 
 #[tokio::test]
 async fn a_waiting_case_is_resolved_at_exactly_five_days_and_not_a_second_earlier() {
@@ -77,23 +106,37 @@ async fn a_waiting_case_is_resolved_at_exactly_five_days_and_not_a_second_earlie
     let (id, receipt) = waiting_case(&app).await;
 
     clock.set(t0() + Span::days(5) - Span::seconds(1));
-    fire(&app, &receipt).await;
-    assert!(
-        events_of(&app, &id, "CaseAutoResolved").await.is_empty(),
-        "not due a second early"
+    assert_eq!(
+        fire(&app, &receipt).await,
+        NOTHING,
+        "a second early the scheduler does not even try"
     );
+    assert!(events_of(&app, &id, "CaseAutoResolved").await.is_empty());
 
     clock.set(t0() + Span::days(5));
-    fire(&app, &receipt).await;
+    assert_eq!(fire(&app, &receipt).await, ONCE, "fired once at five days");
     let resolved = events_of(&app, &id, "CaseAutoResolved").await;
     assert_eq!(resolved.len(), 1, "resolved at five days");
     assert_eq!(resolved[0]["actor_role"], "system");
     assert_eq!(resolved[0]["actor_id"], "system");
 
-    // A late or repeated timer never resolves it again.
+    // Its lease keeps it from being fired again at once, before the projection disarms it.
+    assert_eq!(
+        app.state.scheduler.run_once().await.expect("round"),
+        NOTHING
+    );
+    // Once disarmed, a later round finds nothing to fire: no second attempt at all, not just
+    // one the aggregate refuses.
+    settle_timers(&app).await;
     clock.set(t0() + Span::days(6));
-    app.state.scheduler.run_once().await.expect("round");
-    app.state.scheduler.run_once().await.expect("round");
+    assert_eq!(
+        app.state.scheduler.run_once().await.expect("round"),
+        NOTHING
+    );
+    assert_eq!(
+        app.state.scheduler.run_once().await.expect("round"),
+        NOTHING
+    );
     assert_eq!(events_of(&app, &id, "CaseAutoResolved").await.len(), 1);
 
     let sam = app.token(As::agent()).await;
@@ -357,8 +400,9 @@ async fn rebuilding_every_read_model_appends_nothing_and_fires_nothing_again() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
     let (id, receipt) = waiting_case(&app).await;
     clock.set(t0() + Span::days(5));
-    fire(&app, &receipt).await;
+    assert_eq!(fire(&app, &receipt).await, ONCE);
     assert_eq!(events_of(&app, &id, "CaseAutoResolved").await.len(), 1);
+    settle_timers(&app).await;
 
     let before = app.event_count(None).await;
     crate::helpers::forget_acme_entitlement(&app.target).await;
@@ -368,19 +412,186 @@ async fn rebuilding_every_read_model_appends_nothing_and_fires_nothing_again() {
         "{}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
+    // After the lease has long run out, the rebuilt timers arm nothing that already fired: the
+    // scheduler claims nothing (a re-armed timer would be claimed and refused).
     clock.set(t0() + Span::days(6));
-    app.state.scheduler.run_once().await.expect("round");
+    assert_eq!(
+        app.state.scheduler.run_once().await.expect("round"),
+        NOTHING,
+        "nothing fires on replay"
+    );
     assert_eq!(
         app.event_count(None).await,
         before,
         "a replay appends no event"
     );
+    // The close timer the resolution armed survived the rebuild and fires once, on time.
+    clock.set(t0() + Span::days(19));
+    assert_eq!(app.state.scheduler.run_once().await.expect("round"), ONCE);
+    assert_eq!(events_of(&app, &id, "CaseClosed").await.len(), 1);
+    settle_timers(&app).await;
     let check = subdesk_cli(&app.target, &["projections", "check"]).await;
     assert!(
         check.status.success(),
         "{}",
         String::from_utf8_lossy(&check.stdout)
     );
+}
+
+/// The state of another server process on `app`'s database, with the same clock: its own
+/// pools, command buses and scheduler. It is not served, so no projection runs in it.
+fn another_process(app: &TestApp, clock: &Arc<ManualClock>) -> AppState {
+    let settings = Settings {
+        pool_size: 4,
+        ..Settings::default()
+    };
+    let clock: Arc<dyn Clock> = clock.clone();
+    AppState::build(&app.target, &app.target, settings, clock).expect("another process's state")
+}
+
+/// One round of each scheduler, all at once. A round ends when nothing is left to claim; a
+/// scheduler that could claim a fired timer again would go on claiming it for as long as the
+/// timer stays armed, so a round that never ends fails the test instead of hanging it.
+async fn rounds_at_once(schedulers: &[&Arc<Scheduler>]) -> Vec<Fired> {
+    let rounds = futures::future::join_all(schedulers.iter().map(|scheduler| scheduler.run_once()));
+    tokio::time::timeout(Duration::from_secs(60), rounds)
+        .await
+        .expect("every round ends: a claimed timer is not claimed again")
+        .into_iter()
+        .map(|round| round.expect("scheduler round"))
+        .collect()
+}
+
+/// How many of `ids` have an armed auto-resolve timer.
+async fn armed(app: &TestApp, ids: &[String]) -> i64 {
+    app.db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM timers WHERE kind = 'auto_resolve' AND aggregate_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .expect("armed timers")
+        .get(0)
+}
+
+#[tokio::test]
+async fn three_schedulers_firing_at_once_claim_each_due_timer_once_and_its_lease_holds_it() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let mut ids = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..30 {
+        let (id, receipt) = waiting_case(&app).await;
+        ids.push(id);
+        last = receipt;
+    }
+    app.wait_for_projection("timers", last["position"].as_i64().expect("position"))
+        .await;
+    let others = [another_process(&app, &clock), another_process(&app, &clock)];
+    let schedulers = [
+        &app.state.scheduler,
+        &others[0].scheduler,
+        &others[1].scheduler,
+    ];
+
+    // Hold the read horizon back: the timers read model cannot see the resolutions, so every
+    // fired timer stays armed and only its lease keeps it from being claimed again.
+    let mut holder = app.db().await;
+    let held = holder.transaction().await.expect("begin");
+    held.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .expect("take a transaction id");
+
+    clock.set(t0() + Span::days(5));
+    let rounds = rounds_at_once(&schedulers).await;
+    assert_eq!(
+        rounds.iter().map(|r| r.accepted).sum::<usize>(),
+        30,
+        "the three schedulers fired the thirty timers between them: {rounds:?}"
+    );
+    assert!(
+        rounds.iter().all(|r| r.refused == 0 && r.failed == 0),
+        "no timer was claimed by two schedulers (a second claim is refused by the case): \
+         {rounds:?}"
+    );
+
+    assert_eq!(
+        armed(&app, &ids).await,
+        30,
+        "the fired timers are still armed"
+    );
+    let again = rounds_at_once(&schedulers).await;
+    assert_eq!(
+        again, [NOTHING; 3],
+        "their leases keep every scheduler from claiming them again"
+    );
+
+    held.rollback().await.expect("release the horizon");
+    settle_timers(&app).await;
+    assert_eq!(armed(&app, &ids).await, 0, "the projection disarmed them");
+    clock.set(t0() + Span::days(5) + Span::hours(1));
+    for scheduler in schedulers {
+        assert_eq!(
+            scheduler.run_once().await.expect("round"),
+            NOTHING,
+            "nothing is left to fire once the leases ran out"
+        );
+    }
+    let per_case: Vec<i64> = app
+        .db()
+        .await
+        .query(
+            "SELECT count(*) FILTER (WHERE event_type = 'CaseAutoResolved') FROM events \
+              WHERE aggregate_id = ANY($1) GROUP BY aggregate_id",
+            &[&ids],
+        )
+        .await
+        .expect("per case")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(per_case, vec![1; 30], "one resolution per case");
+}
+
+#[tokio::test]
+async fn a_timer_another_scheduler_is_claiming_is_passed_over_not_waited_for() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let (locked, _) = waiting_case(&app).await;
+    let (free, receipt) = waiting_case(&app).await;
+    app.wait_for_projection("timers", receipt["position"].as_i64().expect("position"))
+        .await;
+    clock.set(t0() + Span::days(5));
+
+    // Another scheduler's claim is in flight: it holds the row lock of one due timer.
+    let mut other = app.db().await;
+    let claiming = other.transaction().await.expect("begin");
+    claiming
+        .query_one(
+            "SELECT 1 FROM timers WHERE aggregate_id = $1 AND kind = 'auto_resolve' FOR UPDATE",
+            &[&locked],
+        )
+        .await
+        .expect("lock one timer");
+
+    // This round skips the locked row and fires the other. (Queued behind the lock, its
+    // claim would wait for a transaction that only ends after it, until the statement
+    // timeout cancelled it.)
+    let round = app
+        .state
+        .scheduler
+        .run_once()
+        .await
+        .expect("a claim passes over a timer another scheduler holds");
+    assert_eq!(round, ONCE, "the free timer fired, the held one was left");
+    assert_eq!(events_of(&app, &free, "CaseAutoResolved").await.len(), 1);
+    assert!(events_of(&app, &locked, "CaseAutoResolved")
+        .await
+        .is_empty());
+
+    // The other claim ends without taking it: the next round fires it.
+    claiming.rollback().await.expect("end the other claim");
+    assert_eq!(app.state.scheduler.run_once().await.expect("round"), ONCE);
+    assert_eq!(events_of(&app, &locked, "CaseAutoResolved").await.len(), 1);
 }
 
 #[tokio::test]
@@ -453,6 +664,30 @@ async fn waiting_cases(
     ids
 }
 
+/// Each of `ids`' auto-resolve timers was claimed once and fired: its lease records a first
+/// attempt that was accepted (every further claim counts an attempt).
+async fn assert_single_claims(target: &subdesk::db::Target, ids: &[String]) {
+    let leases: Vec<(String, i32, Option<String>)> = crate::helpers::connect(target)
+        .await
+        .query(
+            "SELECT aggregate_id, attempts, last_outcome FROM timer_leases \
+              WHERE kind = 'auto_resolve' AND aggregate_id = ANY($1) ORDER BY aggregate_id",
+            &[&ids],
+        )
+        .await
+        .expect("leases")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(leases.len(), ids.len(), "one lease per fired timer");
+    assert!(
+        leases
+            .iter()
+            .all(|(_, attempts, outcome)| *attempts == 1 && outcome.as_deref() == Some("accepted")),
+        "each timer claimed once and accepted: {leases:?}"
+    );
+}
+
 async fn wait_for_count(target: &subdesk::db::Target, event_type: &str, n: i64, within: Duration) {
     let deadline = std::time::Instant::now() + within;
     loop {
@@ -480,6 +715,20 @@ async fn three_server_processes_resolve_each_due_case_exactly_once() {
     wait_for_count(&target, "CaseAutoResolved", 30, Duration::from_secs(30)).await;
     // Give every scheduler a few more rounds to (wrongly) fire again.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // What the three schedulers did, each from its own process's counters: thirty firings
+    // between them and not one claim of a timer another had fired (the case would refuse it).
+    let firings = [
+        timer_firings(&a.address).await,
+        timer_firings(&b.address).await,
+        timer_firings(&c.address).await,
+    ];
+    let all = firings.iter().fold(Firings::default(), |sum, f| sum + *f);
+    assert_eq!(all.accepted, 30, "thirty timers fired: {firings:?}");
+    assert_eq!(
+        all.refused, 0,
+        "no timer was claimed twice across the servers: {firings:?}"
+    );
+    assert_single_claims(&target, &ids).await;
     let db = crate::helpers::connect(&target).await;
     let per_case: Vec<(String, i64)> = db
         .query(
@@ -520,6 +769,11 @@ async fn a_timer_that_fell_due_while_the_server_was_down_fires_once_after_restar
     let policy = ["--auto-resolve-after", "3s"];
     let first = ServerProcess::start(&target, &policy).await;
     let ids = waiting_cases(&target, &first, 1).await;
+    assert_eq!(
+        timer_firings(&first.address).await,
+        Firings::default(),
+        "the first server fired nothing"
+    );
     first.stop().await;
     assert_eq!(
         count_type(&target, "CaseAutoResolved").await,
@@ -527,10 +781,22 @@ async fn a_timer_that_fell_due_while_the_server_was_down_fires_once_after_restar
         "not due before the stop"
     );
 
+    // The timer falls due while no server runs.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let second = ServerProcess::start(&target, &policy).await;
     wait_for_count(&target, "CaseAutoResolved", 1, Duration::from_secs(15)).await;
+    // A few more rounds of the second server's scheduler, which must not fire it again.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        timer_firings(&second.address).await,
+        Firings {
+            accepted: 1,
+            refused: 0,
+            failed: 0
+        },
+        "the second server fired it once"
+    );
+    assert_single_claims(&target, &ids).await;
     let db = crate::helpers::connect(&target).await;
     let n: i64 = db
         .query_one(
