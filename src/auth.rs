@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use subdesk_aggregates::{Actor, ActorRole};
 use uuid::Uuid;
 
-use crate::access::PartnerReach;
+use crate::reach::PartnerReach;
 
 /// How long a token lookup is trusted before the database is asked again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);

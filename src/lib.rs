@@ -10,7 +10,8 @@
 //! - [`entitlements`]: reads of the subscription-to-case contract (entitlements, partner orgs).
 //! - [`history`]: a stream's events as the history endpoints show them.
 //! - [`audit`]: hash-chain verification and JSON Lines export.
-//! - [`auth`]: tokens and principals; [`access`]: who may see and do what.
+//! - [`auth`]: tokens and principals; [`reach`]: the orgs a partner reaches;
+//!   [`access`]: who may see and do what.
 //! - [`read`]: every query of the read models, typed rows; no HTTP.
 //! - [`schema`]: OpenAPI schemas of the domain's wire types (the aggregates stay free of HTTP).
 //! - [`http`]: the axum API, one router per resource, problem+json errors, OpenAPI.
@@ -39,6 +40,7 @@ pub mod http;
 pub mod idempotency;
 pub mod pg;
 pub mod process;
+pub mod reach;
 pub mod read;
 pub mod relationships;
 pub mod scheduler;

@@ -14,9 +14,9 @@ use subdesk_aggregates::subscription::AGGREGATE_TYPE as SUBSCRIPTION;
 use subdesk_aggregates::{Actor, ActorRole};
 use tokio_postgres::GenericClient;
 
-use crate::access::PartnerReach;
 use crate::auth::Principal;
 use crate::command::{CommandError, CommandMeta};
+use crate::reach::PartnerReach;
 
 /// A relationship as listed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

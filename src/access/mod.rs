@@ -3,15 +3,15 @@
 //! never 403, so ids do not leak across tenants.
 
 pub mod cases;
-pub mod partners;
+
 pub mod reports;
 pub mod subscriptions;
 
+pub use crate::reach::PartnerReach;
 pub use cases::{
     case_scope, may, may_open_case_for, sees_case, sees_internal, CaseAction, CaseAudience,
     CaseScope,
 };
-pub use partners::PartnerReach;
 pub use subscriptions::{
     is_owner_side, may_change_subscription, may_create, sees_subscription, SubscriptionAction,
     SubscriptionAudience,

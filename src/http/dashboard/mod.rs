@@ -15,6 +15,7 @@
 //! so in their Content-Security-Policy.
 
 pub mod charts;
+mod format;
 mod page;
 #[cfg(test)]
 mod page_tests;

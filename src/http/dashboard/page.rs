@@ -13,6 +13,7 @@ use askama::Template;
 use subdesk_aggregates::ActorRole;
 
 use super::charts::Chart;
+use super::format::{duration, ratio};
 use super::view::{self, Item};
 use super::{Data, PageParams};
 use crate::auth::Principal;
@@ -43,28 +44,6 @@ fn render(template: &impl Template) -> Result<Markup, ApiError> {
         .render()
         .map(Markup)
         .map_err(|error| ApiError::Internal(format!("dashboard template: {error}")))
-}
-
-/// A duration in seconds as people read it: `45 min`, `3 h 20 min`, `2 d 4 h`.
-pub fn duration(seconds: Option<f64>) -> String {
-    let Some(seconds) = seconds else {
-        return "–".into();
-    };
-    let minutes = (seconds / 60.0).round() as i64;
-    if minutes < 60 {
-        return format!("{minutes} min");
-    }
-    let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
-    match (days, minutes) {
-        (0, 0) => format!("{hours} h"),
-        (0, m) => format!("{hours} h {m} min"),
-        (d, _) if hours == 0 => format!("{d} d"),
-        (d, _) => format!("{d} d {hours} h"),
-    }
-}
-
-pub fn ratio(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0))
 }
 
 #[derive(Template)]
@@ -285,15 +264,6 @@ pub fn panels(principal: &Principal, data: &Data) -> Result<Markup, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_people_say_them() {
-        assert_eq!(duration(Some(1800.0)), "30 min");
-        assert_eq!(duration(Some(3600.0)), "1 h");
-        assert_eq!(duration(Some(5400.0)), "1 h 30 min");
-        assert_eq!(duration(Some(2.0 * 86400.0 + 4.0 * 3600.0)), "2 d 4 h");
-        assert_eq!(duration(None), "–");
-    }
 
     #[test]
     fn a_chart_that_could_not_be_drawn_is_named_escaped() {

@@ -2,7 +2,7 @@
 //! The markup is in `templates/dashboard/panels.html`, which escapes every one of them.
 
 use super::charts::{self, Bars, Chart, Series};
-use super::page::{duration, ratio};
+use super::format::{duration, ratio};
 use crate::read::reports::{CasesReport, SlaReport, SlaRow, SubscriptionsReport};
 
 /// A table: caption, column heads, rows of cells (the first cell of a row heads it).
