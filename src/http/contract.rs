@@ -29,7 +29,8 @@ use utoipa::IntoParams;
 
 const PROBLEM: &str = "application/problem+json";
 
-fn problem(description: &str) -> RefOr<Response> {
+/// A problem+json response described by `description`.
+pub fn problem(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
         .content(

@@ -11,9 +11,92 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use serde::Deserialize;
 use subdesk_projections::Projection;
+use tokio_postgres::GenericClient;
+use utoipa::IntoParams;
+use uuid::Uuid;
 
+use super::consistency::wait_for;
 use super::error::ApiError;
+use crate::auth::Principal;
+use crate::state::AppState;
+
+/// How fresh, or how old, a resource's detail is to be.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadParams {
+    /// Answer only once the read model has applied this position (from a command response).
+    pub min_position: Option<i64>,
+    /// Time travel: the resource as it was at this instant (RFC 3339), rebuilt from its
+    /// events.
+    pub as_of: Option<DateTime<Utc>>,
+    /// Time travel: the resource as it was after its first N events.
+    #[param(minimum = 1)]
+    pub at_version: Option<i64>,
+}
+
+/// A resource whose detail is read from its read model now, or from a replay of its stream as
+/// it was (see [`detail`]).
+pub(crate) trait Detail: Sized {
+    /// The projection that builds the read model, and its name (for `min_position`).
+    const PROJECTION: &'static str;
+    /// The stream's aggregate type.
+    const AGGREGATE_TYPE: &'static str;
+    /// What the resource is called in a 404.
+    const WHAT: &'static str;
+
+    fn projection() -> &'static dyn Projection;
+
+    /// 404 unless `principal` sees stream `id` as it is now: that decides whether they may
+    /// see its past too.
+    async fn visible_now(state: &AppState, principal: &Principal, id: Uuid)
+        -> Result<(), ApiError>;
+
+    /// The detail of `id` from the read-model tables `client` sees (the live ones, or a
+    /// replay's), as `principal` may see it, with figures as of `now`.
+    async fn render(
+        state: &AppState,
+        client: &impl GenericClient,
+        id: Uuid,
+        principal: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError>;
+}
+
+/// The detail of `id` for `principal`: from the live read model (once it has applied
+/// `min_position`), or with `as_of` / `at_version` as it was then, rendered by the same code
+/// from a replay that is rolled back.
+pub(crate) async fn detail<D: Detail>(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+    params: &ReadParams,
+) -> Result<D, ApiError> {
+    let Some(cut) = cut(params.as_of, params.at_version)? else {
+        if let Some(position) = params.min_position {
+            wait_for(state, D::PROJECTION, position).await?;
+        }
+        let client = state.read_pool.get().await?;
+        return D::render(state, &**client, id, principal, state.clock.now()).await;
+    };
+    D::visible_now(state, principal, id).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let stream = id.to_string();
+    let then = replay(
+        &tx,
+        D::projection(),
+        D::AGGREGATE_TYPE,
+        &stream,
+        cut,
+        D::WHAT,
+    )
+    .await?;
+    let detail = D::render(state, &*tx, id, principal, then).await;
+    tx.rollback().await?;
+    detail
+}
 
 /// Where to cut a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use subdesk_aggregates::support_case::{CaseStatus, AGGREGATE_TYPE};
 use subdesk_projections::cases::CaseProjection;
+use subdesk_projections::Projection;
 use tokio_postgres::GenericClient;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,7 +25,7 @@ use crate::history::HistoryEntry;
 use crate::http::consistency::wait_for;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{Ctx, Params};
-use crate::http::timetravel;
+use crate::http::timetravel::{detail, Detail, ReadParams};
 use crate::read::cases::{self as read, Activity, Assignee, CaseFilter, CaseRow, Mine};
 use crate::read::Cursor;
 use crate::state::AppState;
@@ -216,130 +217,122 @@ async fn get_case(
     Path(id): Path<Uuid>,
     Params(params): Params<ReadParams>,
 ) -> Result<Json<CaseDetail>, ApiError> {
-    let Some(cut) = timetravel::cut(params.as_of, params.at_version)? else {
-        if let Some(position) = params.min_position {
-            wait_for(&state, PROJECTION, position).await?;
-        }
-        let client = state.read_pool.get().await?;
-        let now = state.clock.now();
-        return Ok(Json(
-            render_case(&state, &**client, id, &ctx.principal, now).await?,
-        ));
-    };
-    // Who may see the case is decided by the case as it is now, then by the case as it was.
-    visible_case_from_log(&state, &ctx.principal, id).await?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let then = timetravel::replay(
-        &tx,
-        &CaseProjection,
-        AGGREGATE_TYPE,
-        &id.to_string(),
-        cut,
-        "case",
-    )
-    .await?;
-    let detail = render_case(&state, &*tx, id, &ctx.principal, then).await;
-    tx.rollback().await?;
-    Ok(Json(detail?))
+    Ok(Json(detail(&state, &ctx.principal, id, &params).await?))
 }
 
-/// The detail of case `id` from the read-model tables `client` sees (the live ones, or a
-/// time-travel replay's), as `principal` may see it, with SLA figures as of `now`.
-async fn render_case(
-    state: &AppState,
-    client: &impl GenericClient,
-    id: Uuid,
-    principal: &Principal,
-    now: DateTime<Utc>,
-) -> Result<CaseDetail, ApiError> {
-    let case = read::find(client, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("case"))?;
-    let audience = CaseAudience {
-        org_id: &case.org_id,
-        requester: &case.requester,
-        participants: &case.participants,
-    };
-    if !sees_case(principal, audience) {
-        return Err(ApiError::not_found("case"));
+impl Detail for CaseDetail {
+    const PROJECTION: &'static str = PROJECTION;
+    const AGGREGATE_TYPE: &'static str = AGGREGATE_TYPE;
+    const WHAT: &'static str = "case";
+
+    fn projection() -> &'static dyn Projection {
+        &CaseProjection
     }
-    let staff = sees_internal(principal);
-    let timeline = read::timeline(client, id, staff)
-        .await?
-        .into_iter()
-        .map(|r| TimelineEntry {
-            sequence: r.sequence,
-            kind: r.kind,
-            actor: r.actor_id,
-            actor_role: r.actor_role,
-            visibility: r.visibility,
-            body: r.body,
-            detail: r.detail,
-            at: r.at,
+
+    async fn visible_now(
+        state: &AppState,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<(), ApiError> {
+        // Who may see the case is decided by the case as it is now, then by the case as it was.
+        visible_case_from_log(state, principal, id).await.map(drop)
+    }
+
+    async fn render(
+        state: &AppState,
+        client: &impl GenericClient,
+        id: Uuid,
+        principal: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let case = read::find(client, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("case"))?;
+        let audience = CaseAudience {
+            org_id: &case.org_id,
+            requester: &case.requester,
+            participants: &case.participants,
+        };
+        if !sees_case(principal, audience) {
+            return Err(ApiError::not_found("case"));
+        }
+        let staff = sees_internal(principal);
+        let timeline = read::timeline(client, id, staff)
+            .await?
+            .into_iter()
+            .map(|r| TimelineEntry {
+                sequence: r.sequence,
+                kind: r.kind,
+                actor: r.actor_id,
+                actor_role: r.actor_role,
+                visibility: r.visibility,
+                body: r.body,
+                detail: r.detail,
+                at: r.at,
+            })
+            .collect();
+        let attachments = read::attachments(client, id)
+            .await?
+            .into_iter()
+            .map(|r| AttachmentView {
+                url: format!("/v1/cases/{id}/attachments/{}", r.id),
+                id: r.id,
+                name: r.name,
+                size: r.size,
+                content_type: r.content_type,
+                sha256: r.sha256,
+                added_by: r.added_by,
+                at: r.at,
+            })
+            .collect();
+        let policy = &state.settings.case_policy;
+        Ok(CaseDetail {
+            sla: sla(&case, now),
+            auto_resolve_due: auto_resolve_due(state, &case),
+            auto_close_due: (case.status == CaseStatus::Resolved.as_str())
+                .then_some(case.resolved_at)
+                .flatten()
+                .map(|at| at + policy.close_after),
+            last_activity_at: activity(principal).of(&case),
+            internal_comments: staff.then_some(case.internal_comments),
+            escalation: EscalationView {
+                state: case.escalation,
+                reason: case.escalation_reason,
+                requested_at: case.escalation_requested_at,
+                escalated_at: case.escalated_at,
+            },
+            id: case.id,
+            key: case.key,
+            org_id: case.org_id,
+            requester: case.requester,
+            opened_by: case.opened_by,
+            product: case.product,
+            product_version: case.product_version,
+            entitlement_number: case.entitlement_number,
+            subscription_id: case.subscription_id,
+            summary: case.summary,
+            description: case.description,
+            impact: case.impact,
+            priority: case.priority,
+            status: case.status,
+            phone: case.phone,
+            data_access: case.data_access,
+            follow_up_of: case.follow_up_of,
+            assignee: case.assignee,
+            participants: case.participants,
+            waiting_since: case.waiting_since,
+            resolved_at: case.resolved_at,
+            resolved_by: case.resolved_by,
+            auto_resolved: case.auto_resolved,
+            closed_at: case.closed_at,
+            reopened: case.reopened,
+            opened_at: case.opened_at,
+            public_comments: case.public_comments,
+            version: case.version,
+            attachments,
+            timeline,
         })
-        .collect();
-    let attachments = read::attachments(client, id)
-        .await?
-        .into_iter()
-        .map(|r| AttachmentView {
-            url: format!("/v1/cases/{id}/attachments/{}", r.id),
-            id: r.id,
-            name: r.name,
-            size: r.size,
-            content_type: r.content_type,
-            sha256: r.sha256,
-            added_by: r.added_by,
-            at: r.at,
-        })
-        .collect();
-    let policy = &state.settings.case_policy;
-    Ok(CaseDetail {
-        sla: sla(&case, now),
-        auto_resolve_due: auto_resolve_due(state, &case),
-        auto_close_due: (case.status == CaseStatus::Resolved.as_str())
-            .then_some(case.resolved_at)
-            .flatten()
-            .map(|at| at + policy.close_after),
-        last_activity_at: activity(principal).of(&case),
-        internal_comments: staff.then_some(case.internal_comments),
-        escalation: EscalationView {
-            state: case.escalation,
-            reason: case.escalation_reason,
-            requested_at: case.escalation_requested_at,
-            escalated_at: case.escalated_at,
-        },
-        id: case.id,
-        key: case.key,
-        org_id: case.org_id,
-        requester: case.requester,
-        opened_by: case.opened_by,
-        product: case.product,
-        product_version: case.product_version,
-        entitlement_number: case.entitlement_number,
-        subscription_id: case.subscription_id,
-        summary: case.summary,
-        description: case.description,
-        impact: case.impact,
-        priority: case.priority,
-        status: case.status,
-        phone: case.phone,
-        data_access: case.data_access,
-        follow_up_of: case.follow_up_of,
-        assignee: case.assignee,
-        participants: case.participants,
-        waiting_since: case.waiting_since,
-        resolved_at: case.resolved_at,
-        resolved_by: case.resolved_by,
-        auto_resolved: case.auto_resolved,
-        closed_at: case.closed_at,
-        reopened: case.reopened,
-        opened_at: case.opened_at,
-        public_comments: case.public_comments,
-        version: case.version,
-        attachments,
-        timeline,
-    })
+    }
 }
 
 /// Every event of a case with its sequence, position, time, type, version, payload and

@@ -169,18 +169,6 @@ pub struct DataAccessRequest {
     pub granted: bool,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReadParams {
-    /// Answer only once the read model has applied this position (from a command response).
-    pub min_position: Option<i64>,
-    /// Time travel: the case as it was at this instant (RFC 3339), rebuilt from its events.
-    pub as_of: Option<DateTime<Utc>>,
-    /// Time travel: the case as it was after its first N events.
-    #[param(minimum = 1)]
-    pub at_version: Option<i64>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "sequence": 4, "kind": "comment", "actor": "sam@support.example", "actor_role": "agent",

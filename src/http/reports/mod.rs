@@ -25,20 +25,24 @@
 
 mod csv;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
 use axum::Json;
 use chrono::NaiveDate;
-use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::consistency::wait_for;
+use super::contract;
 use super::error::{ApiError, Problem};
-use super::extract::Ctx;
+use super::extract::{Answer, Ctx};
 use crate::access::reports::{case_orgs, subscription_scope, ReportDenied};
 use crate::auth::Principal;
 use crate::read::reports as read;
@@ -50,7 +54,7 @@ pub use crate::read::reports::{
 };
 pub use csv::{CASE_TABLES, SLA_TABLES, SUBSCRIPTION_TABLES};
 
-use csv::{cases_csv, csv_response, sla_csv, subscriptions_csv};
+use csv::{cases_csv, csv_response, sla_csv, subscriptions_csv, Csv};
 
 /// Name of the projection behind every report.
 pub const PROJECTION: &str = "reports";
@@ -186,34 +190,82 @@ pub async fn subscriptions(
 
 // --- handlers ---------------------------------------------------------------------------------
 
-/// What the request asks for: the filter, and the CSV table when it wants CSV.
-async fn prepare(
-    state: &AppState,
-    params: Result<Query<ReportParams>, QueryRejection>,
-    headers: &HeaderMap,
-    default_table: &str,
-) -> Result<(ReportFilter, Option<String>), ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest {
-        code: "invalid_query",
-        detail: e.body_text(),
-    })?;
-    if let Some(position) = params.min_position {
-        wait_for(state, PROJECTION, position).await?;
+/// A report request: the caller, the filter, and the CSV table when it asks for CSV (the
+/// report's first table unless `table` names one). Waits for `min_position` first.
+struct ReportRequest {
+    state: AppState,
+    principal: Principal,
+    filter: ReportFilter,
+    /// `Some` when the caller asked for CSV: the table it named, if any.
+    csv: Option<Option<String>>,
+}
+
+impl FromRequestParts<AppState> for ReportRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ctx = Ctx::from_request_parts(parts, state).await?;
+        let Query(params) = Query::<ReportParams>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: e.body_text(),
+            })?;
+        if let Some(position) = params.min_position {
+            wait_for(state, PROJECTION, position).await?;
+        }
+        let wants_csv = match params.format {
+            Some(format) => format == Format::Csv,
+            None => parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/csv")),
+        };
+        Ok(Self {
+            state: state.clone(),
+            principal: ctx.principal,
+            filter: ReportFilter::from(&params),
+            csv: wants_csv.then(|| params.table.clone()),
+        })
     }
-    let wants_csv = match params.format {
-        Some(format) => format == Format::Csv,
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/csv")),
-    };
-    let table = wants_csv.then(|| {
-        params
-            .table
-            .clone()
-            .unwrap_or_else(|| default_table.to_string())
-    });
-    Ok((ReportFilter::from(&params), table))
+}
+
+impl ReportRequest {
+    /// `report` as JSON, or as the CSV table asked for (`tables[0]` by default), written by
+    /// `to_csv` and named after `name` and the period.
+    fn answer<R: Serialize>(
+        &self,
+        report: &R,
+        name: &str,
+        period: Period,
+        tables: &[&str],
+        to_csv: fn(&R, &str) -> Result<Csv, ApiError>,
+    ) -> Answer {
+        let Some(table) = &self.csv else {
+            return Ok(Json(report).into_response());
+        };
+        let table = table.as_deref().or(tables.first().copied()).unwrap_or("");
+        Ok(csv_response(to_csv(report, table)?, name, table, period))
+    }
+}
+
+/// The error answers every report shares; each report says more about its 403.
+struct ReportErrors;
+
+impl IntoResponses for ReportErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        BTreeMap::from([
+            (
+                "404".to_string(),
+                contract::problem("An `org_id` or `partner_id` the caller does not see"),
+            ),
+            (
+                "422".to_string(),
+                contract::problem("`from` after `to`, or a period over 731 days"),
+            ),
+        ])
+    }
 }
 
 /// Case report: open cases now by status x priority; opened, resolved and auto-resolved per
@@ -222,33 +274,16 @@ async fn prepare(
 /// CSV tables: `open` (default), `per_day`, `by_product`.
 #[utoipa::path(get, path = "/v1/reports/cases", tag = "reports",
     params(ReportParams),
-    responses(
+    responses(ReportErrors,
         (status = 200, description = "The report (JSON), or one of its tables (CSV)", content(
             (CasesReport = "application/json"),
             (String = "text/csv", example = json!("status,priority,cases\r\nopen,1,1\r\nopen,2,0\r\n"))
         )),
-        (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem, description = "Customers who are not org admins; partners without `access_cases`"),
-        (status = 404, body = Problem, description = "An `org_id` or `partner_id` the caller does not see"),
-        (status = 422, body = Problem, description = "`from` after `to`, or a period over 731 days"),
     ))]
-async fn cases_report(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    params: Result<Query<ReportParams>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (filter, table) = prepare(&state, params, &headers, CASE_TABLES[0]).await?;
-    let report = cases(&state, &ctx.principal, &filter).await?;
-    match table {
-        Some(table) => Ok(csv_response(
-            cases_csv(&report, &table)?,
-            "cases",
-            &table,
-            report.period,
-        )),
-        None => Ok(Json(report).into_response()),
-    }
+async fn cases_report(request: ReportRequest) -> Answer {
+    let report = cases(&request.state, &request.principal, &request.filter).await?;
+    request.answer(&report, "cases", report.period, &CASE_TABLES, cases_csv)
 }
 
 /// SLA report per priority: first-response attainment and median time to first response of
@@ -263,33 +298,16 @@ async fn cases_report(
 /// CSV table: `priorities` (the four priorities, then `all`).
 #[utoipa::path(get, path = "/v1/reports/sla", tag = "reports",
     params(ReportParams),
-    responses(
+    responses(ReportErrors,
         (status = 200, description = "The report (JSON), or its table (CSV)", content(
             (SlaReport = "application/json"),
             (String = "text/csv", example = json!("priority,target_seconds,opened,responded,met,breached,awaiting_response,attainment,median_first_response_seconds,resolved,median_resolution_seconds\r\n1,3600,4,4,3,1,0,0.7500,1800,3,86400\r\n"))
         )),
-        (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem, description = "Customers who are not org admins; partners without `access_cases`"),
-        (status = 404, body = Problem, description = "An `org_id` or `partner_id` the caller does not see"),
-        (status = 422, body = Problem, description = "`from` after `to`, or a period over 731 days"),
     ))]
-async fn sla_report(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    params: Result<Query<ReportParams>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (filter, table) = prepare(&state, params, &headers, SLA_TABLES[0]).await?;
-    let report = sla(&state, &ctx.principal, &filter).await?;
-    match table {
-        Some(table) => Ok(csv_response(
-            sla_csv(&report, &table)?,
-            "sla",
-            &table,
-            report.period,
-        )),
-        None => Ok(Json(report).into_response()),
-    }
+async fn sla_report(request: ReportRequest) -> Answer {
+    let report = sla(&request.state, &request.principal, &request.filter).await?;
+    request.answer(&report, "sla", report.period, &SLA_TABLES, sla_csv)
 }
 
 /// Subscription report: subscriptions in force and their seats by product, plan and partner;
@@ -302,31 +320,21 @@ async fn sla_report(
 /// CSV tables: `active` (default), `renewals`, `cancellations`.
 #[utoipa::path(get, path = "/v1/reports/subscriptions", tag = "reports",
     params(ReportParams),
-    responses(
+    responses(ReportErrors,
         (status = 200, description = "The report (JSON), or one of its tables (CSV)", content(
             (SubscriptionsReport = "application/json"),
             (String = "text/csv", example = json!("product,plan,partner_id,subscriptions,seats\r\njira-software,standard,p-cloudwise,2,35\r\n"))
         )),
-        (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem, description = "Customers who are not org admins; partners without `view_customers`"),
-        (status = 404, body = Problem, description = "An `org_id` or `partner_id` the caller does not see"),
-        (status = 422, body = Problem, description = "`from` after `to`, or a period over 731 days"),
     ))]
-async fn subscriptions_report(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    params: Result<Query<ReportParams>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let (filter, table) = prepare(&state, params, &headers, SUBSCRIPTION_TABLES[0]).await?;
-    let report = subscriptions(&state, &ctx.principal, &filter).await?;
-    match table {
-        Some(table) => Ok(csv_response(
-            subscriptions_csv(&report, &table)?,
-            "subscriptions",
-            &table,
-            report.period,
-        )),
-        None => Ok(Json(report).into_response()),
-    }
+async fn subscriptions_report(request: ReportRequest) -> Answer {
+    let report = subscriptions(&request.state, &request.principal, &request.filter).await?;
+    let period = report.period;
+    request.answer(
+        &report,
+        "subscriptions",
+        period,
+        &SUBSCRIPTION_TABLES,
+        subscriptions_csv,
+    )
 }

@@ -8,6 +8,7 @@ use subdesk_aggregates::partner_relationship::PartnerScope;
 use subdesk_aggregates::subscription::{Subscription, AGGREGATE_TYPE};
 use subdesk_aggregates::ActorRole;
 use subdesk_projections::subscriptions::SubscriptionProjection;
+use subdesk_projections::Projection;
 use tokio_postgres::GenericClient;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,7 +21,7 @@ use crate::history::HistoryEntry;
 use crate::http::consistency::wait_for;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{Ctx, Params};
-use crate::http::timetravel;
+use crate::http::timetravel::{detail, Detail, ReadParams};
 use crate::read::subscriptions::{self as read, SubscriptionFilter};
 use crate::read::Cursor;
 use crate::state::AppState;
@@ -168,98 +169,91 @@ async fn get_subscription(
     Path(id): Path<Uuid>,
     Params(params): Params<ReadParams>,
 ) -> Result<Json<SubscriptionDetail>, ApiError> {
-    let Some(cut) = timetravel::cut(params.as_of, params.at_version)? else {
-        if let Some(position) = params.min_position {
-            wait_for(&state, PROJECTION, position).await?;
-        }
-        let client = state.read_pool.get().await?;
-        let now = state.clock.now();
-        return Ok(Json(
-            render_subscription(&**client, id, &ctx.principal, now).await?,
-        ));
-    };
-    visible_stream(&state, &ctx.principal, id).await?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let then = timetravel::replay(
-        &tx,
-        &SubscriptionProjection,
-        AGGREGATE_TYPE,
-        &id.to_string(),
-        cut,
-        "subscription",
-    )
-    .await?;
-    let detail = render_subscription(&*tx, id, &ctx.principal, then).await;
-    tx.rollback().await?;
-    Ok(Json(detail?))
+    Ok(Json(detail(&state, &ctx.principal, id, &params).await?))
 }
 
-/// The detail of subscription `id` from the read-model tables `client` sees (the live ones,
-/// or a time-travel replay's), if `principal` may see it; days until renewal as of `now`.
-async fn render_subscription(
-    client: &impl GenericClient,
-    id: Uuid,
-    principal: &Principal,
-    now: DateTime<Utc>,
-) -> Result<SubscriptionDetail, ApiError> {
-    let row = read::find(client, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription"))?;
-    let audience = SubscriptionAudience {
-        org_id: &row.org_id,
-        partner_id: row.partner_id.as_deref(),
-        collection: !row.included_products.is_empty(),
-    };
-    if !sees_subscription(principal, audience) {
-        return Err(ApiError::not_found("subscription"));
+impl Detail for SubscriptionDetail {
+    const PROJECTION: &'static str = PROJECTION;
+    const AGGREGATE_TYPE: &'static str = AGGREGATE_TYPE;
+    const WHAT: &'static str = "subscription";
+
+    fn projection() -> &'static dyn Projection {
+        &SubscriptionProjection
     }
-    let apps = read::apps(client, id)
-        .await?
-        .into_iter()
-        .map(|r| AppDetail {
-            app_id: r.app_id,
-            entitlement_number: r.entitlement_number,
-            app: r.app,
-            plan: r.plan,
-            status: r.status,
-            cause: r.cause,
-            added_at: r.added_at,
-            cancelled_at: r.cancelled_at,
+
+    async fn visible_now(
+        state: &AppState,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<(), ApiError> {
+        visible_stream(state, principal, id).await.map(drop)
+    }
+
+    async fn render(
+        _state: &AppState,
+        client: &impl GenericClient,
+        id: Uuid,
+        principal: &Principal,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let row = read::find(client, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("subscription"))?;
+        let audience = SubscriptionAudience {
+            org_id: &row.org_id,
+            partner_id: row.partner_id.as_deref(),
+            collection: !row.included_products.is_empty(),
+        };
+        if !sees_subscription(principal, audience) {
+            return Err(ApiError::not_found("subscription"));
+        }
+        let apps = read::apps(client, id)
+            .await?
+            .into_iter()
+            .map(|r| AppDetail {
+                app_id: r.app_id,
+                entitlement_number: r.entitlement_number,
+                app: r.app,
+                plan: r.plan,
+                status: r.status,
+                cause: r.cause,
+                added_at: r.added_at,
+                cancelled_at: r.cancelled_at,
+            })
+            .collect();
+        Ok(SubscriptionDetail {
+            days_until_renewal: renewal_in(&row.status, row.term_end, now),
+            bill_date: row.term_end,
+            id: row.id,
+            entitlement_number: row.entitlement_number,
+            org_id: row.org_id,
+            product: row.product,
+            plan: row.plan,
+            seats: row.seats,
+            scheduled_seats: row.scheduled_seats,
+            storage_gb: row.storage_gb,
+            term_start: row.term_start,
+            term_end: row.term_end,
+            auto_renew: row.auto_renew,
+            channel: row.channel,
+            partner_id: row.partner_id,
+            billing_account: row.billing_account,
+            site: row.site,
+            contacts: row.contacts,
+            included_products: row.included_products,
+            kept_products: row.kept_products,
+            from_collection: row.from_collection,
+            status: row.status,
+            cancellation_reason: row.cancellation_reason,
+            cancel_effective_at: row.cancel_effective_at,
+            ended_at: row.ended_at,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+            apps,
         })
-        .collect();
-    Ok(SubscriptionDetail {
-        days_until_renewal: renewal_in(&row.status, row.term_end, now),
-        bill_date: row.term_end,
-        id: row.id,
-        entitlement_number: row.entitlement_number,
-        org_id: row.org_id,
-        product: row.product,
-        plan: row.plan,
-        seats: row.seats,
-        scheduled_seats: row.scheduled_seats,
-        storage_gb: row.storage_gb,
-        term_start: row.term_start,
-        term_end: row.term_end,
-        auto_renew: row.auto_renew,
-        channel: row.channel,
-        partner_id: row.partner_id,
-        billing_account: row.billing_account,
-        site: row.site,
-        contacts: row.contacts,
-        included_products: row.included_products,
-        kept_products: row.kept_products,
-        from_collection: row.from_collection,
-        status: row.status,
-        cancellation_reason: row.cancellation_reason,
-        cancel_effective_at: row.cancel_effective_at,
-        ended_at: row.ended_at,
-        created_by: row.created_by,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        version: row.version,
-        apps,
-    })
+    }
 }
 
 /// The events of subscription `id`, read from the log (on the primary, so never behind), if

@@ -281,19 +281,6 @@ pub struct SubscriptionList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReadParams {
-    /// Answer only once the read model has applied this position (from a command response).
-    pub min_position: Option<i64>,
-    /// Time travel: the subscription as it was at this instant (RFC 3339), rebuilt from its
-    /// events.
-    pub as_of: Option<DateTime<Utc>>,
-    /// Time travel: the subscription as it was after its first N events.
-    #[param(minimum = 1)]
-    pub at_version: Option<i64>,
-}
-
 /// An app subscription as the detail page shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppDetail {
