@@ -20,6 +20,7 @@ mod hardening;
 mod helpers;
 mod idempotency;
 mod input_fuzz;
+mod layout;
 mod operations;
 mod partner_relationships;
 mod projections;
