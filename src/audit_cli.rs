@@ -112,9 +112,9 @@ pub async fn export(target: &Target, args: &ExportArgs) -> anyhow::Result<ExitCo
         to: args.to,
     };
     let total: i64 = client
-        .query_one("SELECT count(*) FROM events", &[])
+        .query_one("SELECT count(*) AS total FROM events", &[])
         .await?
-        .get(0);
+        .try_get("total")?;
     let progress = bar(Some(total.max(0) as u64), "exporting");
     let started = std::time::Instant::now();
     let stdout = std::io::stdout();
@@ -278,13 +278,13 @@ pub async fn projections(
                 .await?;
             println!("projection\tlast_position\tapplied\tbehind\tupdated_at");
             for row in rows {
-                let updated: chrono::DateTime<chrono::Utc> = row.get(3);
+                let updated: chrono::DateTime<chrono::Utc> = row.try_get("updated_at")?;
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
-                    row.get::<_, String>(0),
-                    row.get::<_, i64>(1),
-                    row.get::<_, i64>(2),
-                    row.get::<_, i64>(4),
+                    row.try_get::<_, String>("name")?,
+                    row.try_get::<_, i64>("last_position")?,
+                    row.try_get::<_, i64>("events_applied")?,
+                    row.try_get::<_, i64>("behind")?,
                     updated.to_rfc3339()
                 );
             }
@@ -305,14 +305,14 @@ pub async fn projections(
             );
             println!("projection\tposition\tevent_type\trecorded_at\terror");
             for row in &set_aside {
-                let at: chrono::DateTime<chrono::Utc> = row.get(4);
+                let at: chrono::DateTime<chrono::Utc> = row.try_get("recorded_at")?;
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
-                    row.get::<_, String>(0),
-                    row.get::<_, i64>(1),
-                    row.get::<_, String>(2),
+                    row.try_get::<_, String>("projection")?,
+                    row.try_get::<_, i64>("position")?,
+                    row.try_get::<_, String>("event_type")?,
                     at.to_rfc3339(),
-                    row.get::<_, String>(3)
+                    row.try_get::<_, String>("error")?
                 );
             }
             // Exit 1, as `check` does on drift: a read model is missing these events.

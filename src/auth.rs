@@ -163,6 +163,24 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl TokenInfo {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            role: row.try_get("role")?,
+            user: row.try_get("user_id")?,
+            org_id: row.try_get("org_id")?,
+            org_admin: row.try_get("org_admin")?,
+            partner_id: row.try_get("partner_id")?,
+            scopes: row.try_get("scopes")?,
+            label: row.try_get("label")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("invalid token binding: {0}")]
@@ -230,20 +248,8 @@ pub async fn list(pool: &Pool) -> Result<Vec<TokenInfo>, AuthError> {
         .await?;
     Ok(rows
         .iter()
-        .map(|row| TokenInfo {
-            id: row.get(0),
-            role: row.get(1),
-            user: row.get(2),
-            org_id: row.get(3),
-            org_admin: row.get(4),
-            partner_id: row.get(5),
-            scopes: row.get(6),
-            label: row.get(7),
-            created_by: row.get(8),
-            created_at: row.get(9),
-            revoked_at: row.get(10),
-        })
-        .collect())
+        .map(TokenInfo::from_row)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// One token's listing, revoked or not.
@@ -318,18 +324,18 @@ impl Authenticator {
         let Some(row) = row else {
             return Ok(None);
         };
-        let role: String = row.get(1);
+        let role: String = row.try_get("role")?;
         let Ok(role) = role.parse::<ActorRole>() else {
             return Ok(None);
         };
         let principal = Principal {
-            token_id: row.get(0),
+            token_id: row.try_get("id")?,
             role,
-            user: row.get(2),
-            org_id: row.get(3),
-            org_admin: row.get(4),
-            partner_id: row.get(5),
-            scopes: row.get(6),
+            user: row.try_get("user_id")?,
+            org_id: row.try_get("org_id")?,
+            org_admin: row.try_get("org_admin")?,
+            partner_id: row.try_get("partner_id")?,
+            scopes: row.try_get("scopes")?,
             reach: PartnerReach::default(),
         };
         self.cache

@@ -265,7 +265,8 @@ where
             .query_opt(&statement, &[&A::TYPE, &id, &(version as i64)])
             .await
             .map_err(unavailable)?;
-        Ok(row.map_or(0, |row| row.get(0)))
+        row.map_or(Ok(0), |row| row.try_get("position"))
+            .map_err(|error| CommandError::Internal(format!("events row: {error}")))
     }
 }
 

@@ -205,11 +205,14 @@ pub async fn migrations_current(
 ) -> Result<bool, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT max(version)::bigint FROM refinery_schema_history",
+            "SELECT max(version)::bigint AS version FROM refinery_schema_history",
             &[],
         )
         .await?;
-    let applied: Option<i64> = row.and_then(|r| r.get(0));
+    let applied: Option<i64> = match row {
+        Some(row) => row.try_get("version")?,
+        None => None,
+    };
     Ok(applied.unwrap_or(0) >= latest_migration())
 }
 

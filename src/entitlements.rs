@@ -23,16 +23,16 @@ impl Entitlement {
         matches!(self.status.as_str(), "active" | "non_renewing")
     }
 
-    fn from_row(row: &tokio_postgres::Row) -> Self {
-        Self {
-            number: row.get(0),
-            subscription_id: row.get(1),
-            app_id: row.get(2),
-            org_id: row.get(3),
-            product: row.get(4),
-            status: row.get(5),
-            partner_id: row.get(6),
-        }
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            number: row.try_get("number")?,
+            subscription_id: row.try_get("subscription_id")?,
+            app_id: row.try_get("app_id")?,
+            org_id: row.try_get("org_id")?,
+            product: row.try_get("product")?,
+            status: row.try_get("status")?,
+            partner_id: row.try_get("partner_id")?,
+        })
     }
 }
 
@@ -43,10 +43,11 @@ pub async fn by_number(
     number: &str,
 ) -> Result<Option<Entitlement>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM entitlements WHERE number = $1");
-    Ok(client
+    client
         .query_opt(&sql, &[&number.trim().to_ascii_uppercase()])
         .await?
-        .map(|row| Entitlement::from_row(&row)))
+        .map(|row| Entitlement::from_row(&row))
+        .transpose()
 }
 
 /// The subscription's own entitlement (not its apps').
@@ -56,8 +57,9 @@ pub async fn by_subscription(
 ) -> Result<Option<Entitlement>, tokio_postgres::Error> {
     let sql =
         format!("SELECT {COLUMNS} FROM entitlements WHERE subscription_id = $1 AND app_id IS NULL");
-    Ok(client
+    client
         .query_opt(&sql, &[&subscription_id])
         .await?
-        .map(|row| Entitlement::from_row(&row)))
+        .map(|row| Entitlement::from_row(&row))
+        .transpose()
 }

@@ -80,10 +80,10 @@ pub async fn stream(
         "SELECT {EVENT_COLUMNS} FROM events \
           WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
     );
-    Ok(client
+    client
         .query(&sql, &[&aggregate_type, &aggregate_id])
         .await?
         .iter()
-        .map(StoredEvent::from_row)
-        .collect())
+        .map(StoredEvent::try_from)
+        .collect()
 }

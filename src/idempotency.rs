@@ -48,19 +48,23 @@ pub async fn find(
             &[&key.scope, &key.key],
         )
         .await?;
-    Ok(row.map(|row| {
-        let status: Option<i16> = row.get(5);
-        let body: Option<Value> = row.get(6);
-        KeyRecord {
-            request_hash: row.get(0),
-            request_id: row.get(7),
-            aggregate_type: row.get(1),
-            aggregate_id: row.get(2),
-            last_sequence: row.get(3),
-            last_position: row.get(4),
+    Ok(row.as_ref().map(KeyRecord::from_row).transpose()?)
+}
+
+impl KeyRecord {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        let status: Option<i16> = row.try_get("response_status")?;
+        let body: Option<Value> = row.try_get("response_body")?;
+        Ok(Self {
+            request_hash: row.try_get("request_hash")?,
+            request_id: row.try_get("request_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            last_sequence: row.try_get("last_sequence")?,
+            last_position: row.try_get("last_position")?,
             response: status.zip(body).map(|(s, b)| (s as u16, b)),
-        }
-    }))
+        })
+    }
 }
 
 /// Stores the response of the command that took `key` in request `request_id`.

@@ -50,20 +50,20 @@ const COLUMNS: &str = "org_id, partner_id, active, scopes, granted_at, granted_b
                        ended_by, version, position";
 
 impl Relationship {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
-        let active: bool = row.get(2);
-        Self {
-            org_id: row.get(0),
-            partner_id: row.get(1),
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        let active: bool = row.try_get("active")?;
+        Ok(Self {
+            org_id: row.try_get("org_id")?,
+            partner_id: row.try_get("partner_id")?,
             status: if active { "active" } else { "ended" }.into(),
-            scopes: row.get(3),
-            granted_at: row.get(4),
-            granted_by: row.get(5),
-            ended_at: row.get(6),
-            ended_by: row.get(7),
-            version: row.get(8),
-            position: row.get(9),
-        }
+            scopes: row.try_get("scopes")?,
+            granted_at: row.try_get("granted_at")?,
+            granted_by: row.try_get("granted_by")?,
+            ended_at: row.try_get("ended_at")?,
+            ended_by: row.try_get("ended_by")?,
+            version: row.try_get("version")?,
+            position: row.try_get("position")?,
+        })
     }
 
     pub fn is_active(&self) -> bool {
@@ -80,12 +80,12 @@ pub async fn of_org(
         "SELECT {COLUMNS} FROM partner_relationships WHERE org_id = $1 \
           ORDER BY active DESC, partner_id"
     );
-    Ok(client
+    client
         .query(&sql, &[&org_id])
         .await?
         .iter()
         .map(Relationship::from_row)
-        .collect())
+        .collect()
 }
 
 /// The active relationships of a partner, by org.
@@ -97,12 +97,12 @@ pub async fn of_partner(
         "SELECT {COLUMNS} FROM partner_relationships WHERE partner_id = $1 AND active \
           ORDER BY org_id"
     );
-    Ok(client
+    client
         .query(&sql, &[&partner_id])
         .await?
         .iter()
         .map(Relationship::from_row)
-        .collect())
+        .collect()
 }
 
 /// One relationship, active or ended.
@@ -114,10 +114,11 @@ pub async fn find(
     let sql = format!(
         "SELECT {COLUMNS} FROM partner_relationships WHERE org_id = $1 AND partner_id = $2"
     );
-    Ok(client
+    client
         .query_opt(&sql, &[&org_id, &partner_id])
         .await?
-        .map(|row| Relationship::from_row(&row)))
+        .map(|row| Relationship::from_row(&row))
+        .transpose()
 }
 
 /// The orgs with an active relationship with `partner_id` (that allows `scope`, when given),
@@ -128,7 +129,7 @@ pub async fn partner_orgs(
     scope: Option<PartnerScope>,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
     let scope = scope.map(PartnerScope::as_str);
-    Ok(client
+    client
         .query(
             "SELECT org_id FROM partner_relationships \
               WHERE partner_id = $1 AND active AND ($2::text IS NULL OR $2 = ANY(scopes)) \
@@ -137,8 +138,8 @@ pub async fn partner_orgs(
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect())
+        .map(|row| row.try_get("org_id"))
+        .collect()
 }
 
 /// The reach of `principal`: for a partner, its active relationships intersected with its
@@ -156,10 +157,11 @@ pub async fn reach_of(
         )
         .await?;
     let rows = client.query(&statement, &[partner]).await?;
-    Ok(PartnerReach::new(
-        &principal.scopes,
-        rows.iter().map(|row| (row.get(0), row.get(1))),
-    ))
+    let relationships = rows
+        .iter()
+        .map(|row| Ok((row.try_get("org_id")?, row.try_get("scopes")?)))
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    Ok(PartnerReach::new(&principal.scopes, relationships))
 }
 
 /// Name of the one-time step in `data_steps`.
@@ -200,8 +202,8 @@ pub async fn grant_for_past_sales(
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get("aggregate_id"))
+        .collect::<Result<_, _>>()?;
     let mut pairs = std::collections::BTreeSet::new();
     for id in ids {
         let (_, subscription) = subscriptions

@@ -106,6 +106,20 @@ struct Claimed {
     attempts: i32,
 }
 
+impl Claimed {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            kind: row.try_get("kind")?,
+            since: row.try_get("since")?,
+            due_at: row.try_get("due_at")?,
+            armed_by: row.try_get("armed_by")?,
+            attempts: row.try_get("attempts")?,
+        })
+    }
+}
+
 enum Outcome {
     Accepted,
     Refused(String),
@@ -142,7 +156,8 @@ static NEXT_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     };
     format!(
         "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {}) d), \
-                      (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1))",
+                      (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1)) \
+                AS soonest",
         first(AUTO_RESOLVE, "$2::float8 * interval '1 second'"),
         first(CLOSE, "$3::float8 * interval '1 second'"),
         first(ACTIVATE, "interval '0'"),
@@ -256,7 +271,7 @@ impl Scheduler {
         let soonest: Option<DateTime<Utc>> = client
             .query_one(&statement, &[&now, &auto_resolve, &close])
             .await?
-            .get(0);
+            .try_get("soonest")?;
         Ok(soonest
             .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(self.config.max_sleep)
@@ -324,16 +339,8 @@ impl Scheduler {
             .await?;
         Ok(rows
             .iter()
-            .map(|row| Claimed {
-                aggregate_type: row.get(0),
-                aggregate_id: row.get(1),
-                kind: row.get(2),
-                since: row.get(3),
-                due_at: row.get(4),
-                armed_by: row.get(5),
-                attempts: row.get(6),
-            })
-            .collect())
+            .map(Claimed::from_row)
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn fire_all(&self, claimed: Vec<Claimed>) -> Result<Fired, SchedulerError> {

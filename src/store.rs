@@ -179,20 +179,20 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
             .query(&statement, &[&A::TYPE, &aggregate_id, &after])
             .await
             .map_err(database_error)?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|row| {
-                SerializedEvent::new(
+                Ok(SerializedEvent::new(
                     aggregate_id.to_string(),
-                    usize::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+                    usize::try_from(row.try_get::<_, i64>("sequence")?).unwrap_or_default(),
                     A::TYPE.to_string(),
-                    row.get(1),
-                    row.get(2),
-                    row.get(3),
-                    row.get(4),
-                )
+                    row.try_get("event_type")?,
+                    row.try_get("event_version")?,
+                    row.try_get("payload")?,
+                    row.try_get("metadata")?,
+                ))
             })
-            .collect())
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(database_error)
     }
 
     /// Appends `events` (consecutive, of one stream) with one statement, which is its own
@@ -241,9 +241,18 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
             .query(&statement, &params)
             .await
             .map_err(database_error)?;
-        Ok(rows
+        let returned = rows
             .iter()
-            .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+            .map(|row| {
+                Ok((
+                    row.try_get::<_, i64>("sequence")?,
+                    row.try_get::<_, i64>("position")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(database_error)?;
+        Ok(returned
+            .into_iter()
             .max()
             .map_or(0, |(_, position)| position))
     }

@@ -34,6 +34,22 @@ pub struct DeadLetter {
     pub recorded_at: DateTime<Utc>,
 }
 
+impl DeadLetter {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            projection: row.try_get("projection")?,
+            position: row.try_get("position")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            event_type: row.try_get("event_type")?,
+            state: row.try_get("state")?,
+            error: row.try_get("error")?,
+            reason: row.try_get("reason")?,
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+}
+
 /// A stream, as `(aggregate_type, aggregate_id)`.
 pub type Stream = (String, String);
 
@@ -52,8 +68,8 @@ pub async fn parked_streams(
         .query(&statement, &[&projection])
         .await?
         .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect())
+        .map(|row| Ok((row.try_get("aggregate_type")?, row.try_get("aggregate_id")?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// Records `event` as set aside by `projection`: `failed` with `error`, or `parked` behind an
@@ -103,18 +119,8 @@ pub async fn list(
         )
         .await?
         .iter()
-        .map(|row| DeadLetter {
-            projection: row.get(0),
-            position: row.get(1),
-            aggregate_type: row.get(2),
-            aggregate_id: row.get(3),
-            event_type: row.get(4),
-            state: row.get(5),
-            error: row.get(6),
-            reason: row.get(7),
-            recorded_at: row.get(8),
-        })
-        .collect())
+        .map(DeadLetter::from_row)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Whether `projection` set aside the event at `position` (failed or parked, not skipped:
@@ -147,8 +153,8 @@ pub async fn skipped_positions(
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect())
+        .map(|row| row.try_get("position"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Every position `projection` set aside, in any state: a drift check leaves them out of its
@@ -164,8 +170,8 @@ pub async fn set_aside_positions(
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect())
+        .map(|row| row.try_get("position"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// What a retry did.
@@ -208,8 +214,8 @@ pub async fn retry(
         .query(&sql, &[&name, &position])
         .await?
         .iter()
-        .map(StoredEvent::from_row)
-        .collect();
+        .map(StoredEvent::try_from)
+        .collect::<Result<_, _>>()?;
     let mut streams: BTreeMap<Stream, Vec<StoredEvent>> = BTreeMap::new();
     for event in events {
         streams

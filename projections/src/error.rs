@@ -21,6 +21,9 @@ pub enum ProjectionError {
     /// Another rebuild or check of the projection holds it.
     #[error("{0}")]
     Busy(String),
+    /// A broken promise inside this crate (a bug), reported instead of a panic.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("row of `{table}` cannot be read or written: {source}")]
     Row {
         table: String,
@@ -39,7 +42,7 @@ impl ProjectionError {
             Self::Database(error) => error
                 .code()
                 .is_some_and(|code| matches!(&code.code()[..2], "22" | "23")),
-            Self::Pool(_) | Self::SideEffect(_) | Self::Busy(_) => false,
+            Self::Pool(_) | Self::SideEffect(_) | Self::Busy(_) | Self::Internal(_) => false,
         }
     }
 }

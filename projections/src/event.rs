@@ -52,7 +52,8 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// The column list every reader selects, in the order [`StoredEvent::from_row`] expects.
+/// The column list every reader selects, with the names [`StoredEvent`]'s `TryFrom<&Row>`
+/// reads.
 ///
 /// Its `tx_id` is an alias of an expression: a reader must order by `events.tx_id`, the
 /// column, or `ORDER BY tx_id` means the alias, which no index has, and every batch sorts
@@ -61,22 +62,28 @@ pub struct StoredEvent {
 pub const EVENT_COLUMNS: &str = "position, tx_id::text::bigint AS tx_id, aggregate_type, \
      aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
 
-impl StoredEvent {
-    pub fn from_row(row: &Row) -> Self {
-        Self {
-            position: row.get(0),
-            tx_id: row.get(1),
-            aggregate_type: row.get(2),
-            aggregate_id: row.get(3),
-            sequence: row.get(4),
-            event_type: row.get(5),
-            event_version: row.get(6),
-            payload: row.get(7),
-            metadata: row.get(8),
-            recorded_at: row.get(9),
-        }
-    }
+impl TryFrom<&Row> for StoredEvent {
+    type Error = tokio_postgres::Error;
 
+    /// Reads a row selected with [`EVENT_COLUMNS`]; a NULL or a column of another type is an
+    /// error.
+    fn try_from(row: &Row) -> Result<Self, Self::Error> {
+        Ok(Self {
+            position: row.try_get("position")?,
+            tx_id: row.try_get("tx_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+}
+
+impl StoredEvent {
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             tx_id: self.tx_id,
@@ -179,7 +186,10 @@ pub async fn read_batch_until(
             ],
         )
         .await?;
-    Ok(rows.iter().map(StoredEvent::from_row).collect())
+    Ok(rows
+        .iter()
+        .map(StoredEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Reads up to `limit` events after `after` in catch-up order, only from transactions that
@@ -197,7 +207,10 @@ pub async fn read_batch(
             &[&after.tx_id.to_string(), &after.position, &limit],
         )
         .await?;
-    Ok(rows.iter().map(StoredEvent::from_row).collect())
+    Ok(rows
+        .iter()
+        .map(StoredEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// [`read_batch`] on a statement prepared once per connection, for readers that run it
@@ -214,7 +227,10 @@ pub async fn read_batch_prepared(
             &[&after.tx_id.to_string(), &after.position, &limit],
         )
         .await?;
-    Ok(rows.iter().map(StoredEvent::from_row).collect())
+    Ok(rows
+        .iter()
+        .map(StoredEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 pub(crate) fn read_batch_sql() -> String {
@@ -232,11 +248,11 @@ pub(crate) fn read_batch_sql() -> String {
 pub async fn current_xmax(client: &impl GenericClient) -> Result<i64, ProjectionError> {
     Ok(client
         .query_one(
-            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint",
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax",
             &[],
         )
         .await?
-        .get(0))
+        .try_get("xmax")?)
 }
 
 /// Whether every transaction below `xmax` has finished.
@@ -246,11 +262,11 @@ pub async fn horizon_passed(
 ) -> Result<bool, ProjectionError> {
     Ok(client
         .query_one(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= $1",
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= $1 AS passed",
             &[&xmax],
         )
         .await?
-        .get(0))
+        .try_get("passed")?)
 }
 
 /// Waits (at most `limit`) until every transaction begun before this call has finished, so

@@ -30,11 +30,11 @@ where
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!("SELECT to_jsonb(t) FROM {table} t WHERE {key} = ANY($1)");
+    let sql = format!("SELECT to_jsonb(t) AS row FROM {table} t WHERE {key} = ANY($1)");
     let rows = query(tx, &sql, &[&keys]).await?;
     rows.iter()
         .map(|row| {
-            let Json(value) = row.get::<_, Json<R>>(0);
+            let Json(value) = row.try_get::<_, Json<R>>("row")?;
             Ok(value)
         })
         .collect()
@@ -141,12 +141,13 @@ async fn columns(tx: &Transaction<'_>, table: &str) -> Result<Arc<[String]>, Pro
     }
     let row = tx
         .query_one(
-            "SELECT coalesce(array_agg(attname::text ORDER BY attnum), '{}') FROM pg_attribute \
+            "SELECT coalesce(array_agg(attname::text ORDER BY attnum), '{}') AS names \
+               FROM pg_attribute \
              WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
             &[&table],
         )
         .await?;
-    let names: Vec<String> = row.get(0);
+    let names: Vec<String> = row.try_get("names")?;
     let names: Arc<[String]> = names.into();
     lock(cache).insert(table.to_string(), Arc::clone(&names));
     Ok(names)

@@ -51,10 +51,14 @@ pub async fn page(
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| AuditEvent::new(StoredEvent::from_row(row), row.get::<_, &[u8]>(10)))
-        .collect())
+    rows.iter()
+        .map(|row| {
+            Ok(AuditEvent::new(
+                StoredEvent::try_from(row)?,
+                row.try_get::<_, &[u8]>("hash")?,
+            ))
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -75,7 +75,7 @@ pub async fn verify(
     let started = Instant::now();
     // `payload::text` is jsonb's canonical text form: sorted keys, fixed spacing.
     let sql = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                      recorded_at, payload::text, metadata::text, hash \
+                      recorded_at, payload::text AS payload, metadata::text AS metadata, hash \
                  FROM events \
                 WHERE ($1::text IS NULL OR aggregate_type = $1) \
                   AND ($2::text IS NULL OR aggregate_id = $2) \
@@ -92,10 +92,10 @@ pub async fn verify(
     let mut first_broken = None;
 
     while let Some(row) = rows.try_next().await? {
-        let aggregate_type: &str = row.get(0);
-        let aggregate_id: &str = row.get(1);
-        let sequence: i64 = row.get(2);
-        let stored: &[u8] = row.get(8);
+        let aggregate_type: &str = row.try_get("aggregate_type")?;
+        let aggregate_id: &str = row.try_get("aggregate_id")?;
+        let sequence: i64 = row.try_get("sequence")?;
+        let stored: &[u8] = row.try_get("hash")?;
         let same_stream = current
             .as_ref()
             .is_some_and(|(t, i)| t == aggregate_type && i == aggregate_id);
@@ -129,11 +129,11 @@ pub async fn verify(
             aggregate_type,
             aggregate_id,
             sequence,
-            row.get(3),
-            row.get(4),
-            row.get(5),
-            row.get(6),
-            row.get(7),
+            row.try_get("event_type")?,
+            row.try_get("event_version")?,
+            row.try_get("recorded_at")?,
+            row.try_get("payload")?,
+            row.try_get("metadata")?,
         );
         let mut hasher = Sha256::new();
         hasher.update(&previous);
@@ -259,7 +259,7 @@ async fn compare(
     let sequences: Vec<i64> = batch.iter().map(|e| e.sequence).collect();
     let rows = client
         .query(
-            "SELECT x.i, encode(e.hash, 'hex') \
+            "SELECT x.i, encode(e.hash, 'hex') AS hash \
                FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
                     AS x(aggregate_type, aggregate_id, sequence, i) \
                LEFT JOIN events e ON e.aggregate_type = x.aggregate_type \
@@ -269,7 +269,7 @@ async fn compare(
         )
         .await?;
     for (exported, row) in batch.iter().zip(rows) {
-        let found: Option<String> = row.get(1);
+        let found: Option<String> = row.try_get("hash")?;
         let problem = match &found {
             None => "missing_event",
             Some(hash) if *hash != exported.hash => "hash_mismatch",

@@ -162,8 +162,8 @@ impl Projection for PartnerHandover {
                         )
                         .await?
                         .iter()
-                        .map(|row| row.get(0))
-                        .collect();
+                        .map(|row| row.try_get("subscription_id"))
+                        .collect::<Result<_, _>>()?;
                     for id in sold {
                         self.pass(stored, id, &ended.partner_id).await?;
                     }

@@ -44,7 +44,7 @@ pub async fn check(
     pool: &Pool,
     projection: &dyn Projection,
 ) -> Result<DriftReport, ProjectionError> {
-    let _exclusive = exclusive(pool, &[projection.name()]).await?;
+    let exclusive = exclusive(pool, &[projection.name()]).await?;
     let shadow = Shadow::create(pool, projection).await?;
     // The live read model lacks every event it set aside; so does the comparison's rebuild.
     let skip = {
@@ -84,7 +84,9 @@ pub async fn check(
         })
     }
     .await;
-    shadow.drop(pool).await?;
+    let dropped = shadow.drop(pool).await;
+    exclusive.release().await;
+    dropped?;
     result
 }
 async fn live_checkpoint(pool: &Pool, name: &str) -> Result<Checkpoint, ProjectionError> {
@@ -101,14 +103,18 @@ async fn live_checkpoint_in(
 ) -> Result<Checkpoint, ProjectionError> {
     let row = tx
         .query_opt(
-            "SELECT last_tx::text::bigint, last_position FROM projection_checkpoints WHERE name = $1",
+            "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
+              WHERE name = $1",
             &[&name],
         )
         .await?;
-    Ok(row.map_or(Checkpoint::START, |row| Checkpoint {
-        tx_id: row.get(0),
-        position: row.get(1),
-    }))
+    Ok(match row {
+        None => Checkpoint::START,
+        Some(row) => Checkpoint {
+            tx_id: row.try_get("last_tx")?,
+            position: row.try_get("last_position")?,
+        },
+    })
 }
 impl Shadow {
     /// Rows on one side only, as JSON, both ways.
@@ -121,15 +127,19 @@ impl Shadow {
         let shadow = format!("{}.{table}", self.schema);
         let side = |a: &str, b: &str| {
             format!(
-                "SELECT to_jsonb(d) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) d LIMIT {DRIFT_ROWS}"
+                "SELECT to_jsonb(d) AS row FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) d \
+                 LIMIT {DRIFT_ROWS}"
             )
         };
-        let rows =
-            |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, Value>(0)).collect();
+        let rows = |rows: Vec<tokio_postgres::Row>| {
+            rows.iter()
+                .map(|r| r.try_get::<_, Value>("row"))
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(TableDrift {
             table: table.to_string(),
-            only_live: rows(tx.query(&side(&live, &shadow), &[]).await?),
-            only_rebuilt: rows(tx.query(&side(&shadow, &live), &[]).await?),
+            only_live: rows(tx.query(&side(&live, &shadow), &[]).await?)?,
+            only_rebuilt: rows(tx.query(&side(&shadow, &live), &[]).await?)?,
         })
     }
 }

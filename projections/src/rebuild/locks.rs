@@ -15,7 +15,7 @@ const EXCLUSIVE_NAMESPACE: i32 = 0x5d5d;
 /// advisory locks on a connection taken out of the pool, which closes (and releases them)
 /// when this is dropped, whatever happened meanwhile.
 pub(super) struct Exclusive {
-    _client: deadpool_postgres::ClientWrapper,
+    client: deadpool_postgres::ClientWrapper,
 }
 
 /// Takes the exclusive right to rebuild or check `names`, or refuses with
@@ -28,11 +28,11 @@ pub(super) async fn exclusive(pool: &Pool, names: &[&str]) -> Result<Exclusive, 
     for name in names {
         let taken: bool = client
             .query_one(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                "SELECT pg_try_advisory_lock($1, hashtext($2)) AS taken",
                 &[&EXCLUSIVE_NAMESPACE, &name],
             )
             .await?
-            .get(0);
+            .try_get("taken")?;
         if !taken {
             let holder: Option<i32> = client
                 .query_opt(
@@ -43,7 +43,8 @@ pub(super) async fn exclusive(pool: &Pool, names: &[&str]) -> Result<Exclusive, 
                     &[&i64::from(EXCLUSIVE_NAMESPACE), &name],
                 )
                 .await?
-                .map(|row| row.get(0));
+                .map(|row| row.try_get("pid"))
+                .transpose()?;
             let by = holder.map_or_else(String::new, |pid| format!(" (database backend {pid})"));
             return Err(ProjectionError::Busy(format!(
                 "a rebuild or check of `{name}` is already running{by}; run this one when it \
@@ -51,7 +52,22 @@ pub(super) async fn exclusive(pool: &Pool, names: &[&str]) -> Result<Exclusive, 
             )));
         }
     }
-    Ok(Exclusive { _client: client })
+    Ok(Exclusive { client })
+}
+
+impl Exclusive {
+    /// Gives the right up now. Dropping it does too, but the connection then closes in the
+    /// background: a rebuild or check started right after this one could still find the
+    /// locks held and refuse as busy.
+    pub(super) async fn release(self) {
+        if let Err(error) = self
+            .client
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await
+        {
+            tracing::debug!(%error, "releasing the rebuild locks; the closing connection will");
+        }
+    }
 }
 /// Waits for the projection's claim: its live runner pauses until this transaction ends.
 pub(super) async fn claim(tx: &Transaction<'_>, name: &str) -> Result<(), ProjectionError> {

@@ -68,8 +68,10 @@ pub async fn rebuild(
     projection: &dyn Projection,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<RebuildReport, ProjectionError> {
-    let mut reports = rebuild_all(pool, &[projection], progress).await?;
-    Ok(reports.remove(0))
+    let reports = rebuild_all(pool, &[projection], progress).await?;
+    reports.into_iter().next().ok_or_else(|| {
+        ProjectionError::Internal("the rebuild of one projection reported none".into())
+    })
 }
 
 /// Rebuilds several projections from one pass over the log: each batch is read (and its rows
@@ -83,7 +85,7 @@ pub async fn rebuild_all(
 ) -> Result<Vec<RebuildReport>, ProjectionError> {
     let started = Instant::now();
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    let _exclusive = exclusive(pool, &names).await?;
+    let exclusive = exclusive(pool, &names).await?;
     let mut shadows = Vec::with_capacity(projections.len());
     let mut skips = Vec::with_capacity(projections.len());
     for projection in projections {
@@ -138,5 +140,6 @@ pub async fn rebuild_all(
             events_per_second: mine as f64 / seconds.max(1e-9),
         });
     }
+    exclusive.release().await;
     Ok(reports)
 }

@@ -46,7 +46,10 @@ pub(super) async fn read_ahead(
             &[&after.tx_id.to_string(), &after.position, &REBUILD_BATCH],
         )
         .await?;
-    Ok(rows.iter().map(StoredEvent::from_row).collect())
+    Ok(rows
+        .iter()
+        .map(StoredEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Applies one batch to one projection's shadow tables in a transaction of its own.
@@ -91,8 +94,8 @@ pub(super) async fn replay(
 pub(super) async fn count_events(pool: &Pool) -> Result<u64, ProjectionError> {
     let client = pool.get().await?;
     let n: i64 = client
-        .query_one("SELECT count(*) FROM events", &[])
+        .query_one("SELECT count(*) AS total FROM events", &[])
         .await?
-        .get(0);
+        .try_get("total")?;
     Ok(n.max(0) as u64)
 }

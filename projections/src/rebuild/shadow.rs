@@ -38,9 +38,9 @@ impl Shadow {
     ) -> Result<Self, ProjectionError> {
         let client = pool.get().await?;
         let live_schema: String = client
-            .query_one("SELECT current_schema()", &[])
+            .query_one("SELECT current_schema() AS schema", &[])
             .await?
-            .get(0);
+            .try_get("schema")?;
         let shadow = Self {
             schema: format!("rebuild_{}", projection.name()),
             live_schema,
@@ -64,14 +64,16 @@ impl Shadow {
                 .await?;
             let constraints = client
                 .query(
-                    "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
+                    "SELECT conname::text AS name, pg_get_constraintdef(oid) AS definition \
+                       FROM pg_constraint \
                       WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u', 'x') \
                       ORDER BY conname",
                     &[&live],
                 )
                 .await?;
             for row in constraints {
-                let (name, definition): (String, String) = (row.get(0), row.get(1));
+                let (name, definition): (String, String) =
+                    (row.try_get("name")?, row.try_get("definition")?);
                 client
                     .batch_execute(&format!(
                         "ALTER TABLE {}.{table} ADD CONSTRAINT {name} {definition}",
@@ -109,14 +111,14 @@ impl Shadow {
             let live = format!("{}.{table}", self.live_schema);
             let indexes = client
                 .query(
-                    "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                    "SELECT pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i \
                       WHERE i.indrelid = $1::text::regclass \
                         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
                     &[&live],
                 )
                 .await?;
             for row in indexes {
-                let definition: String = row.get(0);
+                let definition: String = row.try_get("definition")?;
                 let Some((head, tail)) = definition.split_once(" USING ") else {
                     continue;
                 };

@@ -13,15 +13,18 @@ pub(super) async fn load_checkpoint(
 ) -> Result<Checkpoint, ProjectionError> {
     let statement = tx
         .prepare_cached(
-            "SELECT last_tx::text::bigint, last_position FROM projection_checkpoints \
+            "SELECT last_tx::text::bigint AS last_tx, last_position FROM projection_checkpoints \
              WHERE name = $1",
         )
         .await?;
     let row = tx.query_opt(&statement, &[&name]).await?;
-    Ok(row.map_or(Checkpoint::START, |row| Checkpoint {
-        tx_id: row.get(0),
-        position: row.get(1),
-    }))
+    Ok(match row {
+        None => Checkpoint::START,
+        Some(row) => Checkpoint {
+            tx_id: row.try_get("last_tx")?,
+            position: row.try_get("last_position")?,
+        },
+    })
 }
 
 pub(super) async fn save_checkpoint(
@@ -63,10 +66,10 @@ pub async fn has_applied(
                                 FROM projection_checkpoints c WHERE c.name = $2), false) \
                     AND NOT EXISTS (SELECT 1 FROM projection_dead_letters d \
                                      WHERE d.projection = $2 AND d.position = $1 \
-                                       AND d.state <> 'skipped') \
+                                       AND d.state <> 'skipped') AS applied \
                FROM events e WHERE e.position = $1",
             &[&position, &projection],
         )
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| row.try_get("applied")).transpose()?)
 }

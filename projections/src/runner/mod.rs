@@ -162,14 +162,14 @@ impl Runner {
         // projections' flushes were a large part of their commit-to-visible delay.
         let claim = tx
             .prepare_cached(
-                "SELECT pg_try_advisory_xact_lock($1, hashtext($2)), \
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS claimed, \
                         set_config('synchronous_commit', 'off', true)",
             )
             .await?;
         let claimed: bool = tx
             .query_one(&claim, &[&CLAIM_NAMESPACE, &name])
             .await?
-            .get(0);
+            .try_get("claimed")?;
         if !claimed {
             return Ok(0);
         }
@@ -237,11 +237,11 @@ impl Runner {
         let mut tx = client.transaction().await?;
         let claimed: bool = tx
             .query_one(
-                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
+                "SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS claimed",
                 &[&CLAIM_NAMESPACE, &name],
             )
             .await?
-            .get(0);
+            .try_get("claimed")?;
         if !claimed || load_checkpoint(&tx, name).await? != after {
             return Ok(0);
         }

@@ -119,10 +119,10 @@ impl Runner {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
-                "SELECT c.name, c.last_tx::text::bigint, c.last_position, \
+                "SELECT c.name, c.last_tx::text::bigint AS last_tx, c.last_position, \
                         (SELECT extract(epoch FROM now() - e.recorded_at)::float8 FROM events e \
                           WHERE (e.tx_id, e.position) > (c.last_tx, c.last_position) \
-                          ORDER BY e.tx_id, e.position LIMIT 1) \
+                          ORDER BY e.tx_id, e.position LIMIT 1) AS oldest_seconds \
                    FROM projection_checkpoints c WHERE c.name = ANY($1)",
             )
             .await?;
@@ -132,42 +132,51 @@ impl Runner {
             .await?
             .iter()
             .map(|row| {
-                let oldest: Option<f64> = row.get(3);
-                (
-                    row.get::<_, String>(0),
+                let oldest: Option<f64> = row.try_get("oldest_seconds")?;
+                Ok((
+                    row.try_get::<_, String>("name")?,
                     (
                         Checkpoint {
-                            tx_id: row.get(1),
-                            position: row.get(2),
+                            tx_id: row.try_get("last_tx")?,
+                            position: row.try_get("last_position")?,
                         },
                         oldest.is_some(),
                         oldest.unwrap_or(0.0).max(0.0),
                     ),
-                )
+                ))
             })
-            .collect();
+            .collect::<Result<_, tokio_postgres::Error>>()?;
         let horizon = client
             .query_opt(
-                "SELECT pid, extract(epoch FROM now() - xact_start)::float8 FROM pg_stat_activity \
+                "SELECT pid, extract(epoch FROM now() - xact_start)::float8 AS age_seconds \
+                   FROM pg_stat_activity \
                   WHERE backend_xid IS NOT NULL AND xact_start IS NOT NULL \
                   ORDER BY xact_start LIMIT 1",
                 &[],
             )
             .await?
-            .map_or_else(Horizon::default, |row| Horizon {
-                pid: row.get(0),
-                age_seconds: row.get::<_, Option<f64>>(1).unwrap_or(0.0).max(0.0),
-            });
+            .map_or_else(
+                || Ok(Horizon::default()),
+                |row| {
+                    Ok::<_, tokio_postgres::Error>(Horizon {
+                        pid: row.try_get("pid")?,
+                        age_seconds: row
+                            .try_get::<_, Option<f64>>("age_seconds")?
+                            .unwrap_or(0.0)
+                            .max(0.0),
+                    })
+                },
+            )?;
         let outdated = match self.config.schema_version {
             None => false,
             Some(mine) => {
                 let applied: Option<i64> = client
                     .query_one(
-                        "SELECT max(version)::bigint FROM refinery_schema_history",
+                        "SELECT max(version)::bigint AS version FROM refinery_schema_history",
                         &[],
                     )
                     .await?
-                    .get(0);
+                    .try_get("version")?;
                 applied.unwrap_or(0) > mine
             }
         };
