@@ -57,6 +57,22 @@ pub enum LauncherError {
     Database(#[from] tokio_postgres::Error),
 }
 
+/// Runs a PostgreSQL tool to completion; when it fails, its stderr is the error.
+async fn run_tool(command: &mut Command, tool: &str) -> Result<(), LauncherError> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(io(format!("running {tool}")))?;
+    if !output.status.success() {
+        return Err(LauncherError::Command {
+            action: tool.into(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LauncherError {
     let context = context.into();
     move |error| LauncherError::Io(context, error)
@@ -290,33 +306,27 @@ impl LocalCluster {
             Some(user) => run_as(user, &program),
             None => Command::new(&program),
         };
-        let output = basebackup
-            .arg("-D")
-            .arg(&self.pgdata)
-            .arg("-h")
-            .arg(&primary.pgdata)
-            .args([
-                "-p",
-                &PORT.to_string(),
-                "-U",
-                SUPERUSER,
-                "-X",
-                "stream",
-                "-R",
-                "-c",
-                "fast",
-                "--no-sync",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(io("running pg_basebackup"))?;
-        if !output.status.success() {
-            return Err(LauncherError::Command {
-                action: "pg_basebackup".into(),
-                detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            });
-        }
+        run_tool(
+            basebackup
+                .arg("-D")
+                .arg(&self.pgdata)
+                .arg("-h")
+                .arg(&primary.pgdata)
+                .args([
+                    "-p",
+                    &PORT.to_string(),
+                    "-U",
+                    SUPERUSER,
+                    "-X",
+                    "stream",
+                    "-R",
+                    "-c",
+                    "fast",
+                    "--no-sync",
+                ]),
+            "pg_basebackup",
+        )
+        .await?;
         // The copy carries the lock file of the primary's socket (the socket lives in the
         // cluster directory), naming a postmaster that is alive: the standby would refuse to
         // start. And the primary's startup log, which would only lengthen the standby's
@@ -341,10 +351,8 @@ impl LocalCluster {
             Some(user) => run_as(user, bin.join("initdb")),
             None => Command::new(bin.join("initdb")),
         };
-        let output = initdb
-            .arg("-D")
-            .arg(&self.pgdata)
-            .args([
+        run_tool(
+            initdb.arg("-D").arg(&self.pgdata).args([
                 "-U",
                 SUPERUSER,
                 "-A",
@@ -353,17 +361,10 @@ impl LocalCluster {
                 "UTF8",
                 "--locale=C",
                 "--no-instructions",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .map_err(io("running initdb"))?;
-        if !output.status.success() {
-            return Err(LauncherError::Command {
-                action: "initdb".into(),
-                detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            });
-        }
+            ]),
+            "initdb",
+        )
+        .await?;
         Ok(())
     }
 

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio_postgres::types::Json as SqlJson;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::cursor::Cursor;
 use super::sql::{like_escape, Sql};
+use super::{json_row, json_rows};
 use crate::access::CaseScope;
 
 pub use subdesk_projections::cases::CaseRow;
@@ -157,12 +157,7 @@ pub async fn list(
     let fetch = sql.bind(limit + 1);
     sql.push(format!(" ORDER BY {column} DESC, id DESC LIMIT {fetch}"));
     let rows = client.query(&sql.text, &sql.params()).await?;
-    rows.iter()
-        .map(|row| {
-            row.try_get::<_, SqlJson<CaseRow>>(0)
-                .map(|SqlJson(case)| case)
-        })
-        .collect()
+    json_rows(&rows)
 }
 
 /// One case of the read model.
@@ -173,10 +168,7 @@ pub async fn find(
     client
         .query_opt("SELECT to_jsonb(c) FROM case_view c WHERE id = $1", &[&id])
         .await?
-        .map(|row| {
-            row.try_get::<_, SqlJson<CaseRow>>(0)
-                .map(|SqlJson(case)| case)
-        })
+        .map(|row| json_row(&row))
         .transpose()
 }
 
@@ -206,13 +198,8 @@ pub async fn timeline(
               WHERE case_id = $1 AND ($2 OR visibility = 'public') ORDER BY sequence) t",
             &[&id, &internal],
         )
-        .await?
-        .iter()
-        .map(|row| {
-            row.try_get::<_, SqlJson<TimelineRow>>(0)
-                .map(|SqlJson(r)| r)
-        })
-        .collect()
+        .await
+        .and_then(|rows| json_rows(&rows))
 }
 
 /// One attachment of a case.
@@ -238,11 +225,6 @@ pub async fn attachments(
                FROM case_attachments WHERE case_id = $1 ORDER BY at, id) a",
             &[&id],
         )
-        .await?
-        .iter()
-        .map(|row| {
-            row.try_get::<_, SqlJson<AttachmentRow>>(0)
-                .map(|SqlJson(r)| r)
-        })
-        .collect()
+        .await
+        .and_then(|rows| json_rows(&rows))
 }

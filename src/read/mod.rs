@@ -15,3 +15,20 @@ pub mod sql;
 pub mod subscriptions;
 
 pub use cursor::Cursor;
+
+use serde::de::DeserializeOwned;
+use tokio_postgres::types::Json;
+use tokio_postgres::Row;
+
+/// The rows of a query whose one column is a JSON object (`SELECT to_jsonb(x) ...`), as `T`:
+/// the row type names its columns, so nothing is read by position.
+pub(crate) fn json_rows<T: DeserializeOwned>(
+    rows: &[Row],
+) -> Result<Vec<T>, tokio_postgres::Error> {
+    rows.iter().map(json_row).collect()
+}
+
+/// One such row as `T`.
+pub(crate) fn json_row<T: DeserializeOwned>(row: &Row) -> Result<T, tokio_postgres::Error> {
+    row.try_get::<_, Json<T>>(0).map(|Json(value)| value)
+}

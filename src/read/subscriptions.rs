@@ -2,11 +2,11 @@
 //! bill date), one subscription, and its apps.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::Json as SqlJson;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::cursor::Cursor;
+use super::{json_row, json_rows};
 
 /// One subscription of a list.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -70,10 +70,8 @@ pub async fn list(
                 &filter.orgs,
             ],
         )
-        .await?
-        .iter()
-        .map(|row| row.try_get::<_, SqlJson<ListRow>>(0).map(|SqlJson(r)| r))
-        .collect()
+        .await
+        .and_then(|rows| json_rows(&rows))
 }
 
 /// One subscription as the read model has it.
@@ -118,10 +116,7 @@ pub async fn find(
             &[&id],
         )
         .await?
-        .map(|row| {
-            row.try_get::<_, SqlJson<SubscriptionRow>>(0)
-                .map(|SqlJson(r)| r)
-        })
+        .map(|row| json_row(&row))
         .transpose()
 }
 
@@ -150,8 +145,6 @@ pub async fn apps(
               WHERE subscription_id = $1 ORDER BY added_at, app_id) a",
             &[&id],
         )
-        .await?
-        .iter()
-        .map(|row| row.try_get::<_, SqlJson<AppRow>>(0).map(|SqlJson(r)| r))
-        .collect()
+        .await
+        .and_then(|rows| json_rows(&rows))
 }
