@@ -10,11 +10,12 @@ use serde::Serialize;
 use subdesk_aggregates::DomainError;
 
 use super::error::ApiError;
-use super::extract::Ctx;
+use super::extract::{Call, Ctx};
 use crate::command::{CommandBus, CommandError};
 use crate::idempotency::{self, KeyRecord};
 use crate::state::AppState;
 use crate::store::Guard;
+use uuid::Uuid;
 
 /// A command ready to run: the aggregate it targets and the access check on its state.
 pub struct Prepared<A: Aggregate> {
@@ -59,6 +60,42 @@ impl<A> From<StatusCode> for Status<A> {
 
 /// Header set on a response replayed for a repeated `Idempotency-Key`.
 pub const REPLAYED: &str = "idempotent-replayed";
+
+/// Runs `command` on the existing stream `id` for the caller of `call`, behind `guard` (which
+/// sees the state the command is decided on), answering `status` with `respond`'s view.
+pub async fn run_guarded<A, B>(
+    call: &Call,
+    bus: &CommandBus<A>,
+    id: Uuid,
+    status: StatusCode,
+    command: A::Command,
+    guard: Guard<A>,
+    respond: fn(&A, Receipt) -> B,
+) -> Result<Response, ApiError>
+where
+    A: Aggregate + Clone + 'static,
+    A::Command: Clone,
+    A::Error: DomainError + Clone + 'static,
+    B: Serialize,
+{
+    let prepare = move || async move {
+        Ok(Prepared {
+            id: id.to_string(),
+            command,
+            guard: Some(guard),
+        })
+    };
+    run(
+        &call.state,
+        bus,
+        &call.ctx,
+        &call.hash,
+        status,
+        prepare,
+        respond,
+    )
+    .await
+}
 
 /// Runs a command for a handler.
 ///

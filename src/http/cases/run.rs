@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::types::case_receipt;
 use crate::access::{may, sees_case, CaseAction, CaseAudience};
 use crate::auth::Principal;
-use crate::http::command::{run, Prepared};
+use crate::http::command::run_guarded;
 use crate::http::error::ApiError;
 use crate::http::extract::Call;
 use crate::state::AppState;
@@ -43,20 +43,14 @@ pub(super) async fn execute_as(
     let action = CaseAction::of(&command).ok_or_else(|| {
         ApiError::Internal("a command no caller issues on an existing case".into())
     })?;
-    let principal = call.ctx.principal.clone();
-    run(
-        &call.state,
+    let guard = case_guard(call.ctx.principal.clone(), action);
+    run_guarded(
+        call,
         &call.state.cases,
-        &call.ctx,
-        &call.hash,
+        id,
         status,
-        move || async move {
-            Ok(Prepared {
-                id: id.to_string(),
-                command,
-                guard: Some(case_guard(principal, action)),
-            })
-        },
+        command,
+        guard,
         case_receipt,
     )
     .await

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::types::subscription_receipt;
 use crate::access::{may_change_subscription, sees_subscription, SubscriptionAction};
 use crate::auth::Principal;
-use crate::http::command::{run, Prepared, Receipt};
+use crate::http::command::{run_guarded, Receipt};
 use crate::http::error::ApiError;
 use crate::http::extract::Call;
 use crate::store::{Denied, Guard};
@@ -48,20 +48,14 @@ pub(super) async fn execute_as<B: Serialize>(
     let action = SubscriptionAction::of(&command).ok_or_else(|| {
         ApiError::Internal("a command no caller issues on an existing subscription".into())
     })?;
-    let principal = call.ctx.principal.clone();
-    run(
-        &call.state,
+    let guard = subscription_guard(call.ctx.principal.clone(), action);
+    run_guarded(
+        call,
         &call.state.subscriptions,
-        &call.ctx,
-        &call.hash,
+        id,
         status,
-        move || async move {
-            Ok(Prepared {
-                id: id.to_string(),
-                command,
-                guard: Some(subscription_guard(principal, action)),
-            })
-        },
+        command,
+        guard,
         respond,
     )
     .await
