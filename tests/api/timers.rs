@@ -449,12 +449,15 @@ fn another_process(app: &TestApp, clock: &Arc<ManualClock>) -> AppState {
     AppState::build(&app.target, &app.target, settings, clock).expect("another process's state")
 }
 
+/// How long a scheduler's round may take before the test calls it endless.
+const ROUND: Duration = Duration::from_secs(60);
+
 /// One round of each scheduler, all at once. A round ends when nothing is left to claim; a
 /// scheduler that could claim a fired timer again would go on claiming it for as long as the
 /// timer stays armed, so a round that never ends fails the test instead of hanging it.
 async fn rounds_at_once(schedulers: &[&Arc<Scheduler>]) -> Vec<Fired> {
     let rounds = futures::future::join_all(schedulers.iter().map(|scheduler| scheduler.run_once()));
-    tokio::time::timeout(Duration::from_secs(60), rounds)
+    tokio::time::timeout(ROUND, rounds)
         .await
         .expect("every round ends: a claimed timer is not claimed again")
         .into_iter()
@@ -576,11 +579,10 @@ async fn a_timer_another_scheduler_is_claiming_is_passed_over_not_waited_for() {
     // This round skips the locked row and fires the other. (Queued behind the lock, its
     // claim would wait for a transaction that only ends after it, until the statement
     // timeout cancelled it.)
-    let round = app
-        .state
-        .scheduler
-        .run_once()
+    // Bounded: a scheduler that claimed a timer it had just fired would never end its round.
+    let round = tokio::time::timeout(ROUND, app.state.scheduler.run_once())
         .await
+        .expect("the round ends")
         .expect("a claim passes over a timer another scheduler holds");
     assert_eq!(round, ONCE, "the free timer fired, the held one was left");
     assert_eq!(events_of(&app, &free, "CaseAutoResolved").await.len(), 1);
@@ -590,7 +592,11 @@ async fn a_timer_another_scheduler_is_claiming_is_passed_over_not_waited_for() {
 
     // The other claim ends without taking it: the next round fires it.
     claiming.rollback().await.expect("end the other claim");
-    assert_eq!(app.state.scheduler.run_once().await.expect("round"), ONCE);
+    let round = tokio::time::timeout(ROUND, app.state.scheduler.run_once())
+        .await
+        .expect("the round ends")
+        .expect("round");
+    assert_eq!(round, ONCE);
     assert_eq!(events_of(&app, &locked, "CaseAutoResolved").await.len(), 1);
 }
 
