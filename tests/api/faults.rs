@@ -12,12 +12,12 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use subdesk::db::Target;
 use subdesk::pg::{hand_over, ClusterOptions, LocalCluster};
-use tokio::io::AsyncBufReadExt;
 use uuid::Uuid;
 
 use crate::helpers::{
-    acme_case, connect, database_url, forget_acme_entitlement, fresh_database, issue_token,
-    seed_acme_entitlement, spawn_app, subdesk_cli, timer_firings, As, Firings, ServerProcess,
+    acme_case, connect, forget_acme_entitlement, fresh_database, issue_token,
+    seed_acme_entitlement, spawn_app, spawn_serve, subdesk_cli, timer_firings, As, Firings,
+    ServerProcess,
 };
 
 /// What the client saw of one command.
@@ -356,31 +356,7 @@ struct LoggedServer {
 }
 
 async fn start_logged(target: &Target) -> LoggedServer {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
-        .env("DATABASE_URL", database_url(target))
-        .env("RUST_LOG", "warn")
-        .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start subdesk serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-            }
-        }
-        String::new()
-    })
-    .await
-    .expect("the server starts listening");
+    let (child, mut lines, address) = spawn_serve(target, &[], &[]).await;
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&log);
     tokio::spawn(async move {

@@ -464,40 +464,61 @@ pub struct ServerProcess {
     pub address: String,
 }
 
+/// The stderr lines of a server process.
+pub type ServerLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+/// Starts `subdesk serve` (the real binary) with `extra` flags and `env`, and reads its
+/// stderr until it says where it listens: the child, the rest of its stderr, its address.
+pub async fn spawn_serve(
+    target: &Target,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, ServerLines, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
+        .env("DATABASE_URL", database_url(target))
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start subdesk serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let address = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("the server starts listening");
+    assert!(
+        address.starts_with("http://"),
+        "server address: {address:?}"
+    );
+    (child, lines, address)
+}
+
 impl ServerProcess {
     /// Starts the real binary with `extra` serve flags and waits until it listens.
     pub async fn start(target: &Target, extra: &[&str]) -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
-            .env("DATABASE_URL", database_url(target))
-            .env("RUST_LOG", "warn")
-            .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])
-            .args(extra)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start subdesk serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let address = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    return rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                }
-            }
-            String::new()
-        })
-        .await
-        .expect("the server starts listening");
-        assert!(
-            address.starts_with("http://"),
-            "server address: {address:?}"
-        );
+        Self::start_with_env(target, extra, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with extra environment variables, e.g. the test-only fault
+    /// hook `SUBDESK_FAULT_EXIT_AFTER_COMMIT` (see `src/http/command.rs`).
+    pub async fn start_with_env(target: &Target, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let (child, mut lines, address) = spawn_serve(target, extra, env).await;
         // Keep draining stderr so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { child, address }
@@ -533,47 +554,6 @@ pub async fn issue_token(target: &Target, who: As) -> String {
         created_by: "test".into(),
     };
     auth::issue(&pool, &spec).await.expect("issue token").1
-}
-
-impl ServerProcess {
-    /// [`ServerProcess::start`] with extra environment variables, e.g. the test-only fault
-    /// hook `SUBDESK_FAULT_EXIT_AFTER_COMMIT` (see `src/http/command.rs`).
-    pub async fn start_with_env(target: &Target, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
-            .env("DATABASE_URL", database_url(target))
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])
-            .args(extra)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start subdesk serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = tokio::io::BufReader::new(stderr).lines();
-        let address = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    return rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                }
-            }
-            String::new()
-        })
-        .await
-        .expect("the server starts listening");
-        assert!(
-            address.starts_with("http://"),
-            "server address: {address:?}"
-        );
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, address }
-    }
 }
 
 /// What a server's scheduler did with the timers it claimed, from its own `/metrics`

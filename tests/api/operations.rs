@@ -601,20 +601,28 @@ async fn a_held_transaction_turns_waiting_projections_stalled_and_back() {
         health["horizon"]["age_seconds"].as_f64() > Some(0.5),
         "{health}"
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(metrics.contains("subdesk_projection_horizon_age_seconds"));
-    assert!(
-        metrics.contains("subdesk_projection_state{projection=\"cases\",state=\"stalled\"} 1"),
-        "{metrics}"
-    );
+    // The metrics recorder is one per process, and other tests' servers in this process set
+    // the same series (to 0: none of theirs is stalled) once a second too; so read until
+    // this server's last write shows. Only this server can write the 1.
+    let stalled_series = "subdesk_projection_state{projection=\"cases\",state=\"stalled\"} 1";
+    within(
+        "the metrics show cases stalled",
+        Duration::from_secs(10),
+        || async {
+            let metrics = app
+                .http
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            metrics.contains("subdesk_projection_horizon_age_seconds")
+                && metrics.contains(stalled_series)
+        },
+    )
+    .await;
 
     held.rollback().await.expect("end it");
     let recovered = within("cases running again", Duration::from_secs(5), || async {
