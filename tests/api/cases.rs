@@ -1186,3 +1186,61 @@ fn by_subscription(subscription: uuid::Uuid) -> serde_json::Value {
     fields.insert("subscription_id".into(), json!(subscription));
     body
 }
+
+#[tokio::test]
+async fn a_resolution_note_is_a_public_reply_in_the_timeline_and_the_first_response() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let receipt = app.open_case(&ann, acme_case()).await;
+    let id = receipt["id"].as_str().expect("id");
+    let resolve = format!("/v1/cases/{id}/resolve");
+
+    // Bad notes change nothing: unknown fields, an empty note.
+    for body in [
+        json!({"resolution": "x", "reason": "y"}),
+        json!({"resolution": " "}),
+    ] {
+        let refused = app.post(&resolve, &sam, &body).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    assert_eq!(app.event_count(None).await, 1, "nothing appended");
+
+    let resolved = expect_json(
+        app.post(
+            &resolve,
+            &sam,
+            &json!({"resolution": "Proxy setting fixed"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(resolved["status"], "resolved");
+    let position = resolved["position"].as_i64().expect("position");
+    let detail = expect_json(
+        app.get(&format!("/v1/cases/{id}?min_position={position}"), &ann)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let timeline = detail["timeline"].as_array().expect("timeline");
+    let kinds: Vec<&str> = timeline.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let note = timeline
+        .iter()
+        .find(|e| e["kind"] == "comment")
+        .expect("the note in the customer's timeline");
+    assert_eq!(note["body"], "Proxy setting fixed");
+    assert_eq!(note["actor"], "sam@support.test");
+    assert_eq!(note["visibility"], "public");
+    assert_eq!(
+        kinds.last(),
+        Some(&"resolved"),
+        "the note comes before the resolution: {kinds:?}"
+    );
+    assert!(
+        detail["sla"]["first_responded_at"].is_string(),
+        "support's note is its first response: {}",
+        detail["sla"]
+    );
+}

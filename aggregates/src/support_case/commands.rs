@@ -171,6 +171,19 @@ pub struct SetDataAccess {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolveCase {
     pub by: Actor,
+    /// What solved it, posted as a public comment by the resolver just before the case is
+    /// resolved (a staff reply, or the customer side's own note when it marks the case
+    /// solved).
+    #[serde(default)]
+    pub resolution: Option<ResolutionNote>,
+}
+
+/// The resolution note of [`ResolveCase`]: the id of the comment it becomes (from the caller)
+/// and its text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolutionNote {
+    pub comment_id: Uuid,
+    pub body: String,
 }
 
 /// Issued by the scheduler at the auto-resolve due time. The aggregate decides whether the

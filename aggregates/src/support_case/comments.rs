@@ -111,6 +111,32 @@ impl SupportCase {
     }
 
     /// Whether a public comment by `author` is support's first answer.
+    /// The events of a resolution note by `by`: a public comment, and the first response when
+    /// it is the first public staff reply. Nothing else of a comment follows (the case is
+    /// being resolved: it neither stops waiting nor reopens).
+    pub(super) fn resolution_note(
+        &self,
+        note: ResolutionNote,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SupportCaseEvent>, CaseError> {
+        if note.body.trim().is_empty() {
+            return Err(CaseError::EmptyComment);
+        }
+        check_len(&note.body, "resolution", MAX_TEXT)?;
+        let mut events = vec![SupportCaseEvent::CommentAdded(CommentAdded {
+            comment_id: note.comment_id,
+            author: by.clone(),
+            body: note.body,
+            visibility: Visibility::Public,
+            at: now,
+        })];
+        if self.first_response(by, Visibility::Public) {
+            events.push(self.first_response_event(note.comment_id, by, now));
+        }
+        Ok(events)
+    }
+
     fn first_response(&self, author: &Actor, visibility: Visibility) -> bool {
         author.role.is_staff()
             && visibility == Visibility::Public

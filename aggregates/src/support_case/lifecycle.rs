@@ -201,10 +201,16 @@ impl SupportCase {
         if self.status == CaseStatus::Resolved {
             return Err(self.invalid_status("resolve"));
         }
-        Ok(vec![SupportCaseEvent::CaseResolved(CaseResolved {
+        let now = services.clock.now();
+        let mut events = match cmd.resolution {
+            Some(note) => self.resolution_note(note, &cmd.by, now)?,
+            None => Vec::new(),
+        };
+        events.push(SupportCaseEvent::CaseResolved(CaseResolved {
             by: cmd.by,
-            at: services.clock.now(),
-        })])
+            at: now,
+        }));
+        Ok(events)
     }
 
     /// The headline rule: resolved automatically only when it is waiting for the customer

@@ -1141,9 +1141,82 @@ async fn only_the_system_resolves_automatically() {
 async fn an_agent_resolves_a_case() {
     CaseTest::with(services())
         .given(vec![opened(), investigating(t0())])
-        .when_async(SupportCaseCommand::Resolve(ResolveCase { by: agent() }))
+        .when_async(SupportCaseCommand::Resolve(ResolveCase {
+            by: agent(),
+            resolution: None,
+        }))
         .await
         .then_expect_events(vec![resolved(t0())]);
+}
+
+fn resolve_with_note(by: Actor, body: &str) -> SupportCaseCommand {
+    SupportCaseCommand::Resolve(ResolveCase {
+        by,
+        resolution: Some(ResolutionNote {
+            comment_id: comment_id(),
+            body: body.into(),
+        }),
+    })
+}
+
+fn note_added(author: Actor, when: DateTime<Utc>) -> SupportCaseEvent {
+    SupportCaseEvent::CommentAdded(CommentAdded {
+        comment_id: comment_id(),
+        author,
+        body: "Proxy setting fixed".into(),
+        visibility: Visibility::Public,
+        at: when,
+    })
+}
+
+#[tokio::test]
+async fn an_agents_resolution_note_is_a_public_reply_and_the_first_response_before_the_resolution()
+{
+    let now = t0() + Duration::hours(2);
+    CaseTest::with(at(now))
+        .given(vec![opened(), investigating(t0())])
+        .when_async(resolve_with_note(agent(), "Proxy setting fixed"))
+        .await
+        .then_expect_events(vec![
+            note_added(agent(), now),
+            SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+                comment_id: comment_id(),
+                by: agent(),
+                due: t0() + Duration::hours(8),
+                breached: false,
+                at: now,
+            }),
+            SupportCaseEvent::CaseResolved(CaseResolved {
+                by: agent(),
+                at: now,
+            }),
+        ]);
+}
+
+#[tokio::test]
+async fn the_customers_resolution_note_is_their_comment_and_nothing_more() {
+    // Waiting for the customer: marking it solved with a note neither answers the question
+    // (no CustomerResponded) nor counts as support's first response.
+    CaseTest::with(services())
+        .given(vec![opened(), info_requested(t0())])
+        .when_async(resolve_with_note(customer(), "Proxy setting fixed"))
+        .await
+        .then_expect_events(vec![
+            note_added(customer(), t0()),
+            SupportCaseEvent::CaseResolved(CaseResolved {
+                by: customer(),
+                at: t0(),
+            }),
+        ]);
+}
+
+#[tokio::test]
+async fn an_empty_resolution_note_is_refused_and_the_case_stays_open() {
+    CaseTest::with(services())
+        .given(vec![opened(), investigating(t0())])
+        .when_async(resolve_with_note(agent(), "  "))
+        .await
+        .then_expect_error(CaseError::EmptyComment);
 }
 
 #[tokio::test]
@@ -1151,7 +1224,10 @@ async fn the_requester_and_a_participant_resolve_a_case_themselves() {
     for by in [customer(), colleague()] {
         CaseTest::with(services())
             .given(vec![opened(), info_requested(t0())])
-            .when_async(SupportCaseCommand::Resolve(ResolveCase { by: by.clone() }))
+            .when_async(SupportCaseCommand::Resolve(ResolveCase {
+                by: by.clone(),
+                resolution: None,
+            }))
             .await
             .then_expect_events(vec![SupportCaseEvent::CaseResolved(CaseResolved {
                 by,
@@ -1164,7 +1240,10 @@ async fn the_requester_and_a_participant_resolve_a_case_themselves() {
 async fn a_resolved_case_cannot_be_resolved_again() {
     CaseTest::with(services())
         .given(vec![opened(), resolved(t0())])
-        .when_async(SupportCaseCommand::Resolve(ResolveCase { by: customer() }))
+        .when_async(SupportCaseCommand::Resolve(ResolveCase {
+            by: customer(),
+            resolution: None,
+        }))
         .await
         .then_expect_error(CaseError::InvalidStatus {
             action: "resolve",
@@ -1176,7 +1255,10 @@ async fn a_resolved_case_cannot_be_resolved_again() {
 async fn auditors_do_not_resolve() {
     let error = CaseTest::with(services())
         .given(vec![opened()])
-        .when_async(SupportCaseCommand::Resolve(ResolveCase { by: auditor() }))
+        .when_async(SupportCaseCommand::Resolve(ResolveCase {
+            by: auditor(),
+            resolution: None,
+        }))
         .await
         .inspect_result()
         .expect_err("refused");
@@ -1328,7 +1410,10 @@ async fn a_closed_case_refuses_every_command() {
             granted: false,
             by: customer(),
         }),
-        SupportCaseCommand::Resolve(ResolveCase { by: agent() }),
+        SupportCaseCommand::Resolve(ResolveCase {
+            by: agent(),
+            resolution: None,
+        }),
         auto_resolve(),
         close(),
     ];

@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use subdesk_aggregates::support_case::{
     AcceptEscalation, AddParticipant, AssignCase, ChangePriority, RemoveParticipant,
-    RequestEscalation, RequestInfo, ResolveCase, SetDataAccess, StartInvestigation,
+    RequestEscalation, RequestInfo, ResolutionNote, ResolveCase, SetDataAccess, StartInvestigation,
     SupportCaseCommand,
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -178,15 +178,21 @@ async fn set_data_access(Command(call, id, request): Command<Uuid, DataAccessReq
 }
 
 /// Resolve the case (staff, or the customer side: requester, participants, org admins,
-/// partners). A customer-side comment within the reopen window reopens it.
+/// partners), optionally with a resolution note. A customer-side comment within the reopen
+/// window reopens it.
 #[utoipa::path(post, path = "/v1/cases/{id}/resolve", tag = "cases",
-    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
+    request_body(content = ResolveRequest, description = "Nothing, `{}`, or a resolution note"),
     params(("id" = Uuid, Path), Idempotent),
     responses(
         CaseChanged,
         (status = 422, body = Problem, description = "`invalid_status`: already resolved; `case_closed`"),
     ))]
-async fn resolve(Command(call, id, _): Command<Uuid, EmptyRequest>) -> Answer {
-    let command = SupportCaseCommand::Resolve(ResolveCase { by: call.actor() });
+async fn resolve(Command(call, id, request): Command<Uuid, ResolveRequest>) -> Answer {
+    let resolution = request.resolution.map(|body| ResolutionNote {
+        comment_id: Uuid::now_v7(),
+        body,
+    });
+    let by = call.actor();
+    let command = SupportCaseCommand::Resolve(ResolveCase { by, resolution });
     execute(&call, id, command).await
 }

@@ -130,6 +130,18 @@ pub struct AssignRequest {
     pub assignee: Option<String>,
 }
 
+/// Resolve: nothing, `{}`, or a resolution note.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"resolution": "The proxy setting was wrong; fixed in the admin console."}))]
+pub struct ResolveRequest {
+    /// What solved it: shown in the timeline as a public comment by whoever resolves (a
+    /// reply from support, which also counts as the first response; the customer side's own
+    /// note when it marks the case solved).
+    #[schema(min_length = 1, max_length = 32768)]
+    pub resolution: Option<String>,
+}
+
 /// A command without parameters: `{}` or no body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
