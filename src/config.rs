@@ -238,6 +238,11 @@ pub struct PolicyArgs {
     /// checked: the org's, active or non-renewing.
     #[arg(long, env = "SUBDESK_REQUIRE_ENTITLEMENT", default_value_t = true, action = clap::ArgAction::Set)]
     pub require_entitlement: bool,
+
+    /// Whether accepting an escalation raises the case's priority one step towards L1 (none
+    /// at L1), with that priority's first-response target.
+    #[arg(long, env = "SUBDESK_ESCALATION_RAISES_PRIORITY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub escalation_raises_priority: bool,
 }
 
 /// First-response targets of priority levels 1 to 4.
@@ -255,6 +260,7 @@ impl Default for PolicyArgs {
             first_response_targets: FirstResponseTargets(policy.first_response.map(std)),
             max_attachment_size: policy.max_attachment_bytes,
             require_entitlement: policy.require_entitlement,
+            escalation_raises_priority: policy.escalation_raises_priority,
         }
     }
 }
@@ -269,6 +275,7 @@ impl PolicyArgs {
             first_response: self.first_response_targets.0.map(chrono),
             max_attachment_bytes: self.max_attachment_size,
             require_entitlement: self.require_entitlement,
+            escalation_raises_priority: self.escalation_raises_priority,
             ..Default::default()
         }
     }

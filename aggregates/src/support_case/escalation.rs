@@ -47,10 +47,16 @@ impl SupportCase {
         self.ensure_live()?;
         require_staff(&cmd.by, "only support staff accept an escalation")?;
         match self.escalation {
-            Escalation::Requested => Ok(vec![SupportCaseEvent::CaseEscalated(CaseEscalated {
-                by: cmd.by,
-                at: services.clock.now(),
-            })]),
+            Escalation::Requested => {
+                let mut events = vec![SupportCaseEvent::CaseEscalated(CaseEscalated {
+                    by: cmd.by.clone(),
+                    at: services.clock.now(),
+                })];
+                if services.policy.escalation_raises_priority && self.priority > 1 {
+                    events.push(self.priority_changed(self.priority - 1, cmd.by, services));
+                }
+                Ok(events)
+            }
             Escalation::Escalated => Err(CaseError::AlreadyEscalated),
             Escalation::None => Err(CaseError::NoEscalationPending),
         }

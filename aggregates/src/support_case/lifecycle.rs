@@ -12,6 +12,7 @@ use super::policy::human_duration;
 use super::services::CaseServices;
 use super::state::SupportCase;
 use super::status::CaseStatus;
+use crate::Actor;
 
 impl SupportCase {
     pub(super) fn open(
@@ -180,15 +181,26 @@ impl SupportCase {
         if cmd.priority == self.priority {
             return Ok(Vec::new());
         }
+        Ok(vec![self.priority_changed(cmd.priority, cmd.by, services)])
+    }
+
+    /// The case moving to `priority`, with the first-response due time of that priority
+    /// counted from the opening.
+    pub(super) fn priority_changed(
+        &self,
+        priority: u8,
+        by: Actor,
+        services: &CaseServices,
+    ) -> SupportCaseEvent {
         let now = services.clock.now();
         let opened_at = self.opened_at.unwrap_or(now);
-        Ok(vec![SupportCaseEvent::PriorityChanged(PriorityChanged {
+        SupportCaseEvent::PriorityChanged(PriorityChanged {
             from: self.priority,
-            to: cmd.priority,
-            first_response_due: opened_at + services.policy.first_response_target(cmd.priority),
-            by: cmd.by,
+            to: priority,
+            first_response_due: opened_at + services.policy.first_response_target(priority),
+            by,
             at: now,
-        })])
+        })
     }
 
     pub(super) fn resolve(

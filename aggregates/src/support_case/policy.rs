@@ -21,6 +21,9 @@ pub struct CasePolicy {
     /// always checked (the org's, active or non-renewing); this decides whether naming none is
     /// allowed, as for cloud products in Atlassian's form, which have no entitlement number.
     pub require_entitlement: bool,
+    /// Whether accepting an escalation raises the priority one step towards L1 (none at L1),
+    /// with the first-response due time of the new priority.
+    pub escalation_raises_priority: bool,
 }
 
 impl Default for CasePolicy {
@@ -38,6 +41,7 @@ impl Default for CasePolicy {
             max_participants: 48,
             max_attachment_bytes: 10 * 1024 * 1024,
             require_entitlement: true,
+            escalation_raises_priority: true,
         }
     }
 }

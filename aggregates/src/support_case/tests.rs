@@ -1664,18 +1664,55 @@ async fn an_escalation_is_requested_once_and_not_on_a_resolved_case() {
         });
 }
 
+fn accept_escalation() -> SupportCaseCommand {
+    SupportCaseCommand::AcceptEscalation(AcceptEscalation { by: agent() })
+}
+
+fn escalated() -> SupportCaseEvent {
+    SupportCaseEvent::CaseEscalated(CaseEscalated {
+        by: agent(),
+        at: t0(),
+    })
+}
+
 #[tokio::test]
-async fn an_agent_accepts_a_pending_escalation() {
+async fn accepting_an_escalation_raises_the_priority_one_step_with_its_target() {
+    // Opened at L3 (8 h target): accepted, it is worked at L2, first response due in 4 h.
     CaseTest::with(services())
         .given(vec![opened(), escalation_requested(t0())])
-        .when_async(SupportCaseCommand::AcceptEscalation(AcceptEscalation {
-            by: agent(),
-        }))
+        .when_async(accept_escalation())
         .await
-        .then_expect_events(vec![SupportCaseEvent::CaseEscalated(CaseEscalated {
-            by: agent(),
-            at: t0(),
-        })]);
+        .then_expect_events(vec![
+            escalated(),
+            SupportCaseEvent::PriorityChanged(PriorityChanged {
+                from: 3,
+                to: 2,
+                first_response_due: t0() + Duration::hours(4),
+                by: agent(),
+                at: t0(),
+            }),
+        ]);
+}
+
+#[tokio::test]
+async fn an_escalation_at_l1_or_with_the_policy_off_changes_no_priority() {
+    CaseTest::with(services())
+        .given(vec![
+            SupportCaseEvent::CaseOpened(opened_event(1, Duration::hours(1))),
+            escalation_requested(t0()),
+        ])
+        .when_async(accept_escalation())
+        .await
+        .then_expect_events(vec![escalated()]);
+    let policy = CasePolicy {
+        escalation_raises_priority: false,
+        ..CasePolicy::default()
+    };
+    CaseTest::with(CaseServices::new(Arc::new(ManualClock::new(t0())), policy))
+        .given(vec![opened(), escalation_requested(t0())])
+        .when_async(accept_escalation())
+        .await
+        .then_expect_events(vec![escalated()]);
 }
 
 #[tokio::test]
