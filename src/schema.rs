@@ -28,6 +28,13 @@ pub fn case_status() -> Object {
     )
 }
 
+pub fn request_type() -> Object {
+    string_enum(
+        &["technical", "billing", "account"],
+        "What the case is about (`technical` when not given)",
+    )
+}
+
 pub fn visibility() -> Object {
     string_enum(
         &["public", "internal"],

@@ -120,6 +120,10 @@ mod tests {
     #[test]
     fn unknown_types_and_newer_versions_are_unknown_and_old_upcastable_ones_known() {
         assert_eq!(
+            knowledge("SupportCase", "CaseOpened", "2.1"),
+            Knowledge::Known
+        );
+        assert_eq!(
             knowledge("SupportCase", "CaseOpened", "2.0"),
             Knowledge::Known
         );

@@ -124,6 +124,7 @@ fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: u6
         phone: None,
         data_access_consent: false,
         follow_up_of: None,
+        request_type: subdesk_aggregates::support_case::RequestType::Technical,
         opened_by: requester.clone(),
         opened_at,
         first_response_due: due,

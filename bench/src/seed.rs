@@ -139,6 +139,7 @@ impl CaseScript {
             phone: None,
             data_access_consent: true,
             follow_up_of: None,
+            request_type: subdesk_aggregates::support_case::RequestType::Technical,
             opened_by: customer(),
             opened_at: at,
             first_response_due: at + Duration::hours(4),

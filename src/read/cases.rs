@@ -41,6 +41,10 @@ pub struct CaseFilter {
     pub mine: Option<(Mine, String)>,
     /// Text the summary contains.
     pub text: Option<String>,
+    /// `technical`, `billing` or `account`.
+    pub request_type: Option<String>,
+    /// Escalated (accepted escalations) or not.
+    pub escalated: Option<bool>,
 }
 
 /// Which activity time orders a list: the staff's (every event) or the customer side's
@@ -108,6 +112,15 @@ pub async fn list(
     if let Some(priority) = filter.priority {
         let priority = sql.bind(priority);
         sql.and(format!("priority = {priority}"));
+    }
+    if let Some(request_type) = &filter.request_type {
+        let request_type = sql.bind(request_type.clone());
+        sql.and(format!("request_type = {request_type}"));
+    }
+    match filter.escalated {
+        Some(true) => sql.and("escalation = 'escalated'"),
+        Some(false) => sql.and("escalation <> 'escalated'"),
+        None => {}
     }
     if let Some(org) = &filter.org {
         let org = sql.bind(org.clone());

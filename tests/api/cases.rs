@@ -1244,3 +1244,76 @@ async fn a_resolution_note_is_a_public_reply_in_the_timeline_and_the_first_respo
         detail["sla"]
     );
 }
+
+#[tokio::test]
+async fn a_case_has_a_request_type_that_lists_filter_on_and_escalated_cases_filter_too() {
+    let app = spawn_app().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let mut billing = acme_case();
+    billing["request_type"] = json!("billing");
+    billing["summary"] = json!("Invoice shows the wrong seats");
+    let billing = app.open_case(&ann, billing).await;
+    let technical = app.open_case(&ann, acme_case()).await;
+    let technical_id = technical["id"].as_str().expect("id");
+
+    // A type the server does not know changes nothing.
+    let mut unknown = acme_case();
+    unknown["request_type"] = json!("sales");
+    let refused = app.post("/v1/cases", &ann, &unknown).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = app.get("/v1/cases?request_type=sales", &sam).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    // The technical case is escalated and accepted: one step up, L2 -> L1.
+    app.post(
+        &format!("/v1/cases/{technical_id}/escalate"),
+        &ann,
+        &json!({"reason": "Production is down"}),
+    )
+    .await;
+    let accepted = expect_json(
+        app.post(
+            &format!("/v1/cases/{technical_id}/accept-escalation"),
+            &sam,
+            &json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let at = accepted["position"].as_i64().expect("position");
+
+    let ids = |page: serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let list = |query: &str| format!("/v1/cases?min_position={at}&{query}");
+    let billing_only = expect_json(
+        app.get(&list("request_type=billing"), &sam).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(billing_only["items"][0]["request_type"], "billing");
+    assert_eq!(ids(billing_only), [billing["id"].as_str().expect("id")]);
+    let escalated = expect_json(app.get(&list("escalated=true"), &sam).await, StatusCode::OK).await;
+    assert_eq!(escalated["items"][0]["priority"], 1, "{escalated}");
+    assert_eq!(ids(escalated), [technical_id]);
+    let not_escalated = expect_json(
+        app.get(&list("escalated=false"), &sam).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(ids(not_escalated), [billing["id"].as_str().expect("id")]);
+
+    let detail = expect_json(
+        app.get(&format!("/v1/cases/{technical_id}"), &ann).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(detail["request_type"], "technical", "the default");
+}

@@ -26,7 +26,7 @@ fn opened_v1(id: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_version_1_case_opening_loads_replays_and_exports_as_version_2() {
+async fn a_version_1_case_opening_loads_replays_and_exports_in_the_current_version() {
     let app = spawn_app().await;
     let id = "0193a8f2-6a61-7c3e-9d0a-3f1f6a1b2c3d";
     let db = app.db().await;
@@ -72,14 +72,15 @@ async fn a_version_1_case_opening_loads_replays_and_exports_as_version_2() {
         StatusCode::OK,
     )
     .await;
-    assert_eq!(history[0]["event_version"], "2.0");
+    assert_eq!(history[0]["event_version"], "2.1");
     assert_eq!(history[0]["payload"]["priority"], 2);
+    assert_eq!(history[0]["payload"]["request_type"], "technical");
     let export = subdesk_cli(&app.target, &["export"]).await;
     assert!(export.status.success());
     let first: Value =
         serde_json::from_slice(export.stdout.split(|b| *b == b'\n').next().expect("a line"))
             .expect("JSON line");
-    assert_eq!(first["event_version"], "2.0");
+    assert_eq!(first["event_version"], "2.1");
     assert_eq!(first["stored_version"], "1.0");
     assert_eq!(first["payload"]["priority"], 2);
 

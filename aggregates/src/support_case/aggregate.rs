@@ -76,6 +76,7 @@ impl Aggregate for SupportCase {
                 self.entitlement_number = e.entitlement_number;
                 self.subscription_id = e.subscription_id;
                 self.follow_up_of = e.follow_up_of;
+                self.request_type = e.request_type;
             }
             SupportCaseEvent::CaseAssigned(e) => self.assignee = Some(e.assignee),
             SupportCaseEvent::InvestigationStarted(_) | SupportCaseEvent::CustomerResponded(_) => {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::events::Visibility;
+use super::events::{RequestType, Visibility};
 use crate::Actor;
 
 /// Everything a caller may ask of a support case. Every command names who issues it: the
@@ -58,6 +58,9 @@ pub struct OpenCase {
     /// The earlier case this one follows up (a closed case cannot be reopened), as the caller
     /// found it among the cases it sees.
     pub follow_up_of: Option<EarlierCase>,
+    /// What the case is about.
+    #[serde(default)]
+    pub request_type: RequestType,
     pub opened_by: Actor,
 }
 

@@ -70,10 +70,39 @@ pub struct CaseOpened {
     pub data_access_consent: bool,
     /// The earlier case of the same org that this one follows up.
     pub follow_up_of: Option<Uuid>,
+    /// What the case is about (technical by default; since 2.1).
+    #[serde(default)]
+    pub request_type: RequestType,
     pub opened_by: Actor,
     pub opened_at: DateTime<Utc>,
     /// When the first response is due under the SLA policy in force at opening.
     pub first_response_due: DateTime<Utc>,
+}
+
+/// What a case is about, asked first when it is opened (seed 004).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestType {
+    #[default]
+    Technical,
+    Billing,
+    Account,
+}
+
+impl RequestType {
+    pub const ALL: [RequestType; 3] = [Self::Technical, Self::Billing, Self::Account];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Technical => "technical",
+            Self::Billing => "billing",
+            Self::Account => "account",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,7 +354,7 @@ impl SupportCaseEvent {
 }
 
 /// Current `event_version` of `CaseOpened`.
-pub const CASE_OPENED_VERSION: &str = "2.0";
+pub const CASE_OPENED_VERSION: &str = "2.1";
 
 impl DomainEvent for SupportCaseEvent {
     fn event_type(&self) -> String {

@@ -122,6 +122,7 @@ impl SupportCase {
             phone,
             data_access_consent: cmd.data_access_consent,
             follow_up_of: cmd.follow_up_of.map(|earlier| earlier.case_id),
+            request_type: cmd.request_type,
             opened_by: cmd.opened_by,
             opened_at: now,
             first_response_due: now + services.policy.first_response_target(cmd.impact),

@@ -42,10 +42,29 @@ pub use status::{CaseStatus, Escalation};
 
 /// Upcasters of SupportCase events, oldest first.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(CaseOpenedV1)]
+    vec![Box::new(CaseOpenedV1), Box::new(CaseOpenedV2)]
 }
 
-/// `CaseOpened` 1.0 -> 2.0. A 1.0 opening had no entitlement, participants, product version,
+/// `CaseOpened` 2.0 -> 2.1: every case opened before request types was a technical one.
+struct CaseOpenedV2;
+
+impl EventUpcaster for CaseOpenedV2 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "CaseOpened" && event_version == "2.0"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if let Value::Object(payload) = &mut event.payload {
+            payload
+                .entry("request_type")
+                .or_insert(Value::from(events::RequestType::Technical.as_str()));
+        }
+        event.event_version = events::CASE_OPENED_VERSION.to_string();
+        event
+    }
+}
+
+/// `CaseOpened` 1.0 -> 2.1. A 1.0 opening had no entitlement, participants, product version,
 /// phone, consent or follow-up link, and its priority was its impact level.
 struct CaseOpenedV1;
 
@@ -73,6 +92,9 @@ impl EventUpcaster for CaseOpenedV1 {
             payload
                 .entry("data_access_consent")
                 .or_insert(Value::Bool(false));
+            payload
+                .entry("request_type")
+                .or_insert(Value::from(events::RequestType::Technical.as_str()));
         }
         event.event_version = events::CASE_OPENED_VERSION.to_string();
         event

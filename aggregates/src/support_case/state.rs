@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::CaseError;
+use super::events::RequestType;
 use super::status::{CaseStatus, Escalation};
 
 /// The write-side state of one case: only what the rules (and the access checks run on the
@@ -40,6 +41,7 @@ pub struct SupportCase {
     pub subscription_id: Option<Uuid>,
     /// The earlier case this one follows up.
     pub follow_up_of: Option<Uuid>,
+    pub request_type: RequestType,
 }
 
 impl SupportCase {

@@ -84,6 +84,7 @@ fn open_command(impact: u8) -> OpenCase {
         phone: Some("+81 3 1234 5678".into()),
         data_access_consent: true,
         follow_up_of: None,
+        request_type: RequestType::Technical,
         opened_by: customer(),
     }
 }
@@ -106,6 +107,7 @@ fn opened_event(impact: u8, due_after: Duration) -> CaseOpened {
         phone: Some("+81 3 1234 5678".into()),
         data_access_consent: true,
         follow_up_of: None,
+        request_type: RequestType::Technical,
         opened_by: customer(),
         opened_at: t0(),
         first_response_due: t0() + due_after,
@@ -1812,7 +1814,7 @@ async fn granting_access_already_granted_changes_nothing_and_staff_cannot_grant_
 // Stored shapes
 
 #[test]
-fn a_version_1_case_opening_is_upcast_to_version_2() {
+fn a_version_1_case_opening_is_upcast_to_the_current_version() {
     let stored = SerializedEvent::new(
         case_id().to_string(),
         1,
@@ -1836,8 +1838,9 @@ fn a_version_1_case_opening_is_upcast_to_version_2() {
         serde_json::Value::Null,
     );
     let upcast = crate::upcast::upcast(stored, &upcasters());
-    assert_eq!(upcast.event_version, "2.0");
-    let event: SupportCaseEvent = serde_json::from_value(upcast.payload).expect("a 2.0 CaseOpened");
+    assert_eq!(upcast.event_version, CASE_OPENED_VERSION);
+    let event: SupportCaseEvent =
+        serde_json::from_value(upcast.payload).expect("a current CaseOpened");
     let SupportCaseEvent::CaseOpened(e) = event else {
         panic!("still a CaseOpened");
     };
@@ -1846,6 +1849,31 @@ fn a_version_1_case_opening_is_upcast_to_version_2() {
     assert_eq!(e.entitlement_number, None);
     assert!(!e.data_access_consent);
     assert_eq!(e.follow_up_of, None);
+    assert_eq!(e.request_type, RequestType::Technical);
+}
+
+#[test]
+fn a_version_2_0_case_opening_is_a_technical_request() {
+    let mut payload = serde_json::to_value(SupportCaseEvent::CaseOpened(opened_event(
+        2,
+        Duration::hours(4),
+    )))
+    .expect("payload");
+    if let Some(object) = payload.as_object_mut() {
+        object.remove("request_type");
+    }
+    let stored = SerializedEvent::new(
+        case_id().to_string(),
+        1,
+        AGGREGATE_TYPE.to_string(),
+        "CaseOpened".to_string(),
+        "2.0".to_string(),
+        payload,
+        serde_json::Value::Null,
+    );
+    let upcast = crate::upcast::upcast(stored, &upcasters());
+    assert_eq!(upcast.event_version, "2.1");
+    assert_eq!(upcast.payload["request_type"], "technical");
 }
 
 #[test]

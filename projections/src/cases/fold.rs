@@ -54,6 +54,7 @@ impl Fold {
                 phone: e.phone.clone(),
                 data_access: e.data_access_consent,
                 follow_up_of: e.follow_up_of,
+                request_type: e.request_type.as_str().into(),
                 assignee: None,
                 participants: e.participants.clone(),
                 escalation: Escalation::None.as_str().into(),

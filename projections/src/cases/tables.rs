@@ -29,6 +29,8 @@ pub struct CaseRow {
     pub phone: Option<String>,
     pub data_access: bool,
     pub follow_up_of: Option<Uuid>,
+    /// `technical`, `billing` or `account`.
+    pub request_type: String,
     pub assignee: Option<String>,
     pub participants: Vec<String>,
     pub escalation: String,

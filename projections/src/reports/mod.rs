@@ -258,6 +258,7 @@ mod tests {
             phone: None,
             data_access_consent: false,
             follow_up_of: None,
+            request_type: subdesk_aggregates::support_case::RequestType::Technical,
             opened_by: Actor::new("ann@acme.test", ActorRole::Customer),
             opened_at: t0(),
             first_response_due: t0() + Duration::hours(4),

@@ -86,6 +86,7 @@ fn summary_of(state: &AppState, row: CaseRow, principal: &Principal) -> CaseSumm
         status: row.status,
         priority: row.priority,
         impact: row.impact,
+        request_type: row.request_type,
         assignee: row.assignee,
         participants: row.participants,
         escalation: row.escalation,
@@ -135,6 +136,8 @@ fn filter_of(params: ListParams, principal: &Principal) -> Result<CaseFilter, Ap
         participant: params.participant,
         mine,
         text: params.q,
+        request_type: params.request_type.map(|t| t.as_str().to_string()),
+        escalated: params.escalated,
     })
 }
 
@@ -318,6 +321,7 @@ impl Detail for CaseDetail {
             phone: case.phone,
             data_access: case.data_access,
             follow_up_of: case.follow_up_of,
+            request_type: case.request_type,
             assignee: case.assignee,
             participants: case.participants,
             waiting_since: case.waiting_since,

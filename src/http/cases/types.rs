@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use subdesk_aggregates::support_case::{CaseStatus, SupportCase, Visibility};
+use subdesk_aggregates::support_case::{CaseStatus, RequestType, SupportCase, Visibility};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -66,6 +66,9 @@ pub struct OpenCaseRequest {
     /// An earlier case of the org, visible to the caller, that this one follows up (a closed
     /// case cannot be reopened: a later reply goes into a new case linked to it).
     pub follow_up_of: Option<Uuid>,
+    /// What the case is about: `technical` (default), `billing` or `account`.
+    #[schema(schema_with = crate::schema::request_type)]
+    pub request_type: Option<RequestType>,
 }
 
 /// The answer to a case command.
@@ -263,7 +266,7 @@ pub struct AttachmentView {
     "product_version": "9.12.4", "entitlement_number": "E-1A2B-3C4D-5E6F",
     "subscription_id": null, "summary": "Board does not load", "description": "Spins forever",
     "impact": 2, "priority": 2, "status": "waiting_for_customer", "phone": null,
-    "data_access": true, "follow_up_of": null, "assignee": "sam@support.example",
+    "data_access": true, "follow_up_of": null, "request_type": "technical", "assignee": "sam@support.example",
     "participants": ["carl@acme.example"],
     "escalation": {"state": "none", "reason": null, "requested_at": null, "escalated_at": null},
     "sla": {"first_response_due": "2026-03-02T13:00:00Z",
@@ -297,6 +300,8 @@ pub struct CaseDetail {
     pub data_access: bool,
     /// The earlier case this one follows up.
     pub follow_up_of: Option<Uuid>,
+    #[schema(schema_with = crate::schema::request_type)]
+    pub request_type: String,
     pub assignee: Option<String>,
     pub participants: Vec<String>,
     pub escalation: EscalationView,
@@ -335,7 +340,7 @@ pub struct CaseDetail {
     "id": "0193a8f2-6a61-7c3e-9d0a-3f1f6a1b2c3d", "key": "CASE-1001", "org_id": "acme",
     "requester": "ann@acme.example", "product": "jira-software",
     "summary": "Board does not load", "status": "waiting_for_customer", "priority": 2,
-    "impact": 2, "assignee": "sam@support.example", "participants": ["carl@acme.example"],
+    "impact": 2, "request_type": "technical", "assignee": "sam@support.example", "participants": ["carl@acme.example"],
     "escalation": "none",
     "sla": {"first_response_due": "2026-03-02T13:00:00Z",
             "first_responded_at": "2026-03-02T10:00:00Z", "breached": false},
@@ -353,6 +358,8 @@ pub struct CaseSummary {
     pub status: String,
     pub priority: i16,
     pub impact: i16,
+    #[schema(schema_with = crate::schema::request_type)]
+    pub request_type: String,
     pub assignee: Option<String>,
     pub participants: Vec<String>,
     #[schema(schema_with = crate::schema::escalation)]
@@ -403,6 +410,11 @@ pub struct ListParams {
     /// Text the summary contains (case-insensitive).
     #[param(max_length = 255)]
     pub q: Option<String>,
+    /// Cases of this request type.
+    #[param(schema_with = crate::schema::request_type)]
+    pub request_type: Option<RequestType>,
+    /// `true`: escalated cases (an accepted escalation); `false`: the others.
+    pub escalated: Option<bool>,
     /// Page size, 1 to 100 (default 25).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
