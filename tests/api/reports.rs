@@ -71,10 +71,18 @@ async fn open(app: &TestApp, token: &str, body: Value) -> String {
     id(&app.open_case(token, body).await)
 }
 
-/// A case opened under `entitlement` (one of the workload's subscriptions).
+/// A case opened under `entitlement` (one of the workload's subscriptions); the most urgent
+/// ones are about the account, the least urgent about billing, the rest technical (the
+/// default, left out).
 fn case(entitlement: &str, product: &str, impact: u8, summary: &str) -> Value {
-    json!({"entitlement_number": entitlement, "product": product, "impact": impact,
-           "summary": summary, "description": "Seeded by the report tests."})
+    let mut body = json!({"entitlement_number": entitlement, "product": product, "impact": impact,
+           "summary": summary, "description": "Seeded by the report tests."});
+    match impact {
+        1 => body["request_type"] = json!("account"),
+        4 => body["request_type"] = json!("billing"),
+        _ => {}
+    }
+    body
 }
 
 /// Creates a subscription; returns its id and entitlement number.
@@ -526,6 +534,32 @@ async fn expected_products(app: &TestApp, orgs: Option<Vec<String>>) -> BTreeMap
         .collect()
 }
 
+/// Cases opened in the period per request type, every type listed, straight from the log.
+async fn expected_request_types(app: &TestApp, orgs: Option<Vec<String>>) -> BTreeMap<String, i64> {
+    let sql = "
+        SELECT coalesce(payload->>'request_type', 'technical'), count(*)
+          FROM events
+         WHERE aggregate_type = 'SupportCase' AND event_type = 'CaseOpened'
+           AND ($1::text[] IS NULL OR payload->>'org_id' = ANY($1))
+           AND (((payload->>'opened_at')::timestamptz AT TIME ZONE 'UTC')::date
+               BETWEEN $2::text::date AND $3::text::date)
+         GROUP BY 1";
+    let mut expected: BTreeMap<String, i64> = ["technical", "billing", "account"]
+        .iter()
+        .map(|t| (t.to_string(), 0))
+        .collect();
+    for row in app
+        .db()
+        .await
+        .query(sql, &[&orgs, &FROM, &TO])
+        .await
+        .expect("request types from events")
+    {
+        expected.insert(row.get(0), row.get(1));
+    }
+    expected
+}
+
 /// The SLA row of each priority ("all" for the total) as the report words it.
 async fn expected_sla(
     app: &TestApp,
@@ -754,6 +788,13 @@ fn days_of(report: &Value) -> BTreeMap<String, [i64; 3]> {
         .collect()
 }
 
+fn request_types_of(report: &Value) -> BTreeMap<String, i64> {
+    items(&report["by_request_type"])
+        .iter()
+        .map(|t| (text(&t["request_type"]), int(&t["opened"])))
+        .collect()
+}
+
 fn products_of(report: &Value) -> BTreeMap<String, [i64; 3]> {
     items(&report["by_product"])
         .iter()
@@ -846,6 +887,8 @@ async fn assert_reports_match_events(
         expected_products(app, orgs.clone()).await,
         "per product"
     );
+    let request_types = expected_request_types(app, orgs.clone()).await;
+    assert_eq!(request_types_of(&cases), request_types, "per request type");
     let total: i64 = open_of(&cases).values().sum();
     assert_eq!(int(&cases["open"]["total"]), total);
 
@@ -907,6 +950,11 @@ async fn every_report_number_matches_a_count_over_the_events() {
     );
     assert_eq!(int(&cases["open"]["total"]), 5);
     assert_eq!(items(&cases["per_day"]).len(), 31);
+    let types = request_types_of(&cases);
+    assert!(
+        types.values().filter(|n| **n > 0).count() == 3,
+        "every request type was opened: {types:?}"
+    );
     let sla = report(&app, &root, &format!("/v1/reports/sla?{PERIOD}")).await;
     assert_eq!(sla["overall"]["met"], 6);
     assert_eq!(sla["overall"]["breached"], 3);

@@ -13,6 +13,8 @@ pub struct CaseFacts {
     pub case_id: Uuid,
     pub org_id: String,
     pub product: String,
+    /// `technical`, `billing` or `account`.
+    pub request_type: String,
     pub priority: i16,
     pub status: String,
     pub opened_at: DateTime<Utc>,

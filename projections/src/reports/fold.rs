@@ -39,6 +39,7 @@ pub(super) fn fold_case(
                 case_id: id,
                 org_id: e.org_id.clone(),
                 product: e.product.clone(),
+                request_type: e.request_type.as_str().into(),
                 priority: i16::from(e.priority),
                 status: CaseStatus::Open.as_str().into(),
                 opened_at: e.opened_at,

@@ -97,6 +97,7 @@ fn data(name: &str) -> Data {
                 auto_resolved: 0,
             },
         ],
+        by_request_type: Vec::new(),
         totals: CaseTotals {
             opened: 6,
             resolved: 3,

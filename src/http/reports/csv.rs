@@ -64,7 +64,7 @@ fn unknown_table(table: &str, known: &[&str]) -> ApiError {
     }
 }
 
-pub const CASE_TABLES: [&str; 3] = ["open", "per_day", "by_product"];
+pub const CASE_TABLES: [&str; 4] = ["open", "per_day", "by_product", "by_request_type"];
 pub const SLA_TABLES: [&str; 1] = ["priorities"];
 pub const SUBSCRIPTION_TABLES: [&str; 3] = ["active", "renewals", "cancellations"];
 
@@ -102,6 +102,13 @@ pub(super) fn cases_csv(report: &CasesReport, table: &str) -> Result<Csv, ApiErr
                     p.resolved.to_string(),
                     p.auto_resolved.to_string(),
                 ]);
+            }
+            csv
+        }
+        "by_request_type" => {
+            let mut csv = Csv::new(&["request_type", "opened"]);
+            for t in &report.by_request_type {
+                csv.row([text(&t.request_type), t.opened.to_string()]);
             }
             csv
         }

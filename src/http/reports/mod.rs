@@ -98,7 +98,9 @@ pub struct ReportParams {
     pub format: Option<Format>,
     /// With `format=csv`: which table of the report (see each report); default its first. A
     /// table of another report is 422.
-    #[param(pattern = "^(open|per_day|by_product|priorities|active|renewals|cancellations)$")]
+    #[param(
+        pattern = "^(open|per_day|by_product|by_request_type|priorities|active|renewals|cancellations)$"
+    )]
     pub table: Option<String>,
     /// Answer only once the reports have applied this position (from a command response).
     pub min_position: Option<i64>,
@@ -271,7 +273,7 @@ impl IntoResponses for ReportErrors {
 /// Case report: open cases now by status x priority; opened, resolved and auto-resolved per
 /// day and per product over the period.
 ///
-/// CSV tables: `open` (default), `per_day`, `by_product`.
+/// CSV tables: `open` (default), `per_day`, `by_product`, `by_request_type`.
 #[utoipa::path(get, path = "/v1/reports/cases", tag = "reports",
     params(ReportParams),
     responses(ReportErrors,

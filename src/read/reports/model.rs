@@ -56,6 +56,14 @@ pub struct ProductCases {
     pub auto_resolved: i64,
 }
 
+/// Cases of one request type opened in the period.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RequestTypeCases {
+    #[schema(schema_with = crate::schema::request_type)]
+    pub request_type: String,
+    pub opened: i64,
+}
+
 /// Case activity over the whole period.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct CaseTotals {
@@ -76,6 +84,8 @@ pub struct CaseTotals {
         {"day": "2026-03-01", "opened": 4, "resolved": 1, "auto_resolved": 0},
         {"day": "2026-03-02", "opened": 2, "resolved": 3, "auto_resolved": 1}],
     "by_product": [{"product": "jira-software", "opened": 6, "resolved": 4, "auto_resolved": 1}],
+    "by_request_type": [{"request_type": "technical", "opened": 5},
+        {"request_type": "billing", "opened": 1}, {"request_type": "account", "opened": 0}],
     "totals": {"opened": 6, "resolved": 4, "auto_resolved": 1}
 }))]
 pub struct CasesReport {
@@ -88,6 +98,8 @@ pub struct CasesReport {
     pub per_day: Vec<CaseDay>,
     /// Products with activity in the period, most cases opened first.
     pub by_product: Vec<ProductCases>,
+    /// Every request type (technical, billing, account), zeros included.
+    pub by_request_type: Vec<RequestTypeCases>,
     pub totals: CaseTotals,
 }
 

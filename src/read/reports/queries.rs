@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDate};
 use tokio_postgres::types::ToSql;
 
 use chrono::{DateTime, Utc};
-use subdesk_aggregates::support_case::CasePolicy;
+use subdesk_aggregates::support_case::{CasePolicy, RequestType};
 use tokio_postgres::GenericClient;
 
 use super::*;
@@ -54,7 +54,16 @@ pub async fn cases(
     );
     let days = tx.query(&days_sql, &by_org_days);
     let products = tx.query(&products_sql, &by_org_days);
-    let (open, days, products) = futures::try_join!(open, days, products)?;
+    let (start, end) = (period.start(), period.end());
+    let opened_params: [&(dyn ToSql + Sync); 3] = [orgs, &start, &end];
+    let request_types = tx.query(
+        "SELECT request_type, count(*) FROM report_case_facts \
+          WHERE opened_at >= $2 AND opened_at < $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
+          GROUP BY request_type",
+        &opened_params,
+    );
+    let (open, days, products, request_types) =
+        futures::try_join!(open, days, products, request_types)?;
 
     let open: Vec<(String, i16, i64)> = open
         .iter()
@@ -110,12 +119,24 @@ pub async fn cases(
             })
         })
         .collect::<Result<_, tokio_postgres::Error>>()?;
+    let request_types: HashMap<String, i64> = request_types
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let by_request_type = RequestType::ALL
+        .iter()
+        .map(|t| RequestTypeCases {
+            request_type: t.as_str().into(),
+            opened: request_types.get(t.as_str()).copied().unwrap_or(0),
+        })
+        .collect();
     Ok(CasesReport {
         period,
         generated_at: now,
         open,
         per_day,
         by_product,
+        by_request_type,
         totals,
     })
 }
