@@ -61,6 +61,14 @@ impl<A> From<StatusCode> for Status<A> {
 /// Header set on a response replayed for a repeated `Idempotency-Key`.
 pub const REPLAYED: &str = "idempotent-replayed";
 
+/// The action a command on an existing resource is. A command without one is never built by a
+/// route there, so meeting one is a bug (500), not the caller's fault.
+pub fn action_of<T>(action: Option<T>) -> Result<T, ApiError> {
+    action.ok_or_else(|| {
+        ApiError::Internal("a command no route issues on an existing resource".into())
+    })
+}
+
 /// Runs `command` on the existing stream `id` for the caller of `call`, behind `guard` (which
 /// sees the state the command is decided on), answering `status` with `respond`'s view.
 pub async fn run_guarded<A, B>(
@@ -251,3 +259,42 @@ fn fault_exit_after_commit() {
         }
     }
 }
+
+/// Declares the command routes of a resource that take its id in the path and a JSON body:
+/// for each, the OpenAPI operation (the doc comment is its summary and description) and a
+/// handler that extracts the call, the id and the body, builds the command from them with the
+/// block, and runs it through `run` (the resource's one command path, which decides access from
+/// the command). `changed` names what every such command answers; an entry may list more
+/// responses in `[...]` to describe them better. Routes declared by hand are named in `also`
+/// so that `router()` serves every route of the file.
+///
+/// The calling module imports what the expansion names: `Command`, `Answer`, `Idempotent`,
+/// `OpenApiRouter`, `routes`, `Uuid` and `AppState`.
+macro_rules! command_routes {
+    (
+        tag = $tag:tt, run = $run:path, changed = $changed:ident, also = [$($also:ident),*];
+        $(
+            $(#[doc = $doc:tt])*
+            $method:ident $path:tt => $name:ident($call:ident, $id:ident, $request:tt: $body:ident)
+                $([$($response:tt)*])?
+                $build:block
+        )*
+    ) => {
+        pub fn router() -> OpenApiRouter<AppState> {
+            OpenApiRouter::new()
+                $(.routes(routes!($name)))*
+                $(.routes(routes!($also)))*
+        }
+        $(
+            $(#[doc = $doc])*
+            #[utoipa::path($method, path = $path, tag = $tag, request_body = $body,
+                params(("id" = Uuid, Path), Idempotent),
+                responses($changed $(, $($response)*)?))]
+            #[allow(unused_braces)] // a one-line command is written `{ Command }` too
+            async fn $name(Command($call, $id, $request): Command<Uuid, $body>) -> Answer {
+                $run(&$call, $id, $build).await
+            }
+        )*
+    };
+}
+pub(crate) use command_routes;

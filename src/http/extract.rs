@@ -1,6 +1,7 @@
 //! Extractors every handler shares: who is calling ([`Ctx`]), a JSON body that also knows its
 //! request hash ([`JsonBody`]), and both with the path of a command request ([`Command`]).
 
+use crate::read::Cursor;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
@@ -253,4 +254,15 @@ fn contains_nul(value: &Value) -> bool {
         Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
         _ => false,
     }
+}
+
+/// The `cursor` of a list request: absent, or one a list of `what`s returned (422 otherwise).
+pub fn list_cursor(text: Option<&str>, what: &str) -> Result<Option<Cursor>, ApiError> {
+    text.map(|text| {
+        Cursor::decode(text).ok_or_else(|| {
+            let detail = format!("the cursor is not one a {what} list returned");
+            ApiError::unprocessable("invalid_cursor", detail)
+        })
+    })
+    .transpose()
 }

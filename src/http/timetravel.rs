@@ -39,14 +39,12 @@ pub struct ReadParams {
 /// A resource whose detail is read from its read model now, or from a replay of its stream as
 /// it was (see [`detail`]).
 pub(crate) trait Detail: Sized {
-    /// The projection that builds the read model, and its name (for `min_position`).
-    const PROJECTION: &'static str;
+    /// The projection that builds the read model (its name is what `min_position` waits for).
+    const PROJECTION: &'static dyn Projection;
     /// The stream's aggregate type.
     const AGGREGATE_TYPE: &'static str;
     /// What the resource is called in a 404.
     const WHAT: &'static str;
-
-    fn projection() -> &'static dyn Projection;
 
     /// 404 unless `principal` sees stream `id` as it is now: that decides whether they may
     /// see its past too.
@@ -75,7 +73,7 @@ pub(crate) async fn detail<D: Detail>(
 ) -> Result<D, ApiError> {
     let Some(cut) = cut(params.as_of, params.at_version)? else {
         if let Some(position) = params.min_position {
-            wait_for(state, D::PROJECTION, position).await?;
+            wait_for(state, D::PROJECTION.name(), position).await?;
         }
         let client = state.read_pool.get().await?;
         return D::render(state, &**client, id, principal, state.clock.now()).await;
@@ -84,15 +82,7 @@ pub(crate) async fn detail<D: Detail>(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let stream = id.to_string();
-    let then = replay(
-        &tx,
-        D::projection(),
-        D::AGGREGATE_TYPE,
-        &stream,
-        cut,
-        D::WHAT,
-    )
-    .await?;
+    let then = replay(&tx, D::PROJECTION, D::AGGREGATE_TYPE, &stream, cut, D::WHAT).await?;
     let detail = D::render(state, &*tx, id, principal, then).await;
     tx.rollback().await?;
     detail

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::cursor::Cursor;
 use super::sql::{like_escape, Sql};
-use super::{json_row, json_rows};
+use super::{json_one, json_rows};
 use crate::access::CaseScope;
 
 pub use subdesk_projections::cases::CaseRow;
@@ -178,11 +178,12 @@ pub async fn find(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<CaseRow>, tokio_postgres::Error> {
-    client
-        .query_opt("SELECT to_jsonb(c) FROM case_view c WHERE id = $1", &[&id])
-        .await?
-        .map(|row| json_row(&row))
-        .transpose()
+    json_one(
+        client,
+        "SELECT to_jsonb(c) FROM case_view c WHERE id = $1",
+        &[&id],
+    )
+    .await
 }
 
 /// One entry of a case's timeline.

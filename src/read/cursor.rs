@@ -42,6 +42,23 @@ impl Cursor {
     }
 }
 
+/// The page of at most `limit` items of `rows` (read with `limit + 1` to learn whether more
+/// follow), with the cursor of the next page when more do; `key` is an item's sort instant and
+/// id.
+pub fn page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> (Vec<T>, Option<String>) {
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = more.then(|| rows.last()).flatten().map(|last| {
+        let (at, id) = key(last);
+        Cursor { at, id }.encode()
+    });
+    (rows, next)
+}
+
 /// Whether PostgreSQL stores the instant (chrono reaches further).
 pub fn storable(at: &DateTime<Utc>) -> bool {
     use chrono::Datelike;
@@ -51,6 +68,19 @@ pub fn storable(at: &DateTime<Utc>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_is_cut_at_the_limit_and_points_past_its_last_item() {
+        let at = DateTime::from_timestamp_micros(1_772_442_000_000_000).expect("instant");
+        let rows: Vec<u128> = (1..=4).collect();
+        let key = |n: &u128| (at, Uuid::from_u128(*n));
+        let (items, next) = page(rows.clone(), 3, key);
+        assert_eq!(items, vec![1, 2, 3]);
+        let next = Cursor::decode(&next.expect("a next page")).expect("a cursor");
+        assert_eq!(next.id, Uuid::from_u128(3));
+        assert_eq!(page(rows[..3].to_vec(), 3, key), (vec![1, 2, 3], None));
+        assert_eq!(page(Vec::<u128>::new(), 3, key), (vec![], None));
+    }
 
     #[test]
     fn a_cursor_round_trips_and_garbage_is_refused() {

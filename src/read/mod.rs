@@ -18,7 +18,8 @@ pub use cursor::Cursor;
 
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::Json;
-use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
 
 /// The rows of a query whose one column is a JSON object (`SELECT to_jsonb(x) ...`), as `T`:
 /// the row type names its columns, so nothing is read by position.
@@ -31,4 +32,17 @@ pub(crate) fn json_rows<T: DeserializeOwned>(
 /// One such row as `T`.
 pub(crate) fn json_row<T: DeserializeOwned>(row: &Row) -> Result<T, tokio_postgres::Error> {
     row.try_get::<_, Json<T>>(0).map(|Json(value)| value)
+}
+
+/// The one row (or none) of such a query, as `T`.
+pub(crate) async fn json_one<T: DeserializeOwned>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<T>, tokio_postgres::Error> {
+    client
+        .query_opt(sql, params)
+        .await?
+        .map(|row| json_row(&row))
+        .transpose()
 }

@@ -6,7 +6,7 @@ use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::cursor::Cursor;
-use super::{json_row, json_rows};
+use super::{json_one, json_rows};
 
 /// One subscription of a list.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -74,8 +74,9 @@ pub async fn list(
         .and_then(|rows| json_rows(&rows))
 }
 
-/// One subscription as the read model has it.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// One subscription as the read model has it (the detail answer shows it as it is).
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SubscriptionFields)]
 pub struct SubscriptionRow {
     pub id: Uuid,
     pub entitlement_number: String,
@@ -83,21 +84,29 @@ pub struct SubscriptionRow {
     pub product: String,
     pub plan: String,
     pub seats: i32,
+    /// Seats from the next renewal on, when a reduction is scheduled.
     pub scheduled_seats: Option<i32>,
+    /// Additional storage bought, in GB.
     pub storage_gb: i32,
     pub term_start: DateTime<Utc>,
     pub term_end: DateTime<Utc>,
     pub auto_renew: bool,
+    /// `direct` or `partner`.
     pub channel: String,
     pub partner_id: Option<String>,
     pub billing_account: String,
+    /// The linked site or group, once set up.
     pub site: Option<String>,
     pub contacts: Vec<String>,
+    /// For a collection: its products.
     pub included_products: Vec<String>,
+    /// For a cancelled collection: the products that became standalone subscriptions.
     pub kept_products: Vec<String>,
+    /// For a standalone subscription split off a collection: that collection.
     pub from_collection: Option<Uuid>,
     pub status: String,
     pub cancellation_reason: Option<String>,
+    /// When a scheduled cancellation takes effect (or a past one took effect).
     pub cancel_effective_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub created_by: String,
@@ -110,24 +119,21 @@ pub async fn find(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<SubscriptionRow>, tokio_postgres::Error> {
-    client
-        .query_opt(
-            "SELECT to_jsonb(s) FROM subscription_view s WHERE id = $1",
-            &[&id],
-        )
-        .await?
-        .map(|row| json_row(&row))
-        .transpose()
+    let sql = "SELECT to_jsonb(s) FROM subscription_view s WHERE id = $1";
+    json_one(client, sql, &[&id]).await
 }
 
-/// An app subscription.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// An app subscription, as the read model has it and the detail answer shows it.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = AppDetail)]
 pub struct AppRow {
     pub app_id: Uuid,
     pub entitlement_number: String,
     pub app: String,
     pub plan: String,
+    /// `active` or `cancelled`.
     pub status: String,
+    /// Why it was cancelled: `requested`, `subscription_cancelled`, `subscription_expired`.
     pub cause: Option<String>,
     pub added_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,

@@ -13,102 +13,73 @@ use uuid::Uuid;
 
 use super::run::{execute, CaseChanged};
 use super::types::*;
+use crate::http::command::command_routes;
 use crate::http::contract::Idempotent;
 use crate::http::error::Problem;
 use crate::http::extract::{Answer, Call, Command, Ctx};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(request_info))
-        .routes(routes!(assign))
-        .routes(routes!(investigate))
-        .routes(routes!(change_priority))
-        .routes(routes!(add_participant))
-        .routes(routes!(remove_participant))
-        .routes(routes!(request_escalation))
-        .routes(routes!(accept_escalation))
-        .routes(routes!(set_data_access))
-        .routes(routes!(resolve))
-}
+command_routes! {
+    tag = "cases", run = execute, changed = CaseChanged, also = [remove_participant];
 
-/// Ask the customer for information (staff).
-///
-/// Posts the question as a public comment and sets the case `waiting_for_customer`. Without a
-/// customer-side reply within the auto-resolve policy (default 5 days) the system resolves
-/// it; the case detail shows when (`auto_resolve_due`).
-#[utoipa::path(post, path = "/v1/cases/{id}/request-info", tag = "cases",
-    request_body = RequestInfoRequest,
-    params(("id" = Uuid, Path), Idempotent),
-    responses(
-        CaseChanged,
-        (status = 422, body = Problem, description = "e.g. the case is resolved"),
-    ))]
-async fn request_info(Command(call, id, request): Command<Uuid, RequestInfoRequest>) -> Answer {
-    let command = SupportCaseCommand::RequestInfo(RequestInfo {
-        comment_id: Uuid::now_v7(),
-        body: request.body,
-        by: call.actor(),
-    });
-    execute(&call, id, command).await
-}
+    /// Ask the customer for information (staff).
+    ///
+    /// Posts the question as a public comment and sets the case `waiting_for_customer`. Without a
+    /// customer-side reply within the auto-resolve policy (default 5 days) the system resolves
+    /// it; the case detail shows when (`auto_resolve_due`).
+    post "/v1/cases/{id}/request-info" => request_info(call, id, r: RequestInfoRequest)
+        [(status = 422, body = Problem, description = "e.g. the case is resolved")]
+        {
+            let (comment_id, body, by) = (Uuid::now_v7(), r.body, call.actor());
+            SupportCaseCommand::RequestInfo(RequestInfo { comment_id, body, by })
+        }
 
-/// Assign the case to a support engineer (staff).
-#[utoipa::path(post, path = "/v1/cases/{id}/assign", tag = "cases",
-    request_body = AssignRequest,
-    params(("id" = Uuid, Path), Idempotent),
-    responses(CaseChanged))]
-async fn assign(Command(call, id, request): Command<Uuid, AssignRequest>) -> Answer {
-    let command = SupportCaseCommand::Assign(AssignCase {
-        assignee: request
-            .assignee
-            .unwrap_or_else(|| call.ctx.principal.user.clone()),
-        by: call.actor(),
-    });
-    execute(&call, id, command).await
-}
+    /// Assign the case to a support engineer (staff).
+    post "/v1/cases/{id}/assign" => assign(call, id, r: AssignRequest)
+        {
+            let assignee = r.assignee.unwrap_or_else(|| call.ctx.principal.user.clone());
+            SupportCaseCommand::Assign(AssignCase { assignee, by: call.actor() })
+        }
 
-/// Start investigating (staff): from `open` or `waiting_for_customer`.
-#[utoipa::path(post, path = "/v1/cases/{id}/investigate", tag = "cases",
-    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
-    params(("id" = Uuid, Path), Idempotent),
-    responses(
-        CaseChanged,
-        (status = 422, body = Problem, description = "`invalid_status`: not open or waiting"),
-    ))]
-async fn investigate(Command(call, id, _): Command<Uuid, EmptyRequest>) -> Answer {
-    let command = SupportCaseCommand::StartInvestigation(StartInvestigation { by: call.actor() });
-    execute(&call, id, command).await
-}
+    /// Start investigating (staff): from `open` or `waiting_for_customer`.
+    post "/v1/cases/{id}/investigate" => investigate(call, id, _: EmptyRequest)
+        [(status = 422, body = Problem, description = "`invalid_status`: not open or waiting")]
+        { SupportCaseCommand::StartInvestigation(StartInvestigation { by: call.actor() }) }
 
-/// Change the priority (staff); the first-response due time is recomputed from the opening.
-#[utoipa::path(post, path = "/v1/cases/{id}/priority", tag = "cases",
-    request_body = PriorityRequest,
-    params(("id" = Uuid, Path), Idempotent),
-    responses(CaseChanged))]
-async fn change_priority(Command(call, id, request): Command<Uuid, PriorityRequest>) -> Answer {
-    let command = SupportCaseCommand::ChangePriority(ChangePriority {
-        priority: request.priority,
-        by: call.actor(),
-    });
-    execute(&call, id, command).await
-}
+    /// Change the priority (staff); the first-response due time is recomputed from the opening.
+    post "/v1/cases/{id}/priority" => change_priority(call, id, r: PriorityRequest)
+        { SupportCaseCommand::ChangePriority(ChangePriority { priority: r.priority, by: call.actor() }) }
 
-/// Add a participant (anyone who sees the case; at most 48). Adding one already on the case
-/// changes nothing.
-#[utoipa::path(post, path = "/v1/cases/{id}/participants", tag = "cases",
-    request_body = ParticipantRequest,
-    params(("id" = Uuid, Path), Idempotent),
-    responses(
-        CaseChanged,
-        (status = 422, body = Problem, description = "`too_many_participants`, `invalid_email`"),
-    ))]
-async fn add_participant(Command(call, id, request): Command<Uuid, ParticipantRequest>) -> Answer {
-    let command = SupportCaseCommand::AddParticipant(AddParticipant {
-        email: request.email,
-        by: call.actor(),
-    });
-    execute(&call, id, command).await
+    /// Add a participant (anyone who sees the case; at most 48). Adding one already on the case
+    /// changes nothing.
+    post "/v1/cases/{id}/participants" => add_participant(call, id, r: ParticipantRequest)
+        [(status = 422, body = Problem, description = "`too_many_participants`, `invalid_email`")]
+        { SupportCaseCommand::AddParticipant(AddParticipant { email: r.email, by: call.actor() }) }
+
+    /// Ask for the case to be escalated (customer side; not on a resolved case).
+    post "/v1/cases/{id}/escalate" => request_escalation(call, id, r: EscalationRequest)
+        [(status = 422, body = Problem,
+            description = "`escalation_pending`, `already_escalated`, `invalid_status`")]
+        { SupportCaseCommand::RequestEscalation(RequestEscalation { reason: r.reason, by: call.actor() }) }
+
+    /// Accept the pending escalation (staff).
+    post "/v1/cases/{id}/accept-escalation" => accept_escalation(call, id, _: EmptyRequest)
+        [(status = 422, body = Problem, description = "`no_escalation_pending`, `already_escalated`")]
+        { SupportCaseCommand::AcceptEscalation(AcceptEscalation { by: call.actor() }) }
+
+    /// Grant or revoke support's access to the customer's data (customer side).
+    post "/v1/cases/{id}/data-access" => set_data_access(call, id, r: DataAccessRequest)
+        { SupportCaseCommand::SetDataAccess(SetDataAccess { granted: r.granted, by: call.actor() }) }
+
+    /// Resolve the case (staff, or the customer side: requester, participants, org admins,
+    /// partners), optionally with a resolution note. A customer-side comment within the reopen
+    /// window reopens it.
+    post "/v1/cases/{id}/resolve" => resolve(call, id, r: ResolveRequest)
+        [(status = 422, body = Problem, description = "`invalid_status`: already resolved; `case_closed`")]
+        {
+            let resolution = r.resolution.map(|body| ResolutionNote { comment_id: Uuid::now_v7(), body });
+            SupportCaseCommand::Resolve(ResolveCase { by: call.actor(), resolution })
+        }
 }
 
 /// Remove a participant. Removing an address that is not on the case changes nothing.
@@ -130,69 +101,5 @@ async fn remove_participant(
         email,
         by: call.actor(),
     });
-    execute(&call, id, command).await
-}
-
-/// Ask for the case to be escalated (customer side; not on a resolved case).
-#[utoipa::path(post, path = "/v1/cases/{id}/escalate", tag = "cases",
-    request_body = EscalationRequest,
-    params(("id" = Uuid, Path), Idempotent),
-    responses(
-        CaseChanged,
-        (status = 422, body = Problem, description = "`escalation_pending`, `already_escalated`, `invalid_status`"),
-    ))]
-async fn request_escalation(
-    Command(call, id, request): Command<Uuid, EscalationRequest>,
-) -> Answer {
-    let command = SupportCaseCommand::RequestEscalation(RequestEscalation {
-        reason: request.reason,
-        by: call.actor(),
-    });
-    execute(&call, id, command).await
-}
-
-/// Accept the pending escalation (staff).
-#[utoipa::path(post, path = "/v1/cases/{id}/accept-escalation", tag = "cases",
-    request_body(content = EmptyRequest, description = "Nothing, or `{}`"),
-    params(("id" = Uuid, Path), Idempotent),
-    responses(
-        CaseChanged,
-        (status = 422, body = Problem, description = "`no_escalation_pending`, `already_escalated`"),
-    ))]
-async fn accept_escalation(Command(call, id, _): Command<Uuid, EmptyRequest>) -> Answer {
-    let command = SupportCaseCommand::AcceptEscalation(AcceptEscalation { by: call.actor() });
-    execute(&call, id, command).await
-}
-
-/// Grant or revoke support's access to the customer's data (customer side).
-#[utoipa::path(post, path = "/v1/cases/{id}/data-access", tag = "cases",
-    request_body = DataAccessRequest,
-    params(("id" = Uuid, Path), Idempotent),
-    responses(CaseChanged))]
-async fn set_data_access(Command(call, id, request): Command<Uuid, DataAccessRequest>) -> Answer {
-    let command = SupportCaseCommand::SetDataAccess(SetDataAccess {
-        granted: request.granted,
-        by: call.actor(),
-    });
-    execute(&call, id, command).await
-}
-
-/// Resolve the case (staff, or the customer side: requester, participants, org admins,
-/// partners), optionally with a resolution note. A customer-side comment within the reopen
-/// window reopens it.
-#[utoipa::path(post, path = "/v1/cases/{id}/resolve", tag = "cases",
-    request_body(content = ResolveRequest, description = "Nothing, `{}`, or a resolution note"),
-    params(("id" = Uuid, Path), Idempotent),
-    responses(
-        CaseChanged,
-        (status = 422, body = Problem, description = "`invalid_status`: already resolved; `case_closed`"),
-    ))]
-async fn resolve(Command(call, id, request): Command<Uuid, ResolveRequest>) -> Answer {
-    let resolution = request.resolution.map(|body| ResolutionNote {
-        comment_id: Uuid::now_v7(),
-        body,
-    });
-    let by = call.actor();
-    let command = SupportCaseCommand::Resolve(ResolveCase { by, resolution });
     execute(&call, id, command).await
 }

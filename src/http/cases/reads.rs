@@ -24,10 +24,10 @@ use crate::auth::Principal;
 use crate::history::HistoryEntry;
 use crate::http::consistency::wait_for;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Ctx, Params};
+use crate::http::extract::{list_cursor, Ctx, Params};
 use crate::http::timetravel::{detail, Detail, ReadParams};
 use crate::read::cases::{self as read, Activity, Assignee, CaseFilter, CaseRow, Mine};
-use crate::read::Cursor;
+use crate::read::cursor::page;
 use crate::state::AppState;
 
 /// Name of the projection behind case reads.
@@ -165,22 +165,11 @@ async fn list_cases(
     }
     let principal = &ctx.principal;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    let cursor = params
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Cursor::decode(c).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_cursor",
-                    "the cursor is not one a case list returned",
-                )
-            })
-        })
-        .transpose()?;
+    let cursor = list_cursor(params.cursor.as_deref(), "case")?;
     let order = activity(principal);
     let filter = filter_of(params, principal)?;
     let client = state.read_pool.get().await?;
-    let mut cases = read::list(
+    let cases = read::list(
         &**client,
         &case_scope(principal),
         &filter,
@@ -189,15 +178,7 @@ async fn list_cases(
         cursor,
     )
     .await?;
-    let more = cases.len() as i64 > limit;
-    cases.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = more.then(|| cases.last()).flatten().map(|last| {
-        Cursor {
-            at: order.of(last),
-            id: last.id,
-        }
-        .encode()
-    });
+    let (cases, next_cursor) = page(cases, limit, |last| (order.of(last), last.id));
     let items = cases
         .into_iter()
         .map(|row| summary_of(&state, row, principal))
@@ -224,13 +205,9 @@ async fn get_case(
 }
 
 impl Detail for CaseDetail {
-    const PROJECTION: &'static str = PROJECTION;
+    const PROJECTION: &'static dyn Projection = &CaseProjection;
     const AGGREGATE_TYPE: &'static str = AGGREGATE_TYPE;
     const WHAT: &'static str = "case";
-
-    fn projection() -> &'static dyn Projection {
-        &CaseProjection
-    }
 
     async fn visible_now(
         state: &AppState,

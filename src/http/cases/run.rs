@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::types::case_receipt;
 use crate::access::{may, sees_case, CaseAction, CaseAudience};
 use crate::auth::Principal;
-use crate::http::command::run_guarded;
+use crate::http::command::{action_of, run_guarded};
 use crate::http::error::ApiError;
 use crate::http::extract::Call;
 use crate::state::AppState;
@@ -40,10 +40,10 @@ pub(super) async fn execute_as(
     status: StatusCode,
     command: SupportCaseCommand,
 ) -> Result<Response, ApiError> {
-    let action = CaseAction::of(&command).ok_or_else(|| {
-        ApiError::Internal("a command no caller issues on an existing case".into())
-    })?;
-    let guard = case_guard(call.ctx.principal.clone(), action);
+    let guard = case_guard(
+        call.ctx.principal.clone(),
+        action_of(CaseAction::of(&command))?,
+    );
     run_guarded(
         call,
         &call.state.cases,

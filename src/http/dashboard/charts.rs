@@ -213,6 +213,28 @@ fn legend(root: &Area<'_>, series: &[Series]) -> Drawn {
 }
 
 /// Bars per category, the series stacked, the total above each bar.
+impl<'a> Bars<'a> {
+    /// A chart of counts: whole numbers, no targets.
+    pub fn counts(
+        title: &'a str,
+        categories: &'a [String],
+        series: &'a [Series],
+        y_desc: &'a str,
+        y_floor: f64,
+    ) -> Self {
+        let format = whole;
+        Self {
+            title,
+            categories,
+            series,
+            y_desc,
+            format,
+            targets: None,
+            y_floor,
+        }
+    }
+}
+
 pub fn bars(spec: &Bars<'_>) -> Chart {
     render(spec.title, |root| {
         root.fill(&WHITE)?;

@@ -94,15 +94,13 @@ pub fn case_panels(cases: &CasesReport) -> Vec<Panel> {
             )
         })
         .collect();
-    let chart = charts::bars(&Bars {
-        title: "Open cases by priority, stacked by status",
-        categories: &priorities,
-        series: &series,
-        y_desc: "cases",
-        format: charts::whole,
-        targets: None,
-        y_floor: 4.0,
-    });
+    let chart = charts::bars(&Bars::counts(
+        "Open cases by priority, stacked by status",
+        &priorities,
+        &series,
+        "cases",
+        4.0,
+    ));
     let mut rows: Vec<Vec<String>> = statuses
         .iter()
         .map(|status| {
@@ -210,21 +208,15 @@ pub fn case_panels(cases: &CasesReport) -> Vec<Panel> {
     });
     panels.push(per_day);
 
-    let top: Vec<_> = cases.by_product.iter().take(10).collect();
-    let products: Vec<String> = top.iter().map(|p| p.product.clone()).collect();
-    let chart = charts::bars(&Bars {
-        title: "Cases opened per product",
-        categories: &products,
-        series: &[Series::new(
-            "opened",
-            charts::SKY,
-            top.iter().map(|p| p.opened as f64).collect(),
-        )],
-        y_desc: "cases opened",
-        format: charts::whole,
-        targets: None,
-        y_floor: 4.0,
-    });
+    let (products, opened) = top_ten(&cases.by_product, |p| (&p.product, p.opened));
+    let opened = [Series::new("opened", charts::SKY, opened)];
+    let chart = charts::bars(&Bars::counts(
+        "Cases opened per product",
+        &products,
+        &opened,
+        "cases opened",
+        4.0,
+    ));
     let rows: Vec<Vec<String>> = cases
         .by_product
         .iter()
@@ -401,6 +393,19 @@ pub fn sla_panels(sla: &SlaReport) -> Vec<Panel> {
     panels
 }
 
+/// The names and figures of the first ten of `items` (the report sorts them, largest first),
+/// for a chart that shows no more.
+fn top_ten<T>(items: &[T], of: impl Fn(&T) -> (&String, i64)) -> (Vec<String>, Vec<f64>) {
+    items
+        .iter()
+        .take(10)
+        .map(|item| {
+            let (name, figure) = of(item);
+            (name.clone(), figure as f64)
+        })
+        .unzip()
+}
+
 /// `2026-03` as `Mar`; the first month and every January also name the year (`Jan 26`).
 fn month_label(month: &str, first: bool) -> String {
     use chrono::Datelike;
@@ -418,21 +423,15 @@ fn month_label(month: &str, first: bool) -> String {
 
 pub fn subscription_panels(subs: &SubscriptionsReport) -> Vec<Panel> {
     let mut panels = Vec::new();
-    let top: Vec<_> = subs.active.by_product.iter().take(10).collect();
-    let products: Vec<String> = top.iter().map(|g| g.key.clone()).collect();
-    let chart = charts::bars(&Bars {
-        title: "Seats in force by product",
-        categories: &products,
-        series: &[Series::new(
-            "seats",
-            charts::BLUE,
-            top.iter().map(|g| g.seats as f64).collect(),
-        )],
-        y_desc: "seats",
-        format: charts::whole,
-        targets: None,
-        y_floor: 10.0,
-    });
+    let (products, seats) = top_ten(&subs.active.by_product, |g| (&g.key, g.seats));
+    let seats = [Series::new("seats", charts::BLUE, seats)];
+    let chart = charts::bars(&Bars::counts(
+        "Seats in force by product",
+        &products,
+        &seats,
+        "seats",
+        10.0,
+    ));
     let rows: Vec<Vec<String>> = subs
         .active
         .rows
@@ -485,10 +484,10 @@ pub fn subscription_panels(subs: &SubscriptionsReport) -> Vec<Panel> {
         .enumerate()
         .map(|(i, m)| month_label(&m.month, i == 0))
         .collect();
-    let chart = charts::bars(&Bars {
-        title: "Cancellations per month",
-        categories: &labels,
-        series: &[Series::new(
+    let chart = charts::bars(&Bars::counts(
+        "Cancellations per month",
+        &labels,
+        &[Series::new(
             "cancellations",
             charts::VERMILION,
             subs.cancellations_per_month
@@ -496,11 +495,9 @@ pub fn subscription_panels(subs: &SubscriptionsReport) -> Vec<Panel> {
                 .map(|m| m.cancellations as f64)
                 .collect(),
         )],
-        y_desc: "cancellations",
-        format: charts::whole,
-        targets: None,
-        y_floor: 4.0,
-    });
+        "cancellations",
+        4.0,
+    ));
     let rows: Vec<Vec<String>> = subs
         .cancellations_per_month
         .iter()

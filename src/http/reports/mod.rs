@@ -41,7 +41,7 @@ use utoipa_axum::routes;
 
 use super::consistency::wait_for;
 use super::contract;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::{Answer, Ctx};
 use crate::access::reports::{case_orgs, subscription_scope, ReportDenied};
 use crate::auth::Principal;
@@ -141,14 +141,25 @@ impl From<InvalidPeriod> for ApiError {
 
 // --- the reports, for a principal --------------------------------------------------------------
 
+/// Now, on the injected clock, and the period `filter` asks for, resolved against today.
+fn now_and_period(
+    state: &AppState,
+    filter: &ReportFilter,
+) -> Result<(chrono::DateTime<chrono::Utc>, Period), InvalidPeriod> {
+    let now = state.clock.now();
+    Ok((
+        now,
+        Period::resolve(filter.from, filter.to, now.date_naive())?,
+    ))
+}
+
 /// The case report for `principal`: its scope, then the read, in one read-only transaction.
 pub async fn cases(
     state: &AppState,
     principal: &Principal,
     filter: &ReportFilter,
 ) -> Result<CasesReport, ApiError> {
-    let now = state.clock.now();
-    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let (now, period) = now_and_period(state, filter)?;
     let mut client = state.read_pool.get().await?;
     let tx = read::report_transaction(&mut client).await?;
     let orgs = case_orgs(&*tx, principal, filter).await?;
@@ -163,8 +174,7 @@ pub async fn sla(
     principal: &Principal,
     filter: &ReportFilter,
 ) -> Result<SlaReport, ApiError> {
-    let now = state.clock.now();
-    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let (now, period) = now_and_period(state, filter)?;
     let mut client = state.read_pool.get().await?;
     let tx = read::report_transaction(&mut client).await?;
     let orgs = case_orgs(&*tx, principal, filter).await?;
@@ -180,8 +190,7 @@ pub async fn subscriptions(
     principal: &Principal,
     filter: &ReportFilter,
 ) -> Result<SubscriptionsReport, ApiError> {
-    let now = state.clock.now();
-    let period = Period::resolve(filter.from, filter.to, now.date_naive())?;
+    let (now, period) = now_and_period(state, filter)?;
     let scope = subscription_scope(principal, filter)?;
     let mut client = state.read_pool.get().await?;
     let tx = read::report_transaction(&mut client).await?;
@@ -252,22 +261,37 @@ impl ReportRequest {
     }
 }
 
-/// The error answers every report shares; each report says more about its 403.
-struct ReportErrors;
+/// The error answers of the reports over cases (the 403 of those a case report is not for).
+struct CaseReportErrors;
 
-impl IntoResponses for ReportErrors {
+/// The error answers of the reports over subscriptions.
+struct SubscriptionReportErrors;
+
+impl IntoResponses for CaseReportErrors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
-        BTreeMap::from([
-            (
-                "404".to_string(),
-                contract::problem("An `org_id` or `partner_id` the caller does not see"),
-            ),
-            (
-                "422".to_string(),
-                contract::problem("`from` after `to`, or a period over 731 days"),
-            ),
-        ])
+        report_errors("Customers who are not org admins; partners without `access_cases`")
     }
+}
+
+impl IntoResponses for SubscriptionReportErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        report_errors("Customers who are not org admins; partners without `view_customers`")
+    }
+}
+
+/// The error answers every report shares, with `forbidden` describing its 403.
+fn report_errors(forbidden: &str) -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+    BTreeMap::from([
+        ("403".to_string(), contract::problem(forbidden)),
+        (
+            "404".to_string(),
+            contract::problem("An `org_id` or `partner_id` the caller does not see"),
+        ),
+        (
+            "422".to_string(),
+            contract::problem("`from` after `to`, or a period over 731 days"),
+        ),
+    ])
 }
 
 /// Case report: open cases now by status x priority; opened, resolved and auto-resolved per
@@ -276,12 +300,11 @@ impl IntoResponses for ReportErrors {
 /// CSV tables: `open` (default), `per_day`, `by_product`, `by_request_type`.
 #[utoipa::path(get, path = "/v1/reports/cases", tag = "reports",
     params(ReportParams),
-    responses(ReportErrors,
+    responses(CaseReportErrors,
         (status = 200, description = "The report (JSON), or one of its tables (CSV)", content(
             (CasesReport = "application/json"),
             (String = "text/csv", example = json!("status,priority,cases\r\nopen,1,1\r\nopen,2,0\r\n"))
         )),
-        (status = 403, body = Problem, description = "Customers who are not org admins; partners without `access_cases`"),
     ))]
 async fn cases_report(request: ReportRequest) -> Answer {
     let report = cases(&request.state, &request.principal, &request.filter).await?;
@@ -300,12 +323,11 @@ async fn cases_report(request: ReportRequest) -> Answer {
 /// CSV table: `priorities` (the four priorities, then `all`).
 #[utoipa::path(get, path = "/v1/reports/sla", tag = "reports",
     params(ReportParams),
-    responses(ReportErrors,
+    responses(CaseReportErrors,
         (status = 200, description = "The report (JSON), or its table (CSV)", content(
             (SlaReport = "application/json"),
             (String = "text/csv", example = json!("priority,target_seconds,opened,responded,met,breached,awaiting_response,attainment,median_first_response_seconds,resolved,median_resolution_seconds\r\n1,3600,4,4,3,1,0,0.7500,1800,3,86400\r\n"))
         )),
-        (status = 403, body = Problem, description = "Customers who are not org admins; partners without `access_cases`"),
     ))]
 async fn sla_report(request: ReportRequest) -> Answer {
     let report = sla(&request.state, &request.principal, &request.filter).await?;
@@ -322,12 +344,11 @@ async fn sla_report(request: ReportRequest) -> Answer {
 /// CSV tables: `active` (default), `renewals`, `cancellations`.
 #[utoipa::path(get, path = "/v1/reports/subscriptions", tag = "reports",
     params(ReportParams),
-    responses(ReportErrors,
+    responses(SubscriptionReportErrors,
         (status = 200, description = "The report (JSON), or one of its tables (CSV)", content(
             (SubscriptionsReport = "application/json"),
             (String = "text/csv", example = json!("product,plan,partner_id,subscriptions,seats\r\njira-software,standard,p-cloudwise,2,35\r\n"))
         )),
-        (status = 403, body = Problem, description = "Customers who are not org admins; partners without `view_customers`"),
     ))]
 async fn subscriptions_report(request: ReportRequest) -> Answer {
     let report = subscriptions(&request.state, &request.principal, &request.filter).await?;

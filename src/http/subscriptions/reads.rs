@@ -20,10 +20,10 @@ use crate::auth::Principal;
 use crate::history::HistoryEntry;
 use crate::http::consistency::wait_for;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::{Ctx, Params};
+use crate::http::extract::{list_cursor, Ctx, Params};
 use crate::http::timetravel::{detail, Detail, ReadParams};
+use crate::read::cursor::page;
 use crate::read::subscriptions::{self as read, SubscriptionFilter};
-use crate::read::Cursor;
 use crate::state::AppState;
 
 /// Name of the projection behind subscription reads.
@@ -108,29 +108,10 @@ async fn list_subscriptions(
         },
     };
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    let cursor = params
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Cursor::decode(c).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_cursor",
-                    "the cursor is not one a subscription list returned",
-                )
-            })
-        })
-        .transpose()?;
+    let cursor = list_cursor(params.cursor.as_deref(), "subscription")?;
     let client = state.read_pool.get().await?;
-    let mut rows = read::list(&**client, &filter, limit, cursor).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = more.then(|| rows.last()).flatten().map(|last| {
-        Cursor {
-            at: last.term_end,
-            id: last.id,
-        }
-        .encode()
-    });
+    let rows = read::list(&**client, &filter, limit, cursor).await?;
+    let (rows, next_cursor) = page(rows, limit, |last| (last.term_end, last.id));
     let now = state.clock.now();
     let items = rows
         .into_iter()
@@ -173,13 +154,9 @@ async fn get_subscription(
 }
 
 impl Detail for SubscriptionDetail {
-    const PROJECTION: &'static str = PROJECTION;
+    const PROJECTION: &'static dyn Projection = &SubscriptionProjection;
     const AGGREGATE_TYPE: &'static str = AGGREGATE_TYPE;
     const WHAT: &'static str = "subscription";
-
-    fn projection() -> &'static dyn Projection {
-        &SubscriptionProjection
-    }
 
     async fn visible_now(
         state: &AppState,
@@ -207,51 +184,11 @@ impl Detail for SubscriptionDetail {
         if !sees_subscription(principal, audience) {
             return Err(ApiError::not_found("subscription"));
         }
-        let apps = read::apps(client, id)
-            .await?
-            .into_iter()
-            .map(|r| AppDetail {
-                app_id: r.app_id,
-                entitlement_number: r.entitlement_number,
-                app: r.app,
-                plan: r.plan,
-                status: r.status,
-                cause: r.cause,
-                added_at: r.added_at,
-                cancelled_at: r.cancelled_at,
-            })
-            .collect();
         Ok(SubscriptionDetail {
             days_until_renewal: renewal_in(&row.status, row.term_end, now),
             bill_date: row.term_end,
-            id: row.id,
-            entitlement_number: row.entitlement_number,
-            org_id: row.org_id,
-            product: row.product,
-            plan: row.plan,
-            seats: row.seats,
-            scheduled_seats: row.scheduled_seats,
-            storage_gb: row.storage_gb,
-            term_start: row.term_start,
-            term_end: row.term_end,
-            auto_renew: row.auto_renew,
-            channel: row.channel,
-            partner_id: row.partner_id,
-            billing_account: row.billing_account,
-            site: row.site,
-            contacts: row.contacts,
-            included_products: row.included_products,
-            kept_products: row.kept_products,
-            from_collection: row.from_collection,
-            status: row.status,
-            cancellation_reason: row.cancellation_reason,
-            cancel_effective_at: row.cancel_effective_at,
-            ended_at: row.ended_at,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            version: row.version,
-            apps,
+            apps: read::apps(client, id).await?,
+            subscription: row,
         })
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::types::subscription_receipt;
 use crate::access::{may_change_subscription, sees_subscription, SubscriptionAction};
 use crate::auth::Principal;
-use crate::http::command::{run_guarded, Receipt};
+use crate::http::command::{action_of, run_guarded, Receipt};
 use crate::http::error::ApiError;
 use crate::http::extract::Call;
 use crate::store::{Denied, Guard};
@@ -45,20 +45,10 @@ pub(super) async fn execute_as<B: Serialize>(
     command: SubscriptionCommand,
     respond: fn(&Subscription, Receipt) -> B,
 ) -> Result<Response, ApiError> {
-    let action = SubscriptionAction::of(&command).ok_or_else(|| {
-        ApiError::Internal("a command no caller issues on an existing subscription".into())
-    })?;
+    let action = action_of(SubscriptionAction::of(&command))?;
     let guard = subscription_guard(call.ctx.principal.clone(), action);
-    run_guarded(
-        call,
-        &call.state.subscriptions,
-        id,
-        status,
-        command,
-        guard,
-        respond,
-    )
-    .await
+    let bus = &call.state.subscriptions;
+    run_guarded(call, bus, id, status, command, guard, respond).await
 }
 
 /// What a command on an existing subscription answers, for `/openapi.json`: 200 with its receipt, 403,

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::command::Receipt;
+use crate::read::subscriptions as read;
 
 /// The answer to a subscription command.
 #[derive(Debug, Serialize, ToSchema)]
@@ -281,64 +282,16 @@ pub struct SubscriptionList {
     pub next_cursor: Option<String>,
 }
 
-/// An app subscription as the detail page shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AppDetail {
-    pub app_id: Uuid,
-    pub entitlement_number: String,
-    pub app: String,
-    pub plan: String,
-    /// `active` or `cancelled`.
-    pub status: String,
-    /// Why it was cancelled: `requested`, `subscription_cancelled`, `subscription_expired`.
-    pub cause: Option<String>,
-    pub added_at: DateTime<Utc>,
-    pub cancelled_at: Option<DateTime<Utc>>,
-}
-
-/// A subscription as its read model shows it.
+/// A subscription as its read model shows it, with its apps.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionDetail {
-    pub id: Uuid,
-    pub entitlement_number: String,
-    pub org_id: String,
-    pub product: String,
-    pub plan: String,
-    pub seats: i32,
-    /// Seats from the next renewal on, when a reduction is scheduled.
-    pub scheduled_seats: Option<i32>,
-    /// Additional storage bought, in GB.
-    pub storage_gb: i32,
-    pub term_start: DateTime<Utc>,
-    pub term_end: DateTime<Utc>,
+    #[serde(flatten)]
+    pub subscription: read::SubscriptionRow,
     /// The bill date (the term end).
     pub bill_date: DateTime<Utc>,
     /// Whole days until the bill date, computed when read; null once ended.
     pub days_until_renewal: Option<i64>,
-    pub auto_renew: bool,
-    /// `direct` or `partner`.
-    pub channel: String,
-    pub partner_id: Option<String>,
-    pub billing_account: String,
-    /// The linked site or group, once set up.
-    pub site: Option<String>,
-    pub contacts: Vec<String>,
-    /// For a collection: its products.
-    pub included_products: Vec<String>,
-    /// For a cancelled collection: the products that became standalone subscriptions.
-    pub kept_products: Vec<String>,
-    /// For a standalone subscription split off a collection: that collection.
-    pub from_collection: Option<Uuid>,
-    pub status: String,
-    pub cancellation_reason: Option<String>,
-    /// When a scheduled cancellation takes effect (or a past one took effect).
-    pub cancel_effective_at: Option<DateTime<Utc>>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub version: i64,
-    pub apps: Vec<AppDetail>,
+    pub apps: Vec<read::AppRow>,
 }
 
 fn default_true() -> bool {
