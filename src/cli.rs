@@ -8,6 +8,8 @@ use subdesk_aggregates::ActorRole;
 use subdesk_projections::RunnerConfig;
 use tokio_util::sync::CancellationToken;
 
+use subdesk_aggregates::calendar::Calendar;
+
 use crate::app::serve;
 use crate::auth::{self, TokenSpec};
 use crate::clock::SystemClock;
@@ -92,6 +94,12 @@ async fn serve_command(
         aggregate_cache: args.aggregate_cache,
         pool_size: cli.db.pool_size,
         case_policy: args.policy.case_policy(),
+        default_calendar: args
+            .policy
+            .default_calendar
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(Calendar::always_open),
         subscription_policy: Default::default(),
         scheduler: crate::scheduler::SchedulerConfig {
             concurrency: args.scheduler_concurrency,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use subdesk_aggregates::calendar::{Calendar, CalendarSpec};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -225,7 +226,8 @@ pub struct PolicyArgs {
     #[arg(long, env = "SUBDESK_REOPEN_WINDOW", default_value = "30d", value_parser = parse_duration)]
     pub reopen_window: Duration,
 
-    /// First-response targets of priority levels 1 to 4 (calendar time), comma-separated.
+    /// First-response targets of priority levels 1 to 4 (business time on the org's calendar),
+    /// comma-separated.
     #[arg(long, env = "SUBDESK_FIRST_RESPONSE_TARGETS", default_value = "1h,4h,8h,16h", value_parser = parse_targets)]
     pub first_response_targets: FirstResponseTargets,
 
@@ -243,6 +245,26 @@ pub struct PolicyArgs {
     /// at L1), with that priority's first-response target.
     #[arg(long, env = "SUBDESK_ESCALATION_RAISES_PRIORITY", default_value_t = true, action = clap::ArgAction::Set)]
     pub escalation_raises_priority: bool,
+
+    /// The share of an SLA target, in percent, at which support is warned that the due time
+    /// nears (`SlaWarningRaised`).
+    #[arg(long, env = "SUBDESK_SLA_WARNING_PERCENT", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub sla_warning_percent: u8,
+
+    /// The business calendar of orgs without one of their own, as JSON (the body of `PUT
+    /// /v1/orgs/{org_id}/calendar`, e.g. `{"timezone": "Asia/Tokyo", "hours": {"mon":
+    /// [["09:00", "18:00"]]}}`). Unset: open around the clock (SLA targets in calendar time).
+    #[arg(long, env = "SUBDESK_DEFAULT_CALENDAR", value_parser = parse_calendar)]
+    pub default_calendar: Option<Box<Calendar>>,
+}
+
+/// A calendar written as JSON, checked.
+fn parse_calendar(text: &str) -> Result<Box<Calendar>, String> {
+    let spec: CalendarSpec =
+        serde_json::from_str(text).map_err(|e| format!("not a calendar: {e}"))?;
+    Calendar::parse(&spec)
+        .map(Box::new)
+        .map_err(|e| e.to_string())
 }
 
 /// First-response targets of priority levels 1 to 4.
@@ -261,6 +283,8 @@ impl Default for PolicyArgs {
             max_attachment_size: policy.max_attachment_bytes,
             require_entitlement: policy.require_entitlement,
             escalation_raises_priority: policy.escalation_raises_priority,
+            sla_warning_percent: policy.sla_warning_percent,
+            default_calendar: None,
         }
     }
 }
@@ -276,6 +300,7 @@ impl PolicyArgs {
             max_attachment_bytes: self.max_attachment_size,
             require_entitlement: self.require_entitlement,
             escalation_raises_priority: self.escalation_raises_priority,
+            sla_warning_percent: self.sla_warning_percent,
             ..Default::default()
         }
     }

@@ -29,6 +29,7 @@ pub mod app;
 pub mod audit;
 pub mod audit_cli;
 pub mod auth;
+pub mod calendars;
 pub mod cli;
 pub mod clock;
 pub mod command;

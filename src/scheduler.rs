@@ -21,10 +21,12 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use subdesk_aggregates::subscription::{Subscription, SubscriptionCommand, SubscriptionError};
 use subdesk_aggregates::support_case::{
-    AutoResolve, CaseError, CloseCase, SupportCase, SupportCaseCommand,
+    AutoResolve, CaseError, CloseCase, SlaCheck, SlaClock, SupportCase, SupportCaseCommand,
 };
 use subdesk_aggregates::{Actor, Clock};
-use subdesk_projections::timers::{ACTIVATE, AUTO_RESOLVE, CLOSE, TERM_END};
+use subdesk_projections::timers::{
+    ACTIVATE, AUTO_RESOLVE, CLOSE, SLA_BREACH, SLA_WARNING, TERM_END,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -155,13 +157,16 @@ static NEXT_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         )
     };
     format!(
-        "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {}) d), \
+        "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} \
+                                              UNION ALL {} UNION ALL {}) d), \
                       (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1)) \
                 AS soonest",
         first(AUTO_RESOLVE, "$2::float8 * interval '1 second'"),
         first(CLOSE, "$3::float8 * interval '1 second'"),
         first(ACTIVATE, "interval '0'"),
         first(TERM_END, "interval '0'"),
+        first(SLA_WARNING, "interval '0'"),
+        first(SLA_BREACH, "interval '0'"),
     )
 });
 
@@ -308,7 +313,9 @@ impl Scheduler {
                   WHERE ((t.kind = 'auto_resolve' AND t.since <= $1::timestamptz - $2::float8 * interval '1 second') \
                       OR (t.kind = 'close' AND t.since <= $1::timestamptz - $3::float8 * interval '1 second') \
                       OR (t.kind = 'activate' AND t.since <= $1::timestamptz) \
-                      OR (t.kind = 'term_end' AND t.since <= $1::timestamptz)) \
+                      OR (t.kind = 'term_end' AND t.since <= $1::timestamptz) \
+                      OR (t.kind = 'sla_warning' AND t.since <= $1::timestamptz) \
+                      OR (t.kind = 'sla_breach' AND t.since <= $1::timestamptz)) \
                     AND NOT EXISTS (SELECT 1 FROM timer_leases l \
                                      WHERE l.aggregate_type = t.aggregate_type \
                                        AND l.aggregate_id = t.aggregate_id AND l.kind = t.kind \
@@ -441,6 +448,18 @@ impl Scheduler {
                     )
                     .await,
             ),
+            SLA_WARNING | SLA_BREACH => {
+                let check = SlaCheck {
+                    clock: SlaClock::FirstResponse,
+                    by: Actor::system(),
+                };
+                let command = if timer.kind == SLA_WARNING {
+                    SupportCaseCommand::RaiseSlaWarning(check)
+                } else {
+                    SupportCaseCommand::RecordSlaBreach(check)
+                };
+                case_outcome(self.cases.execute(id, command, &meta, None).await)
+            }
             ACTIVATE => subscription_outcome(
                 self.subscriptions
                     .execute(id, SubscriptionCommand::Activate, &meta, None)

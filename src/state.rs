@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
+use subdesk_aggregates::calendar::Calendar;
+use subdesk_aggregates::org_calendar::{CalendarServices, OrgCalendar};
 use subdesk_aggregates::partner_relationship::{PartnerRelationship, RelationshipServices};
 use subdesk_aggregates::subscription::{Subscription, SubscriptionPolicy, SubscriptionServices};
 use subdesk_aggregates::support_case::{CasePolicy, CaseServices, SupportCase};
@@ -28,6 +30,8 @@ pub struct Settings {
     pub aggregate_cache: usize,
     pub pool_size: usize,
     pub case_policy: CasePolicy,
+    /// The business calendar of orgs without one of their own.
+    pub default_calendar: Calendar,
     pub subscription_policy: SubscriptionPolicy,
     /// Lease, batch and concurrency of the scheduler (its delays come from `case_policy`).
     pub scheduler: SchedulerConfig,
@@ -61,6 +65,7 @@ impl Default for Settings {
             aggregate_cache: 10_000,
             pool_size: 16,
             case_policy: CasePolicy::default(),
+            default_calendar: Calendar::always_open(),
             subscription_policy: SubscriptionPolicy::default(),
             scheduler: SchedulerConfig::default(),
             request_timeout: Duration::from_secs(60),
@@ -81,6 +86,8 @@ pub struct AppInner {
     /// Shared with the collections and hand-over process managers, which issue commands of
     /// their own.
     pub subscriptions: Arc<CommandBus<Subscription>>,
+    /// Org business calendars (what SLA clocks count on).
+    pub calendars: Arc<CommandBus<OrgCalendar>>,
     /// Partner relationships (org consent for partners).
     pub relationships: Arc<CommandBus<PartnerRelationship>>,
     pub runner: Arc<Runner>,
@@ -129,7 +136,17 @@ impl AppState {
         // sqlx), so that commands and the projection runners never wait for each other's
         // connections.
         let command_pool = target.pool(settings.pool_size)?;
-        let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone());
+        let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone())
+            .with_calendars(Arc::new(crate::calendars::LogCalendars {
+                pool: pool.clone(),
+                default: settings.default_calendar.clone(),
+            }));
+        let calendars = Arc::new(CommandBus::new(
+            sqlx.clone(),
+            command_pool.clone(),
+            CalendarServices::new(Arc::clone(&clock)),
+            settings.aggregate_cache,
+        ));
         let cases = Arc::new(CommandBus::new(
             sqlx.clone(),
             command_pool.clone(),
@@ -197,6 +214,7 @@ impl AppState {
             cases,
             subscriptions,
             relationships,
+            calendars,
             runner,
             clock,
             settings,

@@ -5,6 +5,9 @@
 //!   expire, cancel, reactivate, site, contacts, apps, billing account, collections).
 //! - [`partner_relationship`]: the `PartnerRelationship` aggregate: an org's consent that a
 //!   partner reaches it, with scopes; granted and ended by the org's side, staff or the partner.
+//! - [`org_calendar`]: the `OrgCalendar` aggregate: an org's business calendar (support
+//!   hours, zone, holidays), which SLA clocks count on.
+//! - [`calendar`]: business calendars and business-time arithmetic (pure functions).
 //! - [`clock`]: the [`Clock`] trait through which aggregates learn the time; the binary
 //!   provides the system clock, tests and benchmarks a [`ManualClock`].
 //! - [`actor`]: who issued a command, as the domain sees it (role and id), used by rules such
@@ -19,7 +22,9 @@
 //! so the modules form no cycle.
 
 pub mod actor;
+pub mod calendar;
 pub mod clock;
+pub mod org_calendar;
 pub mod partner_relationship;
 pub mod subscription;
 pub mod support_case;
@@ -32,4 +37,10 @@ pub use clock::{Clock, ManualClock};
 pub trait DomainError: std::error::Error {
     /// Stable, snake_case, never renamed: clients switch on it.
     fn code(&self) -> &'static str;
+
+    /// Whether the refusal is an outage of something the domain reads (503 and a retry at
+    /// the edge), not a rule the command broke.
+    fn is_outage(&self) -> bool {
+        false
+    }
 }

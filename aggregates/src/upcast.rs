@@ -21,6 +21,7 @@ pub fn upcasters_for(aggregate_type: &str) -> Vec<Box<dyn EventUpcaster>> {
         crate::support_case::AGGREGATE_TYPE => crate::support_case::upcasters(),
         crate::subscription::AGGREGATE_TYPE => crate::subscription::upcasters(),
         crate::partner_relationship::AGGREGATE_TYPE => crate::partner_relationship::upcasters(),
+        crate::org_calendar::AGGREGATE_TYPE => crate::org_calendar::upcasters(),
         _ => Vec::new(),
     }
 }
@@ -45,6 +46,7 @@ pub fn knowledge(aggregate_type: &str, event_type: &str, event_version: &str) ->
         crate::support_case::AGGREGATE_TYPE => crate::support_case::EVENT_TYPES,
         crate::subscription::AGGREGATE_TYPE => crate::subscription::EVENT_TYPES,
         crate::partner_relationship::AGGREGATE_TYPE => crate::partner_relationship::EVENT_TYPES,
+        crate::org_calendar::AGGREGATE_TYPE => crate::org_calendar::EVENT_TYPES,
         _ => return Knowledge::ForeignAggregate,
     };
     let Some((_, current)) = types.iter().find(|(name, _)| *name == event_type) else {
@@ -62,10 +64,11 @@ pub fn knowledge(aggregate_type: &str, event_type: &str, event_version: &str) ->
 }
 
 /// The aggregate types this binary knows.
-pub const AGGREGATE_TYPES: [&str; 3] = [
+pub const AGGREGATE_TYPES: [&str; 4] = [
     crate::support_case::AGGREGATE_TYPE,
     crate::subscription::AGGREGATE_TYPE,
     crate::partner_relationship::AGGREGATE_TYPE,
+    crate::org_calendar::AGGREGATE_TYPE,
 ];
 
 #[cfg(test)]
@@ -80,9 +83,10 @@ mod tests {
             .expect_err("no such variant")
             .to_string();
         let listed = error
-            .split("expected one of ")
+            .split("expected ")
             .nth(1)
             .unwrap_or_default()
+            .trim_start_matches("one of ")
             .split(" at line")
             .next()
             .unwrap_or_default();
@@ -114,6 +118,10 @@ mod tests {
         assert_eq!(
             variants::<crate::partner_relationship::PartnerRelationshipEvent>(),
             listed(crate::partner_relationship::EVENT_TYPES)
+        );
+        assert_eq!(
+            variants::<crate::org_calendar::OrgCalendarEvent>(),
+            listed(crate::org_calendar::EVENT_TYPES)
         );
     }
 

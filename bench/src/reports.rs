@@ -128,6 +128,7 @@ fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: u6
         opened_by: requester.clone(),
         opened_at,
         first_response_due: due,
+        first_response_warning_at: None,
     })];
     let fate = rng.below(100);
     if fate < 90 {

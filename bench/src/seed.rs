@@ -143,6 +143,7 @@ impl CaseScript {
             opened_by: customer(),
             opened_at: at,
             first_response_due: at + Duration::hours(4),
+            first_response_warning_at: None,
         });
         self.push(out, event, &customer());
         self.step = 1;

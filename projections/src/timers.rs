@@ -25,6 +25,9 @@ pub const AUTO_RESOLVE: &str = "auto_resolve";
 pub const CLOSE: &str = "close";
 pub const ACTIVATE: &str = "activate";
 pub const TERM_END: &str = "term_end";
+/// The first-response clock's warning and due times (`since` is the instant itself).
+pub const SLA_WARNING: &str = "sla_warning";
+pub const SLA_BREACH: &str = "sla_breach";
 
 pub struct TimerProjection;
 
@@ -56,6 +59,18 @@ fn disarm(changes: &mut Changes, ty: &'static str, id: &str, kind: &'static str)
     changes.insert((ty, id.to_string(), kind), None);
 }
 
+/// The first-response clock's (warning, due) times.
+fn arm_sla(changes: &mut Changes, id: &str, times: (DateTime<Utc>, DateTime<Utc>), at: i64) {
+    arm(changes, CASE, id, SLA_WARNING, times.0, at);
+    arm(changes, CASE, id, SLA_BREACH, times.1, at);
+}
+
+/// The first-response clock stopped: nothing to warn of or breach.
+fn disarm_sla(changes: &mut Changes, id: &str) {
+    disarm(changes, CASE, id, SLA_WARNING);
+    disarm(changes, CASE, id, SLA_BREACH);
+}
+
 fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseEvent) {
     match event {
         SupportCaseEvent::CustomerInfoRequested(e) => {
@@ -71,15 +86,31 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
         SupportCaseEvent::CaseResolved(e) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             arm(changes, CASE, id, CLOSE, e.at, position);
+            disarm_sla(changes, id);
         }
         SupportCaseEvent::CaseAutoResolved(e) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             arm(changes, CASE, id, CLOSE, e.at, position);
+            disarm_sla(changes, id);
         }
         SupportCaseEvent::CaseClosed(_) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             disarm(changes, CASE, id, CLOSE);
+            disarm_sla(changes, id);
         }
+        SupportCaseEvent::CaseOpened(e) => {
+            if let Some(warning_at) = e.first_response_warning_at {
+                arm_sla(changes, id, (warning_at, e.first_response_due), position);
+            }
+        }
+        // A new target while the clock runs (with a warning time), or after it stopped.
+        SupportCaseEvent::PriorityChanged(e) => match e.first_response_warning_at {
+            Some(warning_at) => arm_sla(changes, id, (warning_at, e.first_response_due), position),
+            None => disarm_sla(changes, id),
+        },
+        SupportCaseEvent::FirstResponseGiven(_) => disarm_sla(changes, id),
+        SupportCaseEvent::SlaWarningRaised(_) => disarm(changes, CASE, id, SLA_WARNING),
+        SupportCaseEvent::SlaBreached(_) => disarm(changes, CASE, id, SLA_BREACH),
         _ => {}
     }
 }

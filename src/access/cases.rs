@@ -88,7 +88,11 @@ impl CaseAction {
             C::AcceptEscalation(_) => Self::AcceptEscalation,
             C::SetDataAccess(_) => Self::SetDataAccess,
             C::Resolve(_) => Self::Resolve,
-            C::Open(_) | C::AutoResolve(_) | C::Close(_) => return None,
+            C::Open(_)
+            | C::AutoResolve(_)
+            | C::Close(_)
+            | C::RaiseSlaWarning(_)
+            | C::RecordSlaBreach(_) => return None,
         })
     }
 }

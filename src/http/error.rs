@@ -165,6 +165,7 @@ pub fn problem(status: StatusCode, code: &str, detail: String) -> Response {
 impl<E: DomainError> From<CommandError<E>> for ApiError {
     fn from(error: CommandError<E>) -> Self {
         match error {
+            CommandError::Rejected(e) if e.is_outage() => Self::retry(e.code(), e.to_string()),
             CommandError::Rejected(e) => Self::Unprocessable {
                 code: e.code(),
                 detail: e.to_string(),
@@ -185,6 +186,15 @@ impl<E: DomainError> From<CommandError<E>> for ApiError {
             CommandError::Unavailable(e) => Self::database(e),
             CommandError::Retry { code, detail } => Self::retry(code, detail),
             CommandError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<crate::calendars::LoadError> for ApiError {
+    fn from(error: crate::calendars::LoadError) -> Self {
+        match error {
+            crate::calendars::LoadError::Database(e) => e.into(),
+            crate::calendars::LoadError::Event(e) => e.into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod bounds;
+pub mod calendars;
 pub mod cases;
 pub mod command;
 pub mod consistency;
@@ -65,6 +66,8 @@ use error::ApiError;
         (name = "audit", description = "The event log, its verification, for auditors"),
         (name = "partners", description = "Partner relationships an org grants, and the \
             partner view of the orgs that granted them"),
+        (name = "orgs", description = "An org's settings: the business calendar its service \
+            levels count on"),
         (name = "tokens", description = "API tokens, for admins"),
         (name = "reports", description = "Dashboards: cases, first-response SLA and \
             resolution times, subscriptions and seats, renewals, cancellations; JSON or CSV, \
@@ -100,6 +103,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(partners::router())
         .merge(orgs::router())
+        .merge(calendars::router())
         .merge(projections::router())
         .merge(reports::router())
 }

@@ -66,6 +66,16 @@ fn is_own(principal: &Principal, relationship: &PartnerRelationship) -> bool {
         && principal.partner_id.as_deref() == Some(relationship.partner_id.as_str())
 }
 
+/// 404 unless `org_id` can name an org and `principal` sees it.
+pub(super) fn visible_org(principal: &Principal, org_id: &str) -> Result<(), ApiError> {
+    checked_org(org_id)?;
+    if sees_org(principal, org_id, false) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("org"))
+    }
+}
+
 fn checked_org(org_id: &str) -> Result<(), ApiError> {
     if org_id.trim().is_empty() || org_id.chars().count() > MAX_ORG_ID {
         return Err(ApiError::not_found("org"));
@@ -185,12 +195,9 @@ async fn grant_relationship(
     Path(org_id): Path<String>,
     body: JsonBody<GrantRequest>,
 ) -> Result<Response, ApiError> {
-    checked_org(&org_id)?;
+    visible_org(&ctx.principal, &org_id)?;
     let request = body.value;
     let principal = ctx.principal.clone();
-    if !sees_org(&principal, &org_id, false) {
-        return Err(ApiError::not_found("org"));
-    }
     if !administers(&principal, &org_id) {
         return Err(ApiError::Forbidden(
             "only the org's admin or a staff admin grants partner relationships".into(),

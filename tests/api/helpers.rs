@@ -324,6 +324,16 @@ impl TestApp {
             .expect("POST")
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.http
             .get(self.url(path))

@@ -440,7 +440,7 @@ async fn rebuilding_every_read_model_appends_nothing_and_fires_nothing_again() {
 
 /// The state of another server process on `app`'s database, with the same clock: its own
 /// pools, command buses and scheduler. It is not served, so no projection runs in it.
-fn another_process(app: &TestApp, clock: &Arc<ManualClock>) -> AppState {
+pub(crate) fn another_process(app: &TestApp, clock: &Arc<ManualClock>) -> AppState {
     let settings = Settings {
         pool_size: 4,
         ..Settings::default()
@@ -455,7 +455,7 @@ const ROUND: Duration = Duration::from_secs(60);
 /// One round of each scheduler, all at once. A round ends when nothing is left to claim; a
 /// scheduler that could claim a fired timer again would go on claiming it for as long as the
 /// timer stays armed, so a round that never ends fails the test instead of hanging it.
-async fn rounds_at_once(schedulers: &[&Arc<Scheduler>]) -> Vec<Fired> {
+pub(crate) async fn rounds_at_once(schedulers: &[&Arc<Scheduler>]) -> Vec<Fired> {
     let rounds = futures::future::join_all(schedulers.iter().map(|scheduler| scheduler.run_once()));
     tokio::time::timeout(ROUND, rounds)
         .await

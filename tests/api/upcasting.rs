@@ -3,6 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use subdesk_aggregates::support_case::CASE_OPENED_VERSION;
 
 use crate::helpers::{expect_json, spawn_app, subdesk_cli, As};
 
@@ -72,7 +73,7 @@ async fn a_version_1_case_opening_loads_replays_and_exports_in_the_current_versi
         StatusCode::OK,
     )
     .await;
-    assert_eq!(history[0]["event_version"], "2.1");
+    assert_eq!(history[0]["event_version"], CASE_OPENED_VERSION);
     assert_eq!(history[0]["payload"]["priority"], 2);
     assert_eq!(history[0]["payload"]["request_type"], "technical");
     let export = subdesk_cli(&app.target, &["export"]).await;
@@ -80,7 +81,7 @@ async fn a_version_1_case_opening_loads_replays_and_exports_in_the_current_versi
     let first: Value =
         serde_json::from_slice(export.stdout.split(|b| *b == b'\n').next().expect("a line"))
             .expect("JSON line");
-    assert_eq!(first["event_version"], "2.1");
+    assert_eq!(first["event_version"], CASE_OPENED_VERSION);
     assert_eq!(first["stored_version"], "1.0");
     assert_eq!(first["payload"]["priority"], 2);
 

@@ -35,22 +35,33 @@ impl Aggregate for SupportCase {
     ) -> Result<(), Self::Error> {
         // Every rule is checked before anything is written: a refused command appends nothing.
         let events = match command {
-            SupportCaseCommand::Open(cmd) => vec![self.open(cmd, services)?],
+            SupportCaseCommand::Open(cmd) => {
+                let calendar = services.calendar(&cmd.org_id).await?;
+                self.open(cmd, services, &calendar)?
+            }
             SupportCaseCommand::Assign(cmd) => self.assign(cmd, services)?,
             SupportCaseCommand::StartInvestigation(cmd) => {
                 self.start_investigation(cmd, services)?
             }
             SupportCaseCommand::Comment(cmd) => self.comment(cmd, services)?,
             SupportCaseCommand::RequestInfo(cmd) => self.request_info(cmd, services)?,
-            SupportCaseCommand::ChangePriority(cmd) => self.change_priority(cmd, services)?,
+            SupportCaseCommand::ChangePriority(cmd) => {
+                let calendar = services.calendar(&self.org_id).await?;
+                self.change_priority(cmd, services, &calendar)?
+            }
             SupportCaseCommand::AddParticipant(cmd) => self.add_participant(cmd, services)?,
             SupportCaseCommand::RemoveParticipant(cmd) => self.remove_participant(cmd, services)?,
             SupportCaseCommand::AddAttachment(cmd) => self.add_attachment(cmd, services)?,
             SupportCaseCommand::RequestEscalation(cmd) => self.request_escalation(cmd, services)?,
-            SupportCaseCommand::AcceptEscalation(cmd) => self.accept_escalation(cmd, services)?,
+            SupportCaseCommand::AcceptEscalation(cmd) => {
+                let calendar = services.calendar(&self.org_id).await?;
+                self.accept_escalation(cmd, services, &calendar)?
+            }
             SupportCaseCommand::SetDataAccess(cmd) => self.set_data_access(cmd, services)?,
             SupportCaseCommand::Resolve(cmd) => self.resolve(cmd, services)?,
             SupportCaseCommand::AutoResolve(cmd) => self.auto_resolve(cmd, services)?,
+            SupportCaseCommand::RaiseSlaWarning(cmd) => self.sla_warning(cmd, services)?,
+            SupportCaseCommand::RecordSlaBreach(cmd) => self.sla_breach(cmd, services)?,
             SupportCaseCommand::Close(cmd) => self.close(cmd, services)?,
         };
         self.write_all(events, sink).await;
@@ -71,6 +82,7 @@ impl Aggregate for SupportCase {
                 self.status = CaseStatus::Open;
                 self.opened_at = Some(e.opened_at);
                 self.first_response_due = Some(e.first_response_due);
+                self.first_response_warning_at = e.first_response_warning_at;
                 self.participants = e.participants;
                 self.data_access = e.data_access_consent;
                 self.entitlement_number = e.entitlement_number;
@@ -96,6 +108,10 @@ impl Aggregate for SupportCase {
             SupportCaseEvent::PriorityChanged(e) => {
                 self.priority = e.to;
                 self.first_response_due = Some(e.first_response_due);
+                // A new target: its warning and breach are still to come.
+                self.first_response_warning_at = e.first_response_warning_at;
+                self.first_response_warned = false;
+                self.first_response_breached = false;
             }
             SupportCaseEvent::ParticipantAdded(e) => self.participants.push(e.email),
             SupportCaseEvent::ParticipantRemoved(e) => {
@@ -114,6 +130,8 @@ impl Aggregate for SupportCase {
                 self.waiting_since = None;
             }
             SupportCaseEvent::CaseClosed(_) => self.status = CaseStatus::Closed,
+            SupportCaseEvent::SlaWarningRaised(_) => self.first_response_warned = true,
+            SupportCaseEvent::SlaBreached(_) => self.first_response_breached = true,
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::events::{RequestType, Visibility};
+use super::events::{RequestType, SlaClock, Visibility};
 use crate::Actor;
 
 /// Everything a caller may ask of a support case. Every command names who issues it: the
@@ -27,6 +27,10 @@ pub enum SupportCaseCommand {
     SetDataAccess(SetDataAccess),
     Resolve(ResolveCase),
     AutoResolve(AutoResolve),
+    /// Issued by the scheduler at a clock's warning time.
+    RaiseSlaWarning(SlaCheck),
+    /// Issued by the scheduler at a clock's due time.
+    RecordSlaBreach(SlaCheck),
     Close(CloseCase),
 }
 
@@ -193,6 +197,14 @@ pub struct ResolutionNote {
 /// case is due; a late, early or repeated timer is refused with `not_due`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoResolve {
+    pub by: Actor,
+}
+
+/// A clock the scheduler found at its warning or due time. The aggregate decides: a clock
+/// that stopped, a time not reached yet, or one already recorded is refused with `not_due`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaCheck {
+    pub clock: SlaClock,
     pub by: Actor,
 }
 

@@ -56,6 +56,9 @@ pub enum CaseError {
     AlreadyEscalated,
     #[error("no escalation of this case is pending")]
     NoEscalationPending,
+    /// The org's business calendar could not be read (an outage, not the caller's fault).
+    #[error("the business calendar cannot be read now ({0}); try again")]
+    CalendarUnavailable(String),
     #[error("an attachment may be at most {max} bytes; this one has {size}")]
     AttachmentTooLarge { size: u64, max: u64 },
     #[error("{0}")]
@@ -75,6 +78,10 @@ impl CaseError {
 }
 
 impl DomainError for CaseError {
+    fn is_outage(&self) -> bool {
+        matches!(self, Self::CalendarUnavailable(_))
+    }
+
     fn code(&self) -> &'static str {
         match self {
             Self::NotFound => "case_not_found",
@@ -100,6 +107,7 @@ impl DomainError for CaseError {
             Self::AlreadyEscalated => "already_escalated",
             Self::NoEscalationPending => "no_escalation_pending",
             Self::AttachmentTooLarge { .. } => "attachment_too_large",
+            Self::CalendarUnavailable(_) => "calendar_unavailable",
             Self::InvalidAttachment(_) => "invalid_attachment",
             Self::NotDue(_) => "not_due",
         }

@@ -7,6 +7,7 @@ use super::events::*;
 use super::services::CaseServices;
 use super::state::SupportCase;
 use super::status::{CaseStatus, Escalation};
+use crate::calendar::Calendar;
 
 impl SupportCase {
     pub(super) fn request_escalation(
@@ -43,6 +44,7 @@ impl SupportCase {
         &self,
         cmd: AcceptEscalation,
         services: &CaseServices,
+        calendar: &Calendar,
     ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         self.ensure_live()?;
         require_staff(&cmd.by, "only support staff accept an escalation")?;
@@ -53,7 +55,12 @@ impl SupportCase {
                     at: services.clock.now(),
                 })];
                 if services.policy.escalation_raises_priority && self.priority > 1 {
-                    events.push(self.priority_changed(self.priority - 1, cmd.by, services));
+                    events.extend(self.priority_changed(
+                        self.priority - 1,
+                        cmd.by,
+                        services,
+                        calendar,
+                    ));
                 }
                 Ok(events)
             }

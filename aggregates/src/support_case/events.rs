@@ -38,6 +38,8 @@ pub enum SupportCaseEvent {
     CaseResolved(CaseResolved),
     CaseAutoResolved(CaseAutoResolved),
     CaseClosed(CaseClosed),
+    SlaWarningRaised(SlaReached),
+    SlaBreached(SlaReached),
 }
 
 /// Version 2.0: version 1.0 (the foundation's thin slice) had neither the entitlement, nor
@@ -77,6 +79,10 @@ pub struct CaseOpened {
     pub opened_at: DateTime<Utc>,
     /// When the first response is due under the SLA policy in force at opening.
     pub first_response_due: DateTime<Utc>,
+    /// Version 2.2: when support is warned that the first response is due soon (the policy's
+    /// share of the target, in business time); null for cases opened before 2.2.
+    #[serde(default)]
+    pub first_response_warning_at: Option<DateTime<Utc>>,
 }
 
 /// What a case is about, asked first when it is opened (seed 004).
@@ -167,6 +173,31 @@ pub struct CaseReopened {
     pub at: DateTime<Utc>,
 }
 
+/// An SLA clock of the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaClock {
+    /// From the opening to support's first public reply.
+    FirstResponse,
+}
+
+impl SlaClock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FirstResponse => "first_response",
+        }
+    }
+}
+
+/// A running clock reached its warning time (`SlaWarningRaised`) or its due time
+/// (`SlaBreached`); appended once per target, by the system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaReached {
+    pub clock: SlaClock,
+    pub due: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
 /// Support's first public answer: stops the first-response SLA clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FirstResponseGiven {
@@ -186,6 +217,10 @@ pub struct PriorityChanged {
     pub from: u8,
     pub to: u8,
     pub first_response_due: DateTime<Utc>,
+    /// Version 1.1: when support is warned that the due time nears, while the first-response
+    /// clock runs (null once support answered or the case was resolved; 1.0 had none).
+    #[serde(default)]
+    pub first_response_warning_at: Option<DateTime<Utc>>,
     pub by: Actor,
     pub at: DateTime<Utc>,
 }
@@ -278,7 +313,7 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("CustomerResponded", "1.0"),
     ("CaseReopened", "1.0"),
     ("FirstResponseGiven", "1.0"),
-    ("PriorityChanged", "1.0"),
+    ("PriorityChanged", PRIORITY_CHANGED_VERSION),
     ("ParticipantAdded", "1.0"),
     ("ParticipantRemoved", "1.0"),
     ("AttachmentAdded", "1.0"),
@@ -289,6 +324,8 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("CaseResolved", "1.0"),
     ("CaseAutoResolved", "1.0"),
     ("CaseClosed", "1.0"),
+    ("SlaWarningRaised", "1.0"),
+    ("SlaBreached", "1.0"),
 ];
 
 impl SupportCaseEvent {
@@ -313,6 +350,8 @@ impl SupportCaseEvent {
             Self::CaseResolved(_) => "CaseResolved",
             Self::CaseAutoResolved(_) => "CaseAutoResolved",
             Self::CaseClosed(_) => "CaseClosed",
+            Self::SlaWarningRaised(_) => "SlaWarningRaised",
+            Self::SlaBreached(_) => "SlaBreached",
         }
     }
 
@@ -337,24 +376,30 @@ impl SupportCaseEvent {
             Self::CaseResolved(e) => e.at,
             Self::CaseAutoResolved(e) => e.at,
             Self::CaseClosed(e) => e.at,
+            Self::SlaWarningRaised(e) | Self::SlaBreached(e) => e.at,
         }
     }
 
-    /// Whether only support staff may ever see this event (an internal comment). Everything
-    /// else on a case is visible to whoever sees the case.
+    /// Whether only support staff may ever see this event (an internal comment, and support's
+    /// own SLA warnings and breaches). Everything else on a case is visible to whoever sees
+    /// the case.
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
             Self::CommentAdded(CommentAdded {
                 visibility: Visibility::Internal,
                 ..
-            })
+            }) | Self::SlaWarningRaised(_)
+                | Self::SlaBreached(_)
         )
     }
 }
 
 /// Current `event_version` of `CaseOpened`.
-pub const CASE_OPENED_VERSION: &str = "2.1";
+pub const CASE_OPENED_VERSION: &str = "2.2";
+
+/// Current `event_version` of `PriorityChanged`.
+pub const PRIORITY_CHANGED_VERSION: &str = "1.1";
 
 impl DomainEvent for SupportCaseEvent {
     fn event_type(&self) -> String {
@@ -364,6 +409,7 @@ impl DomainEvent for SupportCaseEvent {
     fn event_version(&self) -> String {
         match self {
             Self::CaseOpened(_) => CASE_OPENED_VERSION.to_string(),
+            Self::PriorityChanged(_) => PRIORITY_CHANGED_VERSION.to_string(),
             _ => "1.0".to_string(),
         }
     }

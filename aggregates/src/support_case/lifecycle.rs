@@ -10,8 +10,10 @@ use super::error::CaseError;
 use super::events::*;
 use super::policy::human_duration;
 use super::services::CaseServices;
+use super::sla::first_response_target;
 use super::state::SupportCase;
 use super::status::CaseStatus;
+use crate::calendar::Calendar;
 use crate::Actor;
 
 impl SupportCase {
@@ -19,7 +21,8 @@ impl SupportCase {
         &self,
         cmd: OpenCase,
         services: &CaseServices,
-    ) -> Result<SupportCaseEvent, CaseError> {
+        calendar: &Calendar,
+    ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         if self.exists() {
             return Err(CaseError::AlreadyOpened);
         }
@@ -105,7 +108,8 @@ impl SupportCase {
         }
 
         let now = services.clock.now();
-        Ok(SupportCaseEvent::CaseOpened(CaseOpened {
+        let target = first_response_target(services, calendar, cmd.impact, now);
+        let opened = SupportCaseEvent::CaseOpened(CaseOpened {
             case_id: cmd.case_id,
             key: cmd.key,
             org_id: cmd.org_id,
@@ -125,8 +129,10 @@ impl SupportCase {
             request_type: cmd.request_type,
             opened_by: cmd.opened_by,
             opened_at: now,
-            first_response_due: now + services.policy.first_response_target(cmd.impact),
-        }))
+            first_response_due: target.due,
+            first_response_warning_at: Some(target.warning_at),
+        });
+        Ok(vec![opened])
     }
 
     pub(super) fn assign(
@@ -173,6 +179,7 @@ impl SupportCase {
         &self,
         cmd: ChangePriority,
         services: &CaseServices,
+        calendar: &Calendar,
     ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         self.ensure_live()?;
         require_staff(&cmd.by, "only support staff change the priority")?;
@@ -182,26 +189,31 @@ impl SupportCase {
         if cmd.priority == self.priority {
             return Ok(Vec::new());
         }
-        Ok(vec![self.priority_changed(cmd.priority, cmd.by, services)])
+        Ok(self.priority_changed(cmd.priority, cmd.by, services, calendar))
     }
 
     /// The case moving to `priority`, with the first-response due time of that priority
-    /// counted from the opening.
+    /// counted from the opening in the business time of `calendar` (the one in force now), and,
+    /// while the first-response clock runs, the new warning time.
     pub(super) fn priority_changed(
         &self,
         priority: u8,
         by: Actor,
         services: &CaseServices,
-    ) -> SupportCaseEvent {
+        calendar: &Calendar,
+    ) -> Vec<SupportCaseEvent> {
         let now = services.clock.now();
         let opened_at = self.opened_at.unwrap_or(now);
-        SupportCaseEvent::PriorityChanged(PriorityChanged {
+        let target = first_response_target(services, calendar, priority, opened_at);
+        let running = self.first_response_running();
+        vec![SupportCaseEvent::PriorityChanged(PriorityChanged {
             from: self.priority,
             to: priority,
-            first_response_due: opened_at + services.policy.first_response_target(priority),
+            first_response_due: target.due,
+            first_response_warning_at: running.then_some(target.warning_at),
             by,
             at: now,
-        })
+        })]
     }
 
     pub(super) fn resolve(

@@ -7,7 +7,7 @@
 //!
 //! Files: `status.rs` (status and escalation values), `state.rs` (the write-side state),
 //! `aggregate.rs` (`handle` and `apply`), the command handlers by theme (`lifecycle.rs`,
-//! `comments.rs`, `participants.rs`, `attachments.rs`, `escalation.rs`) and the checks they
+//! `comments.rs`, `participants.rs`, `attachments.rs`, `escalation.rs`, `sla.rs`) and the checks they
 //! share (`checks.rs`). Dependencies run one way, from the aggregate through the handlers to
 //! the state, the events and the values; this file only re-exports and upcasts.
 
@@ -23,6 +23,7 @@ mod lifecycle;
 mod participants;
 mod policy;
 mod services;
+mod sla;
 mod state;
 mod status;
 #[cfg(test)]
@@ -42,10 +43,53 @@ pub use status::{CaseStatus, Escalation};
 
 /// Upcasters of SupportCase events, oldest first.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(CaseOpenedV1), Box::new(CaseOpenedV2)]
+    vec![
+        Box::new(CaseOpenedV1),
+        Box::new(CaseOpenedV2),
+        Box::new(CaseOpenedV21),
+        Box::new(PriorityChangedV1),
+    ]
 }
 
-/// `CaseOpened` 2.0 -> 2.1: every case opened before request types was a technical one.
+/// `CaseOpened` 2.1 -> 2.2: no warning time (it came with SLA warnings).
+struct CaseOpenedV21;
+
+impl EventUpcaster for CaseOpenedV21 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "CaseOpened" && event_version == "2.1"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if let Value::Object(payload) = &mut event.payload {
+            payload
+                .entry("first_response_warning_at")
+                .or_insert(Value::Null);
+        }
+        event.event_version = events::CASE_OPENED_VERSION.to_string();
+        event
+    }
+}
+
+/// `PriorityChanged` 1.0 -> 1.1: no warning time.
+struct PriorityChangedV1;
+
+impl EventUpcaster for PriorityChangedV1 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "PriorityChanged" && event_version == "1.0"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if let Value::Object(payload) = &mut event.payload {
+            payload
+                .entry("first_response_warning_at")
+                .or_insert(Value::Null);
+        }
+        event.event_version = events::PRIORITY_CHANGED_VERSION.to_string();
+        event
+    }
+}
+
+/// `CaseOpened` 2.0 -> 2.2: every case opened before request types was a technical one.
 struct CaseOpenedV2;
 
 impl EventUpcaster for CaseOpenedV2 {
@@ -58,13 +102,16 @@ impl EventUpcaster for CaseOpenedV2 {
             payload
                 .entry("request_type")
                 .or_insert(Value::from(events::RequestType::Technical.as_str()));
+            payload
+                .entry("first_response_warning_at")
+                .or_insert(Value::Null);
         }
         event.event_version = events::CASE_OPENED_VERSION.to_string();
         event
     }
 }
 
-/// `CaseOpened` 1.0 -> 2.1. A 1.0 opening had no entitlement, participants, product version,
+/// `CaseOpened` 1.0 -> 2.2. A 1.0 opening had no entitlement, participants, product version,
 /// phone, consent or follow-up link, and its priority was its impact level.
 struct CaseOpenedV1;
 
@@ -95,6 +142,9 @@ impl EventUpcaster for CaseOpenedV1 {
             payload
                 .entry("request_type")
                 .or_insert(Value::from(events::RequestType::Technical.as_str()));
+            payload
+                .entry("first_response_warning_at")
+                .or_insert(Value::Null);
         }
         event.event_version = events::CASE_OPENED_VERSION.to_string();
         event

@@ -5,7 +5,7 @@ use chrono::Duration;
 /// Configurable rules of the case lifecycle. Defaults follow the product contract.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CasePolicy {
-    /// First-response targets for impact levels 1 to 4 (calendar time).
+    /// First-response targets for impact levels 1 to 4, in business time on the org's calendar.
     pub first_response: [Duration; 4],
     /// How long a case may wait for the customer before it is resolved automatically.
     pub auto_resolve_after: Duration,
@@ -24,6 +24,8 @@ pub struct CasePolicy {
     /// Whether accepting an escalation raises the priority one step towards L1 (none at L1),
     /// with the first-response due time of the new priority.
     pub escalation_raises_priority: bool,
+    /// The share of an SLA target, in percent, at which the warning is raised (1 to 99).
+    pub sla_warning_percent: u8,
 }
 
 impl Default for CasePolicy {
@@ -42,6 +44,7 @@ impl Default for CasePolicy {
             max_attachment_bytes: 10 * 1024 * 1024,
             require_entitlement: true,
             escalation_raises_priority: true,
+            sla_warning_percent: 75,
         }
     }
 }

@@ -24,6 +24,11 @@ pub struct SupportCase {
     pub opened_at: Option<DateTime<Utc>>,
     pub first_response_due: Option<DateTime<Utc>>,
     pub first_response_at: Option<DateTime<Utc>>,
+    /// When the first-response warning is due (from the target in force).
+    pub first_response_warning_at: Option<DateTime<Utc>>,
+    /// Whether the warning, and the breach, of the target in force were recorded.
+    pub first_response_warned: bool,
+    pub first_response_breached: bool,
     pub assignee: Option<String>,
     /// Lower-case e-mail addresses.
     pub participants: Vec<String>,

@@ -111,7 +111,13 @@ fn opened_event(impact: u8, due_after: Duration) -> CaseOpened {
         opened_by: customer(),
         opened_at: t0(),
         first_response_due: t0() + due_after,
+        first_response_warning_at: Some(t0() + due_after * 3 / 4),
     }
+}
+
+/// What opening appends.
+fn opening(e: CaseOpened) -> Vec<SupportCaseEvent> {
+    vec![SupportCaseEvent::CaseOpened(e)]
 }
 
 /// A case opened at t0 with impact 3 (first response due after 8 hours).
@@ -224,10 +230,96 @@ async fn opening_a_case_records_the_first_response_due_time_of_its_impact_level(
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(open_command(2)))
         .await
-        .then_expect_events(vec![SupportCaseEvent::CaseOpened(opened_event(
-            2,
-            Duration::hours(4),
-        ))]);
+        .then_expect_events(opening(opened_event(2, Duration::hours(4))));
+}
+
+/// Services at `now` whose orgs work 09:00-18:00 Monday to Friday in Tokyo.
+fn in_tokyo(now: DateTime<Utc>) -> CaseServices {
+    let hours = ["mon", "tue", "wed", "thu", "fri"]
+        .iter()
+        .map(|d| {
+            (
+                d.to_string(),
+                vec![["09:00".to_string(), "18:00".to_string()]],
+            )
+        })
+        .collect();
+    let spec = crate::calendar::CalendarSpec {
+        timezone: "Asia/Tokyo".into(),
+        hours,
+        holidays: Vec::new(),
+    };
+    let calendar = crate::calendar::Calendar::parse(&spec).expect("a valid calendar");
+    at(now).with_calendars(Arc::new(crate::calendar::OneCalendar(calendar)))
+}
+
+#[tokio::test]
+async fn given_a_business_calendar_the_first_response_is_due_in_its_business_hours() {
+    // t0 is Monday 18:00 in Tokyo, closing time: the 4 hours of impact 2 run from Tuesday
+    // 09:00 to 13:00 (04:00 UTC), 19 hours later.
+    CaseTest::with(in_tokyo(t0()))
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(open_command(2)))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::CaseOpened(CaseOpened {
+            // 75% of 4 business hours is 3: Tuesday 12:00 in Tokyo.
+            first_response_warning_at: Some(t0() + Duration::hours(18)),
+            ..opened_event(2, Duration::hours(19))
+        })]);
+}
+
+#[tokio::test]
+async fn given_a_business_calendar_a_priority_change_recounts_from_the_opening_in_business_time() {
+    let now = t0() + Duration::minutes(30);
+    CaseTest::with(in_tokyo(now))
+        .given(vec![opened()])
+        .when_async(SupportCaseCommand::ChangePriority(ChangePriority {
+            priority: 1,
+            by: agent(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::PriorityChanged(PriorityChanged {
+            from: 3,
+            to: 1,
+            // Tuesday 10:00 in Tokyo; the warning at 45 business minutes, 09:45.
+            first_response_due: t0() + Duration::hours(16),
+            first_response_warning_at: Some(t0() + Duration::hours(15) + Duration::minutes(45)),
+            by: agent(),
+            at: now,
+        })]);
+}
+
+/// A calendar source that cannot be read.
+#[derive(Debug)]
+struct CalendarsDown;
+
+#[async_trait::async_trait]
+impl crate::calendar::Calendars for CalendarsDown {
+    async fn calendar_of(
+        &self,
+        _org_id: &str,
+    ) -> Result<crate::calendar::Calendar, crate::calendar::CalendarUnavailable> {
+        Err(crate::calendar::CalendarUnavailable(
+            "connection refused".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn when_the_calendar_cannot_be_read_opening_is_refused_as_an_outage_and_nothing_is_written() {
+    let error = CaseTest::with(services().with_calendars(Arc::new(CalendarsDown)))
+        .given_no_previous_events()
+        .when_async(SupportCaseCommand::Open(open_command(2)))
+        .await
+        .inspect_result()
+        .expect_err("refused");
+    assert_eq!(
+        error,
+        CaseError::CalendarUnavailable("connection refused".into())
+    );
+    assert_eq!(error.code(), "calendar_unavailable");
+    assert!(error.is_outage());
+    assert!(!CaseError::InvalidImpact.is_outage());
 }
 
 #[tokio::test]
@@ -237,10 +329,7 @@ async fn each_impact_level_has_its_own_first_response_target() {
             .given_no_previous_events()
             .when_async(SupportCaseCommand::Open(open_command(impact)))
             .await
-            .then_expect_events(vec![SupportCaseEvent::CaseOpened(opened_event(
-                impact,
-                Duration::hours(hours),
-            ))]);
+            .then_expect_events(opening(opened_event(impact, Duration::hours(hours))));
     }
 }
 
@@ -330,7 +419,7 @@ async fn without_that_policy_a_case_opens_without_an_entitlement_but_names_its_p
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd.clone()))
         .await
-        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+        .then_expect_events(opening(expected));
     cmd.product = String::new();
     CaseTest::with(lenient())
         .given_no_previous_events()
@@ -380,7 +469,7 @@ async fn a_non_renewing_subscription_still_supports_cases() {
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd))
         .await
-        .then_expect_events(vec![opened()]);
+        .then_expect_events(opening(opened_event(3, Duration::hours(8))));
 }
 
 #[tokio::test]
@@ -411,7 +500,7 @@ async fn a_customer_opening_on_behalf_of_a_colleague_makes_them_requester_and_ke
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd))
         .await
-        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+        .then_expect_events(opening(expected));
 }
 
 #[tokio::test]
@@ -426,7 +515,7 @@ async fn an_agent_opening_on_behalf_of_a_customer_does_not_follow_the_case() {
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd))
         .await
-        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+        .then_expect_events(opening(expected));
 }
 
 #[tokio::test]
@@ -521,7 +610,7 @@ async fn a_case_follows_up_an_earlier_case_of_its_own_org_only() {
         .given_no_previous_events()
         .when_async(SupportCaseCommand::Open(cmd.clone()))
         .await
-        .then_expect_events(vec![SupportCaseEvent::CaseOpened(expected)]);
+        .then_expect_events(opening(expected));
     cmd.follow_up_of = Some(EarlierCase {
         case_id: earlier,
         org_id: "globex".into(),
@@ -810,6 +899,7 @@ async fn a_priority_change_recomputes_the_first_response_due_time_from_the_openi
             from: 3,
             to: 1,
             first_response_due: t0() + Duration::hours(1),
+            first_response_warning_at: Some(t0() + Duration::minutes(45)),
             by: agent(),
             at: now,
         })]);
@@ -825,6 +915,7 @@ async fn the_first_response_is_judged_against_the_recomputed_due_time() {
                 from: 3,
                 to: 1,
                 first_response_due: t0() + Duration::hours(1),
+                first_response_warning_at: Some(t0() + Duration::minutes(45)),
                 by: agent(),
                 at: t0(),
             }),
@@ -1690,6 +1781,7 @@ async fn accepting_an_escalation_raises_the_priority_one_step_with_its_target() 
                 from: 3,
                 to: 2,
                 first_response_due: t0() + Duration::hours(4),
+                first_response_warning_at: Some(t0() + Duration::hours(3)),
                 by: agent(),
                 at: t0(),
             }),
@@ -1872,8 +1964,56 @@ fn a_version_2_0_case_opening_is_a_technical_request() {
         serde_json::Value::Null,
     );
     let upcast = crate::upcast::upcast(stored, &upcasters());
-    assert_eq!(upcast.event_version, "2.1");
+    assert_eq!(upcast.event_version, CASE_OPENED_VERSION);
     assert_eq!(upcast.payload["request_type"], "technical");
+}
+
+#[test]
+fn openings_and_priority_changes_from_before_warnings_have_no_warning_time() {
+    let mut opening = serde_json::to_value(SupportCaseEvent::CaseOpened(opened_event(
+        2,
+        Duration::hours(4),
+    )))
+    .expect("payload");
+    let mut change = serde_json::to_value(SupportCaseEvent::PriorityChanged(PriorityChanged {
+        from: 2,
+        to: 1,
+        first_response_due: t0() + Duration::hours(1),
+        first_response_warning_at: None,
+        by: agent(),
+        at: t0(),
+    }))
+    .expect("payload");
+    for (payload, event_type, version, current) in [
+        (&mut opening, "CaseOpened", "2.1", CASE_OPENED_VERSION),
+        (
+            &mut change,
+            "PriorityChanged",
+            "1.0",
+            PRIORITY_CHANGED_VERSION,
+        ),
+    ] {
+        if let Some(object) = payload.as_object_mut() {
+            object.remove("first_response_warning_at");
+        }
+        let stored = SerializedEvent::new(
+            case_id().to_string(),
+            1,
+            AGGREGATE_TYPE.to_string(),
+            event_type.to_string(),
+            version.to_string(),
+            payload.clone(),
+            serde_json::Value::Null,
+        );
+        let upcast = crate::upcast::upcast(stored, &upcasters());
+        assert_eq!(upcast.event_version, current, "{event_type}");
+        assert_eq!(
+            upcast.payload["first_response_warning_at"],
+            serde_json::Value::Null
+        );
+        let event: SupportCaseEvent = serde_json::from_value(upcast.payload).expect("current");
+        assert_eq!(event.name(), event_type);
+    }
 }
 
 #[test]
@@ -1884,4 +2024,151 @@ fn durations_are_told_in_their_largest_exact_unit() {
     assert_eq!(human_duration(Duration::seconds(3)), "3 seconds");
     assert_eq!(human_duration(Duration::seconds(90)), "90 seconds");
     assert_eq!(human_duration(Duration::minutes(90)), "90 minutes");
+}
+
+// ---------------------------------------------------------------------------------------
+// SLA warnings and breaches
+
+fn with_target() -> Vec<SupportCaseEvent> {
+    // Impact 3: 8 hours, warning at 6.
+    vec![opened()]
+}
+
+fn sla_check(by: Actor) -> SlaCheck {
+    SlaCheck {
+        clock: SlaClock::FirstResponse,
+        by,
+    }
+}
+
+fn reached(at: DateTime<Utc>) -> SlaReached {
+    SlaReached {
+        clock: SlaClock::FirstResponse,
+        due: t0() + Duration::hours(8),
+        at,
+    }
+}
+
+#[tokio::test]
+async fn the_warning_is_raised_once_at_its_share_of_the_target() {
+    let when = t0() + Duration::hours(6);
+    CaseTest::with(at(when))
+        .given(with_target())
+        .when_async(SupportCaseCommand::RaiseSlaWarning(sla_check(system())))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::SlaWarningRaised(reached(when))]);
+    let mut given = with_target();
+    given.push(SupportCaseEvent::SlaWarningRaised(reached(when)));
+    let error = CaseTest::with(at(when + Duration::minutes(1)))
+        .given(given)
+        .when_async(SupportCaseCommand::RaiseSlaWarning(sla_check(system())))
+        .await
+        .inspect_result()
+        .expect_err("once");
+    assert!(error.is_not_due(), "{error}");
+}
+
+#[tokio::test]
+async fn no_warning_or_breach_before_its_time() {
+    let early = t0() + Duration::hours(6) - Duration::seconds(1);
+    for command in [
+        SupportCaseCommand::RaiseSlaWarning(sla_check(system())),
+        SupportCaseCommand::RecordSlaBreach(sla_check(system())),
+    ] {
+        let error = CaseTest::with(at(early))
+            .given(with_target())
+            .when_async(command)
+            .await
+            .inspect_result()
+            .expect_err("early");
+        assert!(error.is_not_due(), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_breach_is_recorded_once_at_the_due_time() {
+    let due = t0() + Duration::hours(8);
+    CaseTest::with(at(due))
+        .given(with_target())
+        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(system())))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::SlaBreached(reached(due))]);
+    let mut given = with_target();
+    given.push(SupportCaseEvent::SlaBreached(reached(due)));
+    let error = CaseTest::with(at(due + Duration::hours(1)))
+        .given(given)
+        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(system())))
+        .await
+        .inspect_result()
+        .expect_err("once");
+    assert!(error.is_not_due(), "{error}");
+}
+
+#[tokio::test]
+async fn a_stopped_clock_neither_warns_nor_breaches() {
+    let mut answered = with_target();
+    answered.push(SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+        comment_id: comment_id(),
+        by: agent(),
+        due: t0() + Duration::hours(8),
+        breached: false,
+        at: t0() + Duration::hours(1),
+    }));
+    let error = CaseTest::with(at(t0() + Duration::hours(9)))
+        .given(answered)
+        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(system())))
+        .await
+        .inspect_result()
+        .expect_err("stopped");
+    assert!(error.is_not_due(), "{error}");
+    // A case opened before warnings existed (CaseOpened 2.1) has no warning time.
+    let before = CaseOpened {
+        first_response_warning_at: None,
+        ..opened_event(3, Duration::hours(8))
+    };
+    let error = CaseTest::with(at(t0() + Duration::hours(9)))
+        .given(vec![SupportCaseEvent::CaseOpened(before)])
+        .when_async(SupportCaseCommand::RaiseSlaWarning(sla_check(system())))
+        .await
+        .inspect_result()
+        .expect_err("no target");
+    assert!(error.is_not_due(), "{error}");
+}
+
+#[tokio::test]
+async fn a_new_target_after_a_breach_can_warn_and_breach_again() {
+    let mut given = with_target();
+    given.push(SupportCaseEvent::SlaBreached(reached(
+        t0() + Duration::hours(8),
+    )));
+    // Lowered to L4 (16 h) at 9 h: warning at 12 h, due at 16 h.
+    given.push(SupportCaseEvent::PriorityChanged(PriorityChanged {
+        from: 3,
+        to: 4,
+        first_response_due: t0() + Duration::hours(16),
+        first_response_warning_at: Some(t0() + Duration::hours(12)),
+        by: agent(),
+        at: t0() + Duration::hours(9),
+    }));
+    let when = t0() + Duration::hours(16);
+    CaseTest::with(at(when))
+        .given(given)
+        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(system())))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::SlaBreached(SlaReached {
+            clock: SlaClock::FirstResponse,
+            due: when,
+            at: when,
+        })]);
+}
+
+#[tokio::test]
+async fn only_the_system_records_warnings_and_breaches() {
+    let error = CaseTest::with(at(t0() + Duration::hours(9)))
+        .given(with_target())
+        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(agent())))
+        .await
+        .inspect_result()
+        .expect_err("system only");
+    assert!(!error.is_not_due(), "{error}");
 }

@@ -65,6 +65,9 @@ impl Fold {
                 first_response_due: e.first_response_due,
                 first_responded_at: None,
                 first_response_breached: None,
+                first_response_warning_at: e.first_response_warning_at,
+                sla_warned_at: None,
+                sla_breached_at: None,
                 waiting_since: None,
                 resolved_at: None,
                 resolved_by: None,
@@ -234,6 +237,12 @@ impl Fold {
             SupportCaseEvent::PriorityChanged(e) => {
                 case.priority = i16::from(e.to);
                 case.first_response_due = e.first_response_due;
+                if e.first_response_warning_at.is_some() {
+                    // A new target for the running clock: its warning and breach are to come.
+                    case.first_response_warning_at = e.first_response_warning_at;
+                    case.sla_warned_at = None;
+                    case.sla_breached_at = None;
+                }
                 (
                     e.by,
                     None,
@@ -344,6 +353,42 @@ impl Fold {
                            "waited_seconds": e.waited_seconds}),
                 )
             }
+            SupportCaseEvent::SlaWarningRaised(e) => {
+                case.sla_warned_at = Some(e.at);
+                let subject = format!("{}: first response due soon", case.summary);
+                let body = format!(
+                    "Case {} (priority {}) needs its first public reply by {}.",
+                    case.key, case.priority, e.due
+                );
+                self.notify(
+                    stored,
+                    case,
+                    outbox::to_support(case, "sla_warning", subject, body),
+                );
+                (
+                    Actor::system(),
+                    None,
+                    json!({"clock": e.clock.as_str(), "due": e.due}),
+                )
+            }
+            SupportCaseEvent::SlaBreached(e) => {
+                case.sla_breached_at = Some(e.at);
+                let subject = format!("{}: first response overdue", case.summary);
+                let body = format!(
+                    "Case {} (priority {}) was due a first public reply by {}; it has none yet.",
+                    case.key, case.priority, e.due
+                );
+                self.notify(
+                    stored,
+                    case,
+                    outbox::to_support(case, "sla_breach", subject, body),
+                );
+                (
+                    Actor::system(),
+                    None,
+                    json!({"clock": e.clock.as_str(), "due": e.due}),
+                )
+            }
             SupportCaseEvent::CaseClosed(e) => {
                 case.set_status(CaseStatus::Closed);
                 case.closed_at = Some(e.at);
@@ -380,6 +425,8 @@ fn kind_of(stored: &StoredEvent) -> String {
         "CaseResolved" => "resolved",
         "CaseAutoResolved" => "auto_resolved",
         "CaseClosed" => "closed",
+        "SlaWarningRaised" => "sla_warning",
+        "SlaBreached" => "sla_breached",
         other => other,
     }
     .to_string()

@@ -158,6 +158,7 @@ mod tests {
             opened_by: Actor::new("Ann@acme.test", ActorRole::Customer),
             opened_at: t0(),
             first_response_due: t0(),
+            first_response_warning_at: None,
         })
     }
 

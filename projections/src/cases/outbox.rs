@@ -45,6 +45,27 @@ pub(super) struct Mail<'a> {
     pub(super) body: String,
 }
 
+/// The recipient of support's own alerts on an unassigned case: the support team's queue, not
+/// an address (delivery maps it to the team's address).
+pub const SUPPORT_TEAM: &str = "support-team";
+
+/// An alert for support about `case`: to its assignee, or the team when it has none.
+pub(super) fn to_support(
+    case: &CaseRow,
+    kind: &'static str,
+    subject: String,
+    body: String,
+) -> Mail<'static> {
+    let to = case.assignee.clone().unwrap_or_else(|| SUPPORT_TEAM.into());
+    Mail {
+        kind,
+        to: vec![to],
+        except: None,
+        subject,
+        body,
+    }
+}
+
 /// Queues `mail` about `case` on `outbox`.
 pub(super) fn notify(
     outbox: &mut Vec<NotificationRow>,

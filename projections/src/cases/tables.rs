@@ -41,6 +41,11 @@ pub struct CaseRow {
     pub first_response_due: DateTime<Utc>,
     pub first_responded_at: Option<DateTime<Utc>>,
     pub first_response_breached: Option<bool>,
+    /// When the first-response warning is due (`SlaTargetSet`; null for cases opened before
+    /// targets were events), and when the warning and the breach were recorded.
+    pub first_response_warning_at: Option<DateTime<Utc>>,
+    pub sla_warned_at: Option<DateTime<Utc>>,
+    pub sla_breached_at: Option<DateTime<Utc>>,
     pub waiting_since: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,

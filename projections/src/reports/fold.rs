@@ -117,7 +117,9 @@ pub(super) fn fold_case(
         | SupportCaseEvent::EscalationRequested(_)
         | SupportCaseEvent::CaseEscalated(_)
         | SupportCaseEvent::DataAccessGranted(_)
-        | SupportCaseEvent::DataAccessRevoked(_) => {}
+        | SupportCaseEvent::DataAccessRevoked(_)
+        | SupportCaseEvent::SlaWarningRaised(_)
+        | SupportCaseEvent::SlaBreached(_) => {}
     }
     true
 }

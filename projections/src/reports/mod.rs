@@ -262,6 +262,7 @@ mod tests {
             opened_by: Actor::new("ann@acme.test", ActorRole::Customer),
             opened_at: t0(),
             first_response_due: t0() + Duration::hours(4),
+            first_response_warning_at: None,
         })
     }
 
@@ -345,6 +346,7 @@ mod tests {
                 from: 3,
                 to: 1,
                 first_response_due: t0() + Duration::hours(1),
+                first_response_warning_at: None,
                 by: agent(),
                 at: t0() + Duration::minutes(5),
             }),

@@ -51,16 +51,20 @@ fn activity(principal: &Principal) -> Activity {
     }
 }
 
-fn sla(row: &CaseRow, now: DateTime<Utc>) -> Sla {
+fn sla(row: &CaseRow, now: DateTime<Utc>, staff: bool) -> Sla {
     let breached = row.first_response_breached.unwrap_or_else(|| {
         // Not answered (yet): the clock runs until now, or stopped at the resolution.
         let until = row.resolved_at.or(row.closed_at).unwrap_or(now);
         until > row.first_response_due
     });
+    let staff_only = |at: Option<DateTime<Utc>>| at.filter(|_| staff);
     Sla {
         first_response_due: row.first_response_due,
         first_responded_at: row.first_responded_at,
         breached,
+        warning_at: staff_only(row.first_response_warning_at),
+        warned_at: staff_only(row.sla_warned_at),
+        breach_recorded_at: staff_only(row.sla_breached_at),
     }
 }
 
@@ -74,7 +78,7 @@ fn auto_resolve_due(state: &AppState, row: &CaseRow) -> Option<DateTime<Utc>> {
 fn summary_of(state: &AppState, row: CaseRow, principal: &Principal) -> CaseSummary {
     let now = state.clock.now();
     CaseSummary {
-        sla: sla(&row, now),
+        sla: sla(&row, now, sees_internal(principal)),
         auto_resolve_due: auto_resolve_due(state, &row),
         last_activity_at: activity(principal).of(&row),
         id: row.id,
@@ -267,7 +271,7 @@ impl Detail for CaseDetail {
             .collect();
         let policy = &state.settings.case_policy;
         Ok(CaseDetail {
-            sla: sla(&case, now),
+            sla: sla(&case, now, staff),
             auto_resolve_due: auto_resolve_due(state, &case),
             auto_close_due: (case.status == CaseStatus::Resolved.as_str())
                 .then_some(case.resolved_at)

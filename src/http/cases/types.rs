@@ -198,7 +198,8 @@ pub struct TimelineEntry {
     /// `customer_responded`, `reopened`, `first_response`, `assigned`,
     /// `investigation_started`, `priority_changed`, `participant_added`,
     /// `participant_removed`, `attachment_added`, `escalation_requested`, `escalated`,
-    /// `data_access_granted`, `data_access_revoked`, `resolved`, `auto_resolved`, `closed`.
+    /// `data_access_granted`, `data_access_revoked`, `resolved`, `auto_resolved`, `closed`;
+    /// for staff also `sla_warning`, `sla_breached`.
     pub kind: String,
     pub actor: String,
     pub actor_role: String,
@@ -223,6 +224,16 @@ pub struct Sla {
     /// Answered late, or not answered and the due time has passed (the clock stops when the
     /// case is resolved).
     pub breached: bool,
+    /// Staff only: when support is warned that the due time nears (75% of the target by
+    /// default, of the target in force); absent for cases opened before warnings existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning_at: Option<DateTime<Utc>>,
+    /// Staff only: when the warning was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<DateTime<Utc>>,
+    /// Staff only: when the breach was recorded (the clock was still running at the due time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach_recorded_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

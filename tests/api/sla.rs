@@ -1,0 +1,210 @@
+//! SLA warnings and breaches: the scheduler records each once, at its time in the business
+//! hours of the org's calendar, whoever else is firing timers; support is told.
+
+use chrono::Duration as Span;
+use reqwest::StatusCode;
+use serde_json::json;
+use subdesk::app::Settings;
+
+use crate::case_fixtures::{ok, read_ok, spawn_app_at_t0, t0};
+use crate::helpers::{acme_case, expect_json, As, TestApp};
+use crate::timers::{another_process, rounds_at_once};
+
+const ANN: As = As::customer("ann@acme.test", "acme");
+
+/// acme works 09:00-18:00 Monday to Friday in Tokyo. t0 (Monday 09:00 UTC) is 18:00 there:
+/// an impact-2 case opened then is due 4 business hours later, Tuesday 13:00 JST (t0 + 19 h),
+/// and support is warned at 3 hours, Tuesday 12:00 JST (t0 + 18 h).
+async fn tokyo_acme(app: &TestApp) {
+    let admin = app.token(As::admin()).await;
+    let day = json!([["09:00", "18:00"]]);
+    let calendar = json!({"timezone": "Asia/Tokyo",
+        "hours": {"mon": day, "tue": day, "wed": day, "thu": day, "fri": day}});
+    let set = app.put("/v1/orgs/acme/calendar", &admin, &calendar).await;
+    expect_json(set, StatusCode::OK).await;
+}
+
+async fn count(app: &TestApp, id: &str, event_type: &str) -> i64 {
+    app.db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2 \
+               AND metadata->>'actor_role' = 'system'",
+            &[&id, &event_type],
+        )
+        .await
+        .expect("count")
+        .get(0)
+}
+
+async fn alerts(app: &TestApp, id: &str) -> Vec<(String, String)> {
+    app.db()
+        .await
+        .query(
+            "SELECT kind, recipient FROM notifications WHERE aggregate_id = $1 \
+               AND kind LIKE 'sla_%' ORDER BY id",
+            &[&id],
+        )
+        .await
+        .expect("alerts")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Lets the timers read model apply the whole log.
+async fn settle(app: &TestApp) {
+    let newest: i64 = app
+        .db()
+        .await
+        .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+        .await
+        .expect("newest")
+        .get(0);
+    app.wait_for_projection("timers", newest).await;
+}
+
+#[tokio::test]
+async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    tokyo_acme(&app).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+    let opened = app.open_case(&ann, acme_case()).await;
+    let id = opened["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/cases/{id}");
+
+    let staff_view = read_ok(&app, &sam, &path, &opened["position"]).await;
+    assert_eq!(
+        staff_view["sla"]["first_response_due"],
+        json!(t0() + Span::hours(19))
+    );
+    assert_eq!(
+        staff_view["sla"]["warning_at"],
+        json!(t0() + Span::hours(18))
+    );
+    let customer_view = read_ok(&app, &ann, &path, &opened["position"]).await;
+    assert!(
+        customer_view["sla"].get("warning_at").is_none(),
+        "{customer_view}"
+    );
+
+    let other = another_process(&app, &clock);
+    let schedulers = [&app.state.scheduler, &other.scheduler];
+    settle(&app).await;
+
+    // A second before the warning time: nothing.
+    clock.set(t0() + Span::hours(18) - Span::seconds(1));
+    rounds_at_once(&schedulers).await;
+    assert_eq!(count(&app, &id, "SlaWarningRaised").await, 0);
+
+    // At it, two schedulers at once record it once; later rounds record nothing more.
+    clock.set(t0() + Span::hours(18));
+    rounds_at_once(&schedulers).await;
+    settle(&app).await;
+    rounds_at_once(&schedulers).await;
+    assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
+    assert_eq!(count(&app, &id, "SlaBreached").await, 0);
+
+    clock.set(t0() + Span::hours(19));
+    rounds_at_once(&schedulers).await;
+    settle(&app).await;
+    clock.set(t0() + Span::hours(30));
+    rounds_at_once(&schedulers).await;
+    assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
+    assert_eq!(count(&app, &id, "SlaBreached").await, 1);
+
+    // Support is told (the team: the case has no assignee), the customer side is not.
+    settle(&app).await;
+    let newest = app
+        .db()
+        .await
+        .query_one("SELECT max(position) FROM events", &[])
+        .await
+        .expect("newest")
+        .get::<_, i64>(0);
+    let staff_view = read_ok(&app, &sam, &path, &json!(newest)).await;
+    assert_eq!(
+        staff_view["sla"]["warned_at"],
+        json!(t0() + Span::hours(18))
+    );
+    assert_eq!(
+        staff_view["sla"]["breach_recorded_at"],
+        json!(t0() + Span::hours(19))
+    );
+    assert_eq!(
+        alerts(&app, &id).await,
+        [
+            ("sla_warning".to_string(), "support-team".to_string()),
+            ("sla_breach".to_string(), "support-team".to_string())
+        ]
+    );
+    let customer_view = read_ok(&app, &ann, &path, &json!(newest)).await;
+    let kinds: Vec<&str> = customer_view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|entry| entry["kind"].as_str())
+        .collect();
+    assert!(
+        !kinds.contains(&"sla_warning") && !kinds.contains(&"sla_breached"),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answered_case_is_never_warned_and_an_assigned_one_alerts_its_assignee() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    tokyo_acme(&app).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+
+    let answered = app.open_case(&ann, acme_case()).await;
+    let answered = answered["id"].as_str().expect("id").to_string();
+    let assigned = app.open_case(&ann, acme_case()).await;
+    let assigned = assigned["id"].as_str().expect("id").to_string();
+    ok(
+        &app,
+        &sam,
+        &format!("/v1/cases/{assigned}/assign"),
+        json!({}),
+    )
+    .await;
+    // Tuesday 10:00 JST: the first case gets its answer before the warning.
+    clock.set(t0() + Span::hours(16));
+    ok(
+        &app,
+        &sam,
+        &format!("/v1/cases/{answered}/comments"),
+        json!({"body": "Looking at it now"}),
+    )
+    .await;
+
+    settle(&app).await;
+    clock.set(t0() + Span::hours(30));
+    let schedulers = [&app.state.scheduler];
+    rounds_at_once(&schedulers).await;
+    settle(&app).await;
+    rounds_at_once(&schedulers).await;
+
+    assert_eq!(count(&app, &answered, "SlaWarningRaised").await, 0);
+    assert_eq!(count(&app, &answered, "SlaBreached").await, 0);
+    assert_eq!(count(&app, &assigned, "SlaWarningRaised").await, 1);
+    assert_eq!(count(&app, &assigned, "SlaBreached").await, 1);
+    let to_sam: Vec<(String, String)> = ["sla_warning", "sla_breach"]
+        .iter()
+        .map(|kind| (kind.to_string(), As::agent().user.to_string()))
+        .collect();
+    assert_eq!(alerts(&app, &assigned).await, to_sam);
+    let armed: i64 = app
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM timers WHERE kind LIKE 'sla_%'", &[])
+        .await
+        .expect("armed")
+        .get(0);
+    assert_eq!(
+        armed, 0,
+        "answered and recorded clocks leave no timer armed"
+    );
+}
