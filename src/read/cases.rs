@@ -45,6 +45,17 @@ pub struct CaseFilter {
     pub request_type: Option<String>,
     /// Escalated (accepted escalations) or not.
     pub escalated: Option<bool>,
+    /// Where the first-response clock stands, as of the instant given.
+    pub sla: Option<(SlaState, DateTime<Utc>)>,
+}
+
+/// Where a case's first-response clock stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaState {
+    /// Answered late, or not answered by the due time (until the resolution, or now).
+    Breached,
+    /// Running, past its warning time, not yet due.
+    AtRisk,
 }
 
 /// Which activity time orders a list: the staff's (every event) or the customer side's
@@ -116,6 +127,19 @@ pub async fn list(
     if let Some(request_type) = &filter.request_type {
         let request_type = sql.bind(request_type.clone());
         sql.and(format!("request_type = {request_type}"));
+    }
+    if let Some((state, now)) = filter.sla {
+        let now = sql.bind(now);
+        sql.and(match state {
+            SlaState::Breached => format!(
+                "(first_response_breached IS TRUE OR (first_responded_at IS NULL \
+                  AND coalesce(resolved_at, closed_at, {now}) > first_response_due))"
+            ),
+            SlaState::AtRisk => format!(
+                "(first_responded_at IS NULL AND status NOT IN ('resolved', 'closed') \
+                  AND first_response_warning_at <= {now} AND first_response_due >= {now})"
+            ),
+        });
     }
     match filter.escalated {
         Some(true) => sql.and("escalation = 'escalated'"),

@@ -208,3 +208,74 @@ async fn an_answered_case_is_never_warned_and_an_assigned_one_alerts_its_assigne
         "answered and recorded clocks leave no timer armed"
     );
 }
+
+#[tokio::test]
+async fn lists_filter_the_cases_at_risk_and_the_breached_ones() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    tokyo_acme(&app).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+    // Due Tuesday 13:00 JST (t0 + 19 h), warned at t0 + 18 h.
+    let waiting = app.open_case(&ann, acme_case()).await;
+    let waiting = waiting["id"].as_str().expect("id").to_string();
+    let answered = app.open_case(&ann, acme_case()).await;
+    let answered = answered["id"].as_str().expect("id").to_string();
+    clock.set(t0() + Span::hours(16));
+    let reply = ok(
+        &app,
+        &sam,
+        &format!("/v1/cases/{answered}/comments"),
+        json!({"body": "On it"}),
+    )
+    .await;
+    let listed = |query: &'static str, token: String, position: i64| {
+        let app = &app;
+        async move {
+            let page = app
+                .get(
+                    &format!("/v1/cases?{query}&min_position={position}"),
+                    &token,
+                )
+                .await;
+            let page = expect_json(page, StatusCode::OK).await;
+            let ids: Vec<String> = page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|c| c["id"].as_str().expect("id").to_string())
+                .collect();
+            ids
+        }
+    };
+    let position = reply["position"].as_i64().expect("position");
+
+    clock.set(t0() + Span::hours(17));
+    assert!(listed("sla=at_risk", sam.clone(), position)
+        .await
+        .is_empty());
+    clock.set(t0() + Span::hours(18) + Span::minutes(30));
+    assert_eq!(
+        listed("sla=at_risk", sam.clone(), position).await,
+        std::slice::from_ref(&waiting)
+    );
+    assert!(listed("sla=breached", sam.clone(), position)
+        .await
+        .is_empty());
+    clock.set(t0() + Span::hours(20));
+    assert!(listed("sla=at_risk", sam.clone(), position)
+        .await
+        .is_empty());
+    assert_eq!(
+        listed("sla=breached", sam.clone(), position).await,
+        std::slice::from_ref(&waiting)
+    );
+    // The customer side sees breaches (each case shows `breached`), not support's warnings.
+    assert_eq!(
+        listed("sla=breached", ann.clone(), position).await,
+        [waiting]
+    );
+    let refused = app.get("/v1/cases?sla=at_risk", &ann).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused = app.get("/v1/cases?sla=late", &sam).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}

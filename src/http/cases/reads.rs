@@ -26,7 +26,7 @@ use crate::http::consistency::wait_for;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::{list_cursor, Ctx, Params};
 use crate::http::timetravel::{detail, Detail, ReadParams};
-use crate::read::cases::{self as read, Activity, Assignee, CaseFilter, CaseRow, Mine};
+use crate::read::cases::{self as read, Activity, Assignee, CaseFilter, CaseRow, Mine, SlaState};
 use crate::read::cursor::page;
 use crate::state::AppState;
 
@@ -106,7 +106,26 @@ fn bad_filter(detail: String) -> ApiError {
 }
 
 /// The filter a list's parameters ask for (their shapes are held by the document's bounds).
-fn filter_of(params: ListParams, principal: &Principal) -> Result<CaseFilter, ApiError> {
+fn filter_of(
+    params: ListParams,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Result<CaseFilter, ApiError> {
+    let sla = match params.sla.as_deref() {
+        None => None,
+        Some("breached") => Some((SlaState::Breached, now)),
+        Some("at_risk") if sees_internal(principal) => Some((SlaState::AtRisk, now)),
+        Some("at_risk") => {
+            return Err(ApiError::Forbidden(
+                "`sla=at_risk` is for support staff: warnings are theirs".into(),
+            ))
+        }
+        Some(other) => {
+            return Err(bad_filter(format!(
+                "sla is `breached` or `at_risk`, not `{other}`"
+            )))
+        }
+    };
     let mut statuses = Vec::new();
     for status in params.status.iter().flat_map(|s| s.split(',')) {
         let status = CaseStatus::parse(status)
@@ -142,6 +161,7 @@ fn filter_of(params: ListParams, principal: &Principal) -> Result<CaseFilter, Ap
         text: params.q,
         request_type: params.request_type.map(|t| t.as_str().to_string()),
         escalated: params.escalated,
+        sla,
     })
 }
 
@@ -156,6 +176,7 @@ fn filter_of(params: ListParams, principal: &Principal) -> Result<CaseFilter, Ap
         (status = 200, body = CaseList),
         (status = 400, body = Problem, description = "`invalid_query`"),
         (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "`sla=at_risk` from the customer side"),
         (status = 422, body = Problem, description = "`invalid_cursor`: not a cursor this server issued"),
         (status = 503, body = Problem, description = "The read model did not reach `min_position` in time"),
     ))]
@@ -171,7 +192,7 @@ async fn list_cases(
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     let cursor = list_cursor(params.cursor.as_deref(), "case")?;
     let order = activity(principal);
-    let filter = filter_of(params, principal)?;
+    let filter = filter_of(params, principal, state.clock.now())?;
     let client = state.read_pool.get().await?;
     let cases = read::list(
         &**client,
