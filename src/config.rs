@@ -62,6 +62,8 @@ pub struct DbArgs {
     pub pool_size: usize,
 }
 
+// Parsed once at start-up and matched once: the size of `serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API, the projection runner and the scheduler until SIGINT or SIGTERM.
@@ -231,6 +233,11 @@ pub struct PolicyArgs {
     #[arg(long, env = "SUBDESK_FIRST_RESPONSE_TARGETS", default_value = "1h,4h,8h,16h", value_parser = parse_targets)]
     pub first_response_targets: FirstResponseTargets,
 
+    /// Next-reply targets of priority levels 1 to 4 (business time), comma-separated: from a
+    /// customer-side comment that follows a public staff reply to support's next public reply.
+    #[arg(long, env = "SUBDESK_NEXT_REPLY_TARGETS", default_value = "1h,4h,8h,16h", value_parser = parse_targets)]
+    pub next_reply_targets: FirstResponseTargets,
+
     /// Largest case attachment accepted: bytes, or with a unit (`10MiB`, `512KiB`).
     #[arg(long, env = "SUBDESK_MAX_ATTACHMENT_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_attachment_size: u64,
@@ -280,6 +287,7 @@ impl Default for PolicyArgs {
             close_after: std(policy.close_after),
             reopen_window: std(policy.reopen_window),
             first_response_targets: FirstResponseTargets(policy.first_response.map(std)),
+            next_reply_targets: FirstResponseTargets(policy.next_reply.map(std)),
             max_attachment_size: policy.max_attachment_bytes,
             require_entitlement: policy.require_entitlement,
             escalation_raises_priority: policy.escalation_raises_priority,
@@ -297,6 +305,7 @@ impl PolicyArgs {
             close_after: chrono(self.close_after),
             reopen_window: chrono(self.reopen_window),
             first_response: self.first_response_targets.0.map(chrono),
+            next_reply: self.next_reply_targets.0.map(chrono),
             max_attachment_bytes: self.max_attachment_size,
             require_entitlement: self.require_entitlement,
             escalation_raises_priority: self.escalation_raises_priority,

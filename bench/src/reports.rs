@@ -141,6 +141,7 @@ fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: u6
             body: "Looking into it.".into(),
             visibility: Visibility::Public,
             at: answered,
+            next_reply: None,
         }));
         events.push(SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
             comment_id,

@@ -163,6 +163,7 @@ impl CaseScript {
             body: BODIES[rng.random_range(0..BODIES.len())].into(),
             visibility: Visibility::Public,
             at: self.at,
+            next_reply: None,
         });
         self.push(out, event, &by);
     }
@@ -176,6 +177,7 @@ impl CaseScript {
             body: BODIES[1].into(),
             visibility: Visibility::Public,
             at,
+            next_reply: None,
         });
         self.push(out, question, &agent());
         let waiting = SupportCaseEvent::CustomerInfoRequested(CustomerInfoRequested {
@@ -202,6 +204,7 @@ impl CaseScript {
                         body: BODIES[0].into(),
                         visibility: Visibility::Public,
                         at,
+                        next_reply: None,
                     }),
                     &agent(),
                 );
@@ -243,6 +246,7 @@ impl CaseScript {
                         body: BODIES[2].into(),
                         visibility: Visibility::Public,
                         at,
+                        next_reply: None,
                     }),
                     &customer(),
                 );

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use subdesk_aggregates::subscription::{
     Subscription, SubscriptionEvent, AGGREGATE_TYPE as SUBSCRIPTION,
 };
-use subdesk_aggregates::support_case::{SupportCase, SupportCaseEvent, AGGREGATE_TYPE as CASE};
+use subdesk_aggregates::support_case::{
+    CaseAutoResolved, CaseResolved, SlaClock, SupportCase, SupportCaseEvent, Visibility,
+    AGGREGATE_TYPE as CASE,
+};
 
 use crate::error::ProjectionError;
 use crate::event::StoredEvent;
@@ -28,6 +31,9 @@ pub const TERM_END: &str = "term_end";
 /// The first-response clock's warning and due times (`since` is the instant itself).
 pub const SLA_WARNING: &str = "sla_warning";
 pub const SLA_BREACH: &str = "sla_breach";
+/// The next-reply clock's warning and due times.
+pub const NEXT_REPLY_WARNING: &str = "next_reply_warning";
+pub const NEXT_REPLY_BREACH: &str = "next_reply_breach";
 
 pub struct TimerProjection;
 
@@ -71,6 +77,20 @@ fn disarm_sla(changes: &mut Changes, id: &str) {
     disarm(changes, CASE, id, SLA_BREACH);
 }
 
+/// The next-reply clock stopped.
+fn disarm_next_reply(changes: &mut Changes, id: &str) {
+    disarm(changes, CASE, id, NEXT_REPLY_WARNING);
+    disarm(changes, CASE, id, NEXT_REPLY_BREACH);
+}
+
+/// The timer kinds of `clock`'s warning and breach.
+fn kinds(clock: SlaClock) -> (&'static str, &'static str) {
+    match clock {
+        SlaClock::FirstResponse => (SLA_WARNING, SLA_BREACH),
+        SlaClock::NextReply => (NEXT_REPLY_WARNING, NEXT_REPLY_BREACH),
+    }
+}
+
 fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseEvent) {
     match event {
         SupportCaseEvent::CustomerInfoRequested(e) => {
@@ -83,21 +103,36 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
             disarm(changes, CASE, id, AUTO_RESOLVE);
             disarm(changes, CASE, id, CLOSE);
         }
-        SupportCaseEvent::CaseResolved(e) => {
+        SupportCaseEvent::CaseResolved(CaseResolved { at, .. })
+        | SupportCaseEvent::CaseAutoResolved(CaseAutoResolved { at, .. }) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
-            arm(changes, CASE, id, CLOSE, e.at, position);
+            arm(changes, CASE, id, CLOSE, at, position);
             disarm_sla(changes, id);
-        }
-        SupportCaseEvent::CaseAutoResolved(e) => {
-            disarm(changes, CASE, id, AUTO_RESOLVE);
-            arm(changes, CASE, id, CLOSE, e.at, position);
-            disarm_sla(changes, id);
+            disarm_next_reply(changes, id);
         }
         SupportCaseEvent::CaseClosed(_) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             disarm(changes, CASE, id, CLOSE);
             disarm_sla(changes, id);
+            disarm_next_reply(changes, id);
         }
+        SupportCaseEvent::CommentAdded(e) => match e.next_reply {
+            Some(start) => {
+                arm(
+                    changes,
+                    CASE,
+                    id,
+                    NEXT_REPLY_WARNING,
+                    start.warning_at,
+                    position,
+                );
+                arm(changes, CASE, id, NEXT_REPLY_BREACH, start.due, position);
+            }
+            None if e.author.role.is_staff() && e.visibility == Visibility::Public => {
+                disarm_next_reply(changes, id);
+            }
+            None => {}
+        },
         SupportCaseEvent::CaseOpened(e) => {
             if let Some(warning_at) = e.first_response_warning_at {
                 arm_sla(changes, id, (warning_at, e.first_response_due), position);
@@ -109,8 +144,8 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
             None => disarm_sla(changes, id),
         },
         SupportCaseEvent::FirstResponseGiven(_) => disarm_sla(changes, id),
-        SupportCaseEvent::SlaWarningRaised(_) => disarm(changes, CASE, id, SLA_WARNING),
-        SupportCaseEvent::SlaBreached(_) => disarm(changes, CASE, id, SLA_BREACH),
+        SupportCaseEvent::SlaWarningRaised(e) => disarm(changes, CASE, id, kinds(e.clock).0),
+        SupportCaseEvent::SlaBreached(e) => disarm(changes, CASE, id, kinds(e.clock).1),
         _ => {}
     }
 }

@@ -279,3 +279,66 @@ async fn lists_filter_the_cases_at_risk_and_the_breached_ones() {
     let refused = app.get("/v1/cases?sla=late", &sam).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_stops_at_supports_reply(
+) {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    tokyo_acme(&app).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+    let opened = app.open_case(&ann, acme_case()).await;
+    let id = opened["id"].as_str().expect("id").to_string();
+    let path = format!("/v1/cases/{id}");
+    // Support answers on Tuesday 10:00 JST (t0 + 16 h); Ann replies on Friday 17:00 JST
+    // (2026-03-06 08:00 UTC): impact 2 gives 4 business hours, 1 on Friday and 3 on Monday,
+    // so the next reply is due Monday 12:00 JST (03:00 UTC), the warning at 11:00 JST.
+    clock.set(t0() + Span::hours(16));
+    let comment = format!("{path}/comments");
+    ok(&app, &sam, &comment, json!({"body": "Which browser?"})).await;
+    let friday = chrono::DateTime::parse_from_rfc3339("2026-03-06T08:00:00Z")
+        .expect("instant")
+        .to_utc();
+    clock.set(friday);
+    let reply = ok(&app, &ann, &comment, json!({"body": "Firefox"})).await;
+    let due = friday + Span::days(2) + Span::hours(19);
+    let staff_view = read_ok(&app, &sam, &path, &reply["position"]).await;
+    assert_eq!(staff_view["sla"]["next_reply_due"], json!(due));
+    assert_eq!(
+        staff_view["sla"]["next_reply_warning_at"],
+        json!(due - Span::hours(1))
+    );
+    let customer_view = read_ok(&app, &ann, &path, &reply["position"]).await;
+    assert_eq!(customer_view["sla"]["next_reply_due"], json!(due));
+    assert!(customer_view["sla"].get("next_reply_warning_at").is_none());
+
+    settle(&app).await;
+    let schedulers = [&app.state.scheduler];
+    clock.set(due - Span::hours(1));
+    rounds_at_once(&schedulers).await;
+    settle(&app).await;
+    rounds_at_once(&schedulers).await;
+    assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
+
+    // Support replies before the due time: the clock stops, no breach ever comes.
+    let answer = ok(&app, &sam, &comment, json!({"body": "Fixed for Firefox"})).await;
+    settle(&app).await;
+    clock.set(due + Span::days(3));
+    rounds_at_once(&schedulers).await;
+    assert_eq!(count(&app, &id, "SlaBreached").await, 0);
+    let staff_view = read_ok(&app, &sam, &path, &answer["position"]).await;
+    assert_eq!(staff_view["sla"]["next_reply_due"], json!(null));
+    let payloads: Vec<serde_json::Value> = app
+        .db()
+        .await
+        .query(
+            "SELECT payload FROM events WHERE aggregate_id = $1 AND event_type = 'SlaWarningRaised'",
+            &[&id],
+        )
+        .await
+        .expect("warnings")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(payloads[0]["clock"], "next_reply");
+}

@@ -43,7 +43,15 @@ impl Aggregate for SupportCase {
             SupportCaseCommand::StartInvestigation(cmd) => {
                 self.start_investigation(cmd, services)?
             }
-            SupportCaseCommand::Comment(cmd) => self.comment(cmd, services)?,
+            SupportCaseCommand::Comment(cmd) => {
+                // Only a comment that starts the next-reply clock needs the calendar.
+                let calendar = if self.starts_next_reply(&cmd.author, cmd.visibility) {
+                    Some(services.calendar(&self.org_id).await?)
+                } else {
+                    None
+                };
+                self.comment(cmd, services, calendar.as_ref())?
+            }
             SupportCaseCommand::RequestInfo(cmd) => self.request_info(cmd, services)?,
             SupportCaseCommand::ChangePriority(cmd) => {
                 let calendar = services.calendar(&self.org_id).await?;
@@ -95,7 +103,16 @@ impl Aggregate for SupportCase {
                 self.status = CaseStatus::Investigating;
                 self.waiting_since = None;
             }
-            SupportCaseEvent::CommentAdded(_) => self.comments += 1,
+            SupportCaseEvent::CommentAdded(e) => {
+                self.comments += 1;
+                if let Some(start) = e.next_reply {
+                    self.next_reply = Some(start);
+                    self.next_reply_warned = false;
+                    self.next_reply_breached = false;
+                } else if e.author.role.is_staff() && e.visibility == Visibility::Public {
+                    self.next_reply = None;
+                }
+            }
             SupportCaseEvent::CustomerInfoRequested(e) => {
                 self.status = CaseStatus::WaitingForCustomer;
                 self.waiting_since = Some(e.at);
@@ -128,10 +145,17 @@ impl Aggregate for SupportCase {
                 self.status = CaseStatus::Resolved;
                 self.resolved_at = Some(at);
                 self.waiting_since = None;
+                self.next_reply = None;
             }
             SupportCaseEvent::CaseClosed(_) => self.status = CaseStatus::Closed,
-            SupportCaseEvent::SlaWarningRaised(_) => self.first_response_warned = true,
-            SupportCaseEvent::SlaBreached(_) => self.first_response_breached = true,
+            SupportCaseEvent::SlaWarningRaised(e) => match e.clock {
+                SlaClock::FirstResponse => self.first_response_warned = true,
+                SlaClock::NextReply => self.next_reply_warned = true,
+            },
+            SupportCaseEvent::SlaBreached(e) => match e.clock {
+                SlaClock::FirstResponse => self.first_response_breached = true,
+                SlaClock::NextReply => self.next_reply_breached = true,
+            },
         }
     }
 }

@@ -10,8 +10,10 @@ use super::error::CaseError;
 use super::events::*;
 use super::policy::human_duration;
 use super::services::CaseServices;
+use super::sla::next_reply_start;
 use super::state::SupportCase;
 use super::status::CaseStatus;
+use crate::calendar::Calendar;
 use crate::Actor;
 
 impl SupportCase {
@@ -19,6 +21,7 @@ impl SupportCase {
         &self,
         cmd: AddComment,
         services: &CaseServices,
+        calendar: Option<&Calendar>,
     ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         self.ensure_live()?;
         require_participant_role(&cmd.author)?;
@@ -61,12 +64,16 @@ impl SupportCase {
             }
             _ => {}
         }
+        let next_reply = calendar
+            .filter(|_| self.starts_next_reply(&cmd.author, cmd.visibility))
+            .map(|calendar| next_reply_start(services, calendar, self.priority, now));
         let mut events = vec![SupportCaseEvent::CommentAdded(CommentAdded {
             comment_id: cmd.comment_id,
             author: cmd.author,
             body: cmd.body,
             visibility: cmd.visibility,
             at: now,
+            next_reply,
         })];
         events.extend(follow_up);
         Ok(events)
@@ -96,6 +103,7 @@ impl SupportCase {
             body: cmd.body,
             visibility: Visibility::Public,
             at: now,
+            next_reply: None,
         })];
         if self.first_response(&cmd.by, Visibility::Public) {
             events.push(self.first_response_event(cmd.comment_id, &cmd.by, now));
@@ -130,6 +138,7 @@ impl SupportCase {
             body: note.body,
             visibility: Visibility::Public,
             at: now,
+            next_reply: None,
         })];
         if self.first_response(by, Visibility::Public) {
             events.push(self.first_response_event(note.comment_id, by, now));

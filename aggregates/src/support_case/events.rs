@@ -142,6 +142,18 @@ pub struct CommentAdded {
     pub body: String,
     pub visibility: Visibility,
     pub at: DateTime<Utc>,
+    /// Version 1.1: set when this customer-side comment starts the next-reply clock (it
+    /// follows a public staff reply and no such clock runs): its due and warning times in
+    /// business time on the org's calendar. 1.0 comments started none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_reply: Option<ClockStart>,
+}
+
+/// A clock started by an event: when it is due and when support is warned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockStart {
+    pub due: DateTime<Utc>,
+    pub warning_at: DateTime<Utc>,
 }
 
 /// Support asked the customer something (the question is the public comment `comment_id`,
@@ -179,12 +191,16 @@ pub struct CaseReopened {
 pub enum SlaClock {
     /// From the opening to support's first public reply.
     FirstResponse,
+    /// From a customer-side public comment that follows a public staff reply to the next
+    /// public staff reply.
+    NextReply,
 }
 
 impl SlaClock {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::FirstResponse => "first_response",
+            Self::NextReply => "next_reply",
         }
     }
 }
@@ -308,7 +324,7 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("CaseOpened", CASE_OPENED_VERSION),
     ("CaseAssigned", "1.0"),
     ("InvestigationStarted", "1.0"),
-    ("CommentAdded", "1.0"),
+    ("CommentAdded", COMMENT_ADDED_VERSION),
     ("CustomerInfoRequested", "1.0"),
     ("CustomerResponded", "1.0"),
     ("CaseReopened", "1.0"),
@@ -398,6 +414,9 @@ impl SupportCaseEvent {
 /// Current `event_version` of `CaseOpened`.
 pub const CASE_OPENED_VERSION: &str = "2.2";
 
+/// Current `event_version` of `CommentAdded`.
+pub const COMMENT_ADDED_VERSION: &str = "1.1";
+
 /// Current `event_version` of `PriorityChanged`.
 pub const PRIORITY_CHANGED_VERSION: &str = "1.1";
 
@@ -410,6 +429,7 @@ impl DomainEvent for SupportCaseEvent {
         match self {
             Self::CaseOpened(_) => CASE_OPENED_VERSION.to_string(),
             Self::PriorityChanged(_) => PRIORITY_CHANGED_VERSION.to_string(),
+            Self::CommentAdded(_) => COMMENT_ADDED_VERSION.to_string(),
             _ => "1.0".to_string(),
         }
     }

@@ -48,6 +48,7 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
         Box::new(CaseOpenedV2),
         Box::new(CaseOpenedV21),
         Box::new(PriorityChangedV1),
+        Box::new(CommentAddedV1),
     ]
 }
 
@@ -66,6 +67,20 @@ impl EventUpcaster for CaseOpenedV21 {
                 .or_insert(Value::Null);
         }
         event.event_version = events::CASE_OPENED_VERSION.to_string();
+        event
+    }
+}
+
+/// `CommentAdded` 1.0 -> 1.1: started no next-reply clock (the field is left out).
+struct CommentAddedV1;
+
+impl EventUpcaster for CommentAddedV1 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "CommentAdded" && event_version == "1.0"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        event.event_version = events::COMMENT_ADDED_VERSION.to_string();
         event
     }
 }

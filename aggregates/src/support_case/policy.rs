@@ -7,6 +7,8 @@ use chrono::Duration;
 pub struct CasePolicy {
     /// First-response targets for impact levels 1 to 4, in business time on the org's calendar.
     pub first_response: [Duration; 4],
+    /// Next-reply targets for priority levels 1 to 4, in business time on the org's calendar.
+    pub next_reply: [Duration; 4],
     /// How long a case may wait for the customer before it is resolved automatically.
     pub auto_resolve_after: Duration,
     /// How long a resolved case stays open to a reopening reply before it is closed.
@@ -37,6 +39,12 @@ impl Default for CasePolicy {
                 Duration::hours(8),
                 Duration::hours(16),
             ],
+            next_reply: [
+                Duration::hours(1),
+                Duration::hours(4),
+                Duration::hours(8),
+                Duration::hours(16),
+            ],
             auto_resolve_after: Duration::days(5),
             close_after: Duration::days(14),
             reopen_window: Duration::days(30),
@@ -55,6 +63,12 @@ impl CasePolicy {
     pub fn first_response_target(&self, level: u8) -> Duration {
         let index = usize::from(level.clamp(1, 4)) - 1;
         self.first_response[index]
+    }
+
+    /// The next-reply target for a priority level.
+    pub fn next_reply_target(&self, level: u8) -> Duration {
+        let index = usize::from(level.clamp(1, 4)) - 1;
+        self.next_reply[index]
     }
 }
 

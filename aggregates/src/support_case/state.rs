@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::CaseError;
-use super::events::RequestType;
+use super::events::{ClockStart, RequestType};
 use super::status::{CaseStatus, Escalation};
 
 /// The write-side state of one case: only what the rules (and the access checks run on the
@@ -29,6 +29,11 @@ pub struct SupportCase {
     /// Whether the warning, and the breach, of the target in force were recorded.
     pub first_response_warned: bool,
     pub first_response_breached: bool,
+    /// The running next-reply clock (none while no customer-side comment awaits a reply), and
+    /// whether its warning and breach were recorded.
+    pub next_reply: Option<ClockStart>,
+    pub next_reply_warned: bool,
+    pub next_reply_breached: bool,
     pub assignee: Option<String>,
     /// Lower-case e-mail addresses.
     pub participants: Vec<String>,

@@ -141,6 +141,7 @@ fn comment_added(author: Actor, visibility: Visibility, when: DateTime<Utc>) -> 
         body: "Here are the logs".into(),
         visibility,
         at: when,
+        next_reply: None,
     })
 }
 
@@ -988,6 +989,7 @@ async fn requesting_information_comments_and_waits_for_the_customer() {
                 body: "Which browser do you use?".into(),
                 visibility: Visibility::Public,
                 at: now,
+                next_reply: None,
             }),
             SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
                 comment_id: comment_id(),
@@ -1259,6 +1261,7 @@ fn note_added(author: Actor, when: DateTime<Utc>) -> SupportCaseEvent {
         body: "Proxy setting fixed".into(),
         visibility: Visibility::Public,
         at: when,
+        next_reply: None,
     })
 }
 
@@ -2171,4 +2174,151 @@ async fn only_the_system_records_warnings_and_breaches() {
         .inspect_result()
         .expect_err("system only");
     assert!(!error.is_not_due(), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The next-reply clock
+
+/// Opened at t0 (impact 3: 8 hours), answered in public by support at t0 + 1 h.
+fn answered() -> Vec<SupportCaseEvent> {
+    let reply = t0() + Duration::hours(1);
+    vec![
+        opened(),
+        comment_added(agent(), Visibility::Public, reply),
+        SupportCaseEvent::FirstResponseGiven(FirstResponseGiven {
+            comment_id: comment_id(),
+            by: agent(),
+            due: t0() + Duration::hours(8),
+            breached: false,
+            at: reply,
+        }),
+    ]
+}
+
+/// The customer's comment at `when`, starting the next-reply clock when `started`.
+fn customer_comment(when: DateTime<Utc>, started: Option<ClockStart>) -> SupportCaseEvent {
+    SupportCaseEvent::CommentAdded(CommentAdded {
+        next_reply: started,
+        ..match comment_added(customer(), Visibility::Public, when) {
+            SupportCaseEvent::CommentAdded(e) => e,
+            _ => unreachable!("a comment"),
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_customer_comment_after_supports_reply_starts_the_next_reply_clock() {
+    let when = t0() + Duration::hours(2);
+    let started = ClockStart {
+        due: when + Duration::hours(8),
+        warning_at: when + Duration::hours(6),
+    };
+    CaseTest::with(at(when))
+        .given(answered())
+        .when_async(comment_by(customer(), Visibility::Public))
+        .await
+        .then_expect_events(vec![customer_comment(when, Some(started))]);
+    // A second comment while it runs starts nothing new.
+    let mut given = answered();
+    given.push(customer_comment(when, Some(started)));
+    CaseTest::with(at(when + Duration::minutes(5)))
+        .given(given)
+        .when_async(comment_by(customer(), Visibility::Public))
+        .await
+        .then_expect_events(vec![customer_comment(when + Duration::minutes(5), None)]);
+}
+
+#[tokio::test]
+async fn before_supports_first_reply_a_customer_comment_starts_no_next_reply_clock() {
+    let when = t0() + Duration::hours(2);
+    CaseTest::with(at(when))
+        .given(vec![opened()])
+        .when_async(comment_by(customer(), Visibility::Public))
+        .await
+        .then_expect_events(vec![customer_comment(when, None)]);
+}
+
+#[tokio::test]
+async fn given_a_business_calendar_the_next_reply_is_due_in_its_business_hours() {
+    // Friday 2026-03-06 17:00 in Tokyo (08:00 UTC): 1 hour on Friday, 7 on Monday: 16:00 JST,
+    // warned after 6 business hours, Monday 14:00 JST.
+    let when = chrono::Utc
+        .with_ymd_and_hms(2026, 3, 6, 8, 0, 0)
+        .single()
+        .expect("instant");
+    let monday = |hour: u32| {
+        chrono::Utc
+            .with_ymd_and_hms(2026, 3, 9, hour, 0, 0)
+            .single()
+            .expect("instant")
+    };
+    CaseTest::with(in_tokyo(when))
+        .given(answered())
+        .when_async(comment_by(customer(), Visibility::Public))
+        .await
+        .then_expect_events(vec![customer_comment(
+            when,
+            Some(ClockStart {
+                due: monday(7),
+                warning_at: monday(5),
+            }),
+        )]);
+}
+
+#[tokio::test]
+async fn supports_public_reply_stops_the_next_reply_clock_and_an_internal_note_does_not() {
+    let when = t0() + Duration::hours(2);
+    let started = ClockStart {
+        due: when + Duration::hours(8),
+        warning_at: when + Duration::hours(6),
+    };
+    let mut running = answered();
+    running.push(customer_comment(when, Some(started)));
+    let late = when + Duration::hours(9);
+    let mut internal = running.clone();
+    internal.push(comment_added(agent(), Visibility::Internal, when));
+    let error = CaseTest::with(at(late))
+        .given(running.clone())
+        .when_async(SupportCaseCommand::RecordSlaBreach(SlaCheck {
+            clock: SlaClock::NextReply,
+            by: system(),
+        }))
+        .await
+        .inspect_result();
+    assert_eq!(
+        error.expect("breached"),
+        vec![SupportCaseEvent::SlaBreached(SlaReached {
+            clock: SlaClock::NextReply,
+            due: started.due,
+            at: late,
+        })]
+    );
+    CaseTest::with(at(late))
+        .given(internal)
+        .when_async(SupportCaseCommand::RecordSlaBreach(SlaCheck {
+            clock: SlaClock::NextReply,
+            by: system(),
+        }))
+        .await
+        .then_expect_events(vec![SupportCaseEvent::SlaBreached(SlaReached {
+            clock: SlaClock::NextReply,
+            due: started.due,
+            at: late,
+        })]);
+    let mut replied = running;
+    replied.push(comment_added(
+        agent(),
+        Visibility::Public,
+        when + Duration::hours(1),
+    ));
+    let error = CaseTest::with(at(late))
+        .given(replied)
+        .when_async(SupportCaseCommand::RecordSlaBreach(SlaCheck {
+            clock: SlaClock::NextReply,
+            by: system(),
+        }))
+        .await
+        .inspect_result()
+        .expect_err("stopped");
+    assert!(error.is_not_due(), "{error}");
 }

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use subdesk_aggregates::support_case::{CaseStatus, Escalation, SupportCaseEvent, Visibility};
+use subdesk_aggregates::support_case::{
+    CaseStatus, Escalation, SlaClock, SupportCaseEvent, Visibility,
+};
 use subdesk_aggregates::Actor;
 use uuid::Uuid;
 
@@ -68,6 +70,10 @@ impl Fold {
                 first_response_warning_at: e.first_response_warning_at,
                 sla_warned_at: None,
                 sla_breached_at: None,
+                next_reply_due: None,
+                next_reply_warning_at: None,
+                next_reply_warned_at: None,
+                next_reply_breached_at: None,
                 waiting_since: None,
                 resolved_at: None,
                 resolved_by: None,
@@ -154,6 +160,15 @@ impl Fold {
             }
             SupportCaseEvent::CommentAdded(e) => {
                 let detail = json!({"comment_id": e.comment_id});
+                if let Some(start) = e.next_reply {
+                    case.next_reply_due = Some(start.due);
+                    case.next_reply_warning_at = Some(start.warning_at);
+                    case.next_reply_warned_at = None;
+                    case.next_reply_breached_at = None;
+                } else if e.author.role.is_staff() && e.visibility == Visibility::Public {
+                    case.next_reply_due = None;
+                    case.next_reply_warning_at = None;
+                }
                 match e.visibility {
                     Visibility::Internal => case.internal_comments += 1,
                     Visibility::Public => {
@@ -336,6 +351,8 @@ impl Fold {
                 case.resolved_at = Some(e.at);
                 case.resolved_by = Some(e.by.id.clone());
                 case.waiting_since = None;
+                case.next_reply_due = None;
+                case.next_reply_warning_at = None;
                 self.notify_status(stored, case, &e.by.id);
                 (e.by, None, json!({"status": "resolved"}))
             }
@@ -345,6 +362,8 @@ impl Fold {
                 case.resolved_by = Some(Actor::system().id);
                 case.auto_resolved = true;
                 case.waiting_since = None;
+                case.next_reply_due = None;
+                case.next_reply_warning_at = None;
                 self.notify_status(stored, case, "system");
                 (
                     Actor::system(),
@@ -354,10 +373,19 @@ impl Fold {
                 )
             }
             SupportCaseEvent::SlaWarningRaised(e) => {
-                case.sla_warned_at = Some(e.at);
-                let subject = format!("{}: first response due soon", case.summary);
+                let (subject, body) = match e.clock {
+                    SlaClock::FirstResponse => {
+                        case.sla_warned_at = Some(e.at);
+                        ("first response due soon", "its first public reply")
+                    }
+                    SlaClock::NextReply => {
+                        case.next_reply_warned_at = Some(e.at);
+                        ("reply due soon", "a public reply to the customer")
+                    }
+                };
+                let subject = format!("{}: {subject}", case.summary);
                 let body = format!(
-                    "Case {} (priority {}) needs its first public reply by {}.",
+                    "Case {} (priority {}) needs {body} by {}.",
                     case.key, case.priority, e.due
                 );
                 self.notify(
@@ -372,10 +400,19 @@ impl Fold {
                 )
             }
             SupportCaseEvent::SlaBreached(e) => {
-                case.sla_breached_at = Some(e.at);
-                let subject = format!("{}: first response overdue", case.summary);
+                let (subject, body) = match e.clock {
+                    SlaClock::FirstResponse => {
+                        case.sla_breached_at = Some(e.at);
+                        ("first response overdue", "its first public reply")
+                    }
+                    SlaClock::NextReply => {
+                        case.next_reply_breached_at = Some(e.at);
+                        ("reply overdue", "a public reply to the customer")
+                    }
+                };
+                let subject = format!("{}: {subject}", case.summary);
                 let body = format!(
-                    "Case {} (priority {}) was due a first public reply by {}; it has none yet.",
+                    "Case {} (priority {}) was due {body} by {}; it has none yet.",
                     case.key, case.priority, e.due
                 );
                 self.notify(

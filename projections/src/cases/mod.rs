@@ -169,6 +169,7 @@ mod tests {
             body: "secret cache node".into(),
             visibility,
             at: t0() + chrono::Duration::minutes(minutes),
+            next_reply: None,
         })
     }
 

@@ -46,6 +46,12 @@ pub struct CaseRow {
     pub first_response_warning_at: Option<DateTime<Utc>>,
     pub sla_warned_at: Option<DateTime<Utc>>,
     pub sla_breached_at: Option<DateTime<Utc>>,
+    /// The running next-reply clock's due and warning times (null while none runs), and when
+    /// its last warning and breach were recorded.
+    pub next_reply_due: Option<DateTime<Utc>>,
+    pub next_reply_warning_at: Option<DateTime<Utc>>,
+    pub next_reply_warned_at: Option<DateTime<Utc>>,
+    pub next_reply_breached_at: Option<DateTime<Utc>>,
     pub waiting_since: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,

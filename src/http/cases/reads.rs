@@ -65,6 +65,10 @@ fn sla(row: &CaseRow, now: DateTime<Utc>, staff: bool) -> Sla {
         warning_at: staff_only(row.first_response_warning_at),
         warned_at: staff_only(row.sla_warned_at),
         breach_recorded_at: staff_only(row.sla_breached_at),
+        next_reply_due: row.next_reply_due,
+        next_reply_warning_at: staff_only(row.next_reply_warning_at),
+        next_reply_warned_at: staff_only(row.next_reply_warned_at),
+        next_reply_breach_recorded_at: staff_only(row.next_reply_breached_at),
     }
 }
 

@@ -234,6 +234,17 @@ pub struct Sla {
     /// Staff only: when the breach was recorded (the clock was still running at the due time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breach_recorded_at: Option<DateTime<Utc>>,
+    /// The next-reply clock, while a customer-side comment that followed a public staff reply
+    /// awaits support's next public reply: its due time (null while none runs).
+    pub next_reply_due: Option<DateTime<Utc>>,
+    /// Staff only: when support is warned that the next reply is due soon, and when the last
+    /// warning and breach of that clock were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_reply_warning_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_reply_warned_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_reply_breach_recorded_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
