@@ -8,7 +8,7 @@ use subdesk::app::Settings;
 
 use crate::case_fixtures::{ok, read_ok, spawn_app_at_t0, t0};
 use crate::helpers::{acme_case, expect_json, As, TestApp};
-use crate::timers::{another_process, rounds_at_once};
+use crate::timers::{another_process, rounds_at_once, settle_timers};
 
 const ANN: As = As::customer("ann@acme.test", "acme");
 
@@ -52,18 +52,6 @@ async fn alerts(app: &TestApp, id: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Lets the timers read model apply the whole log.
-async fn settle(app: &TestApp) {
-    let newest: i64 = app
-        .db()
-        .await
-        .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
-        .await
-        .expect("newest")
-        .get(0);
-    app.wait_for_projection("timers", newest).await;
-}
-
 #[tokio::test]
 async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
     let (app, clock) = spawn_app_at_t0(Settings::default()).await;
@@ -91,7 +79,7 @@ async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
 
     let other = another_process(&app, &clock);
     let schedulers = [&app.state.scheduler, &other.scheduler];
-    settle(&app).await;
+    settle_timers(&app).await;
 
     // A second before the warning time: nothing.
     clock.set(t0() + Span::hours(18) - Span::seconds(1));
@@ -101,21 +89,21 @@ async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
     // At it, two schedulers at once record it once; later rounds record nothing more.
     clock.set(t0() + Span::hours(18));
     rounds_at_once(&schedulers).await;
-    settle(&app).await;
+    settle_timers(&app).await;
     rounds_at_once(&schedulers).await;
     assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
     assert_eq!(count(&app, &id, "SlaBreached").await, 0);
 
     clock.set(t0() + Span::hours(19));
     rounds_at_once(&schedulers).await;
-    settle(&app).await;
+    settle_timers(&app).await;
     clock.set(t0() + Span::hours(30));
     rounds_at_once(&schedulers).await;
     assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
     assert_eq!(count(&app, &id, "SlaBreached").await, 1);
 
     // Support is told (the team: the case has no assignee), the customer side is not.
-    settle(&app).await;
+    settle_timers(&app).await;
     let newest = app
         .db()
         .await
@@ -180,11 +168,11 @@ async fn an_answered_case_is_never_warned_and_an_assigned_one_alerts_its_assigne
     )
     .await;
 
-    settle(&app).await;
+    settle_timers(&app).await;
     clock.set(t0() + Span::hours(30));
     let schedulers = [&app.state.scheduler];
     rounds_at_once(&schedulers).await;
-    settle(&app).await;
+    settle_timers(&app).await;
     rounds_at_once(&schedulers).await;
 
     assert_eq!(count(&app, &answered, "SlaWarningRaised").await, 0);
@@ -312,17 +300,17 @@ async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_sto
     assert_eq!(customer_view["sla"]["next_reply_due"], json!(due));
     assert!(customer_view["sla"].get("next_reply_warning_at").is_none());
 
-    settle(&app).await;
+    settle_timers(&app).await;
     let schedulers = [&app.state.scheduler];
     clock.set(due - Span::hours(1));
     rounds_at_once(&schedulers).await;
-    settle(&app).await;
+    settle_timers(&app).await;
     rounds_at_once(&schedulers).await;
     assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
 
     // Support replies before the due time: the clock stops, no breach ever comes.
     let answer = ok(&app, &sam, &comment, json!({"body": "Fixed for Firefox"})).await;
-    settle(&app).await;
+    settle_timers(&app).await;
     clock.set(due + Span::days(3));
     rounds_at_once(&schedulers).await;
     assert_eq!(count(&app, &id, "SlaBreached").await, 0);

@@ -75,7 +75,7 @@ async fn fire(app: &TestApp, receipt: &Value) -> Fired {
 }
 
 /// Waits until the timers read model has applied the whole log (a fired timer is disarmed).
-async fn settle_timers(app: &TestApp) {
+pub(crate) async fn settle_timers(app: &TestApp) {
     let newest: i64 = app
         .db()
         .await

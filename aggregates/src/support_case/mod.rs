@@ -46,60 +46,49 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
     vec![
         Box::new(CaseOpenedV1),
         Box::new(CaseOpenedV2),
-        Box::new(CaseOpenedV21),
-        Box::new(PriorityChangedV1),
-        Box::new(CommentAddedV1),
+        // 2.1 -> 2.2: no warning time (it came with SLA warnings).
+        Box::new(NewOptionalField {
+            event_type: "CaseOpened",
+            from: "2.1",
+            to: events::CASE_OPENED_VERSION,
+            field: "first_response_warning_at",
+        }),
+        // 1.0 -> 1.1: no warning time.
+        Box::new(NewOptionalField {
+            event_type: "PriorityChanged",
+            from: "1.0",
+            to: events::PRIORITY_CHANGED_VERSION,
+            field: "first_response_warning_at",
+        }),
+        // 1.0 -> 1.1: a comment before next-reply clocks started none.
+        Box::new(NewOptionalField {
+            event_type: "CommentAdded",
+            from: "1.0",
+            to: events::COMMENT_ADDED_VERSION,
+            field: "next_reply",
+        }),
     ]
 }
 
-/// `CaseOpened` 2.1 -> 2.2: no warning time (it came with SLA warnings).
-struct CaseOpenedV21;
+/// The upcaster of a version that only added an optional field: the older event gets it as
+/// null (what the older version meant by leaving it out).
+struct NewOptionalField {
+    event_type: &'static str,
+    from: &'static str,
+    to: &'static str,
+    field: &'static str,
+}
 
-impl EventUpcaster for CaseOpenedV21 {
+impl EventUpcaster for NewOptionalField {
     fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
-        event_type == "CaseOpened" && event_version == "2.1"
+        event_type == self.event_type && event_version == self.from
     }
 
     fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
         if let Value::Object(payload) = &mut event.payload {
-            payload
-                .entry("first_response_warning_at")
-                .or_insert(Value::Null);
+            payload.entry(self.field).or_insert(Value::Null);
         }
-        event.event_version = events::CASE_OPENED_VERSION.to_string();
-        event
-    }
-}
-
-/// `CommentAdded` 1.0 -> 1.1: started no next-reply clock (the field is left out).
-struct CommentAddedV1;
-
-impl EventUpcaster for CommentAddedV1 {
-    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
-        event_type == "CommentAdded" && event_version == "1.0"
-    }
-
-    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
-        event.event_version = events::COMMENT_ADDED_VERSION.to_string();
-        event
-    }
-}
-
-/// `PriorityChanged` 1.0 -> 1.1: no warning time.
-struct PriorityChangedV1;
-
-impl EventUpcaster for PriorityChangedV1 {
-    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
-        event_type == "PriorityChanged" && event_version == "1.0"
-    }
-
-    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
-        if let Value::Object(payload) = &mut event.payload {
-            payload
-                .entry("first_response_warning_at")
-                .or_insert(Value::Null);
-        }
-        event.event_version = events::PRIORITY_CHANGED_VERSION.to_string();
+        event.event_version = self.to.to_string();
         event
     }
 }

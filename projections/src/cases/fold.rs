@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 use subdesk_aggregates::support_case::{
-    CaseStatus, Escalation, SlaClock, SupportCaseEvent, Visibility,
+    CaseStatus, Escalation, SlaClock, SlaReached, SupportCaseEvent, Visibility,
 };
 use subdesk_aggregates::Actor;
 use uuid::Uuid;
@@ -31,6 +31,57 @@ impl Fold {
 
     fn notify_status(&mut self, stored: &StoredEvent, case: &CaseRow, by: &str) {
         outbox::notify_status(&mut self.notifications, stored, case, by);
+    }
+
+    /// Records a clock's warning (or breach) on `case` and alerts support; the timeline row.
+    fn sla_alert(
+        &mut self,
+        stored: &StoredEvent,
+        case: &mut CaseRow,
+        e: &SlaReached,
+        breach: bool,
+    ) -> (Actor, Option<String>, Value) {
+        let (recorded, what) = match e.clock {
+            SlaClock::FirstResponse => (
+                if breach {
+                    &mut case.sla_breached_at
+                } else {
+                    &mut case.sla_warned_at
+                },
+                ("first response", "its first public reply"),
+            ),
+            SlaClock::NextReply => (
+                if breach {
+                    &mut case.next_reply_breached_at
+                } else {
+                    &mut case.next_reply_warned_at
+                },
+                ("reply", "a public reply to the customer"),
+            ),
+        };
+        *recorded = Some(e.at);
+        let (kind, subject, body) = if breach {
+            (
+                "sla_breach",
+                format!("{}: {} overdue", case.summary, what.0),
+                format!(
+                    "Case {} (priority {}) was due {} by {}; it has none yet.",
+                    case.key, case.priority, what.1, e.due
+                ),
+            )
+        } else {
+            (
+                "sla_warning",
+                format!("{}: {} due soon", case.summary, what.0),
+                format!(
+                    "Case {} (priority {}) needs {} by {}.",
+                    case.key, case.priority, what.1, e.due
+                ),
+            )
+        };
+        self.notify(stored, case, outbox::to_support(case, kind, subject, body));
+        let detail = json!({"clock": e.clock.as_str(), "due": e.due});
+        (Actor::system(), None, detail)
     }
 
     pub(super) fn apply(&mut self, id: Uuid, stored: &StoredEvent, event: SupportCaseEvent) {
@@ -372,60 +423,8 @@ impl Fold {
                            "waited_seconds": e.waited_seconds}),
                 )
             }
-            SupportCaseEvent::SlaWarningRaised(e) => {
-                let (subject, body) = match e.clock {
-                    SlaClock::FirstResponse => {
-                        case.sla_warned_at = Some(e.at);
-                        ("first response due soon", "its first public reply")
-                    }
-                    SlaClock::NextReply => {
-                        case.next_reply_warned_at = Some(e.at);
-                        ("reply due soon", "a public reply to the customer")
-                    }
-                };
-                let subject = format!("{}: {subject}", case.summary);
-                let body = format!(
-                    "Case {} (priority {}) needs {body} by {}.",
-                    case.key, case.priority, e.due
-                );
-                self.notify(
-                    stored,
-                    case,
-                    outbox::to_support(case, "sla_warning", subject, body),
-                );
-                (
-                    Actor::system(),
-                    None,
-                    json!({"clock": e.clock.as_str(), "due": e.due}),
-                )
-            }
-            SupportCaseEvent::SlaBreached(e) => {
-                let (subject, body) = match e.clock {
-                    SlaClock::FirstResponse => {
-                        case.sla_breached_at = Some(e.at);
-                        ("first response overdue", "its first public reply")
-                    }
-                    SlaClock::NextReply => {
-                        case.next_reply_breached_at = Some(e.at);
-                        ("reply overdue", "a public reply to the customer")
-                    }
-                };
-                let subject = format!("{}: {subject}", case.summary);
-                let body = format!(
-                    "Case {} (priority {}) was due {body} by {}; it has none yet.",
-                    case.key, case.priority, e.due
-                );
-                self.notify(
-                    stored,
-                    case,
-                    outbox::to_support(case, "sla_breach", subject, body),
-                );
-                (
-                    Actor::system(),
-                    None,
-                    json!({"clock": e.clock.as_str(), "due": e.due}),
-                )
-            }
+            SupportCaseEvent::SlaWarningRaised(e) => self.sla_alert(stored, case, &e, false),
+            SupportCaseEvent::SlaBreached(e) => self.sla_alert(stored, case, &e, true),
             SupportCaseEvent::CaseClosed(e) => {
                 case.set_status(CaseStatus::Closed);
                 case.closed_at = Some(e.at);
