@@ -45,16 +45,17 @@ pub struct CaseFilter {
     pub request_type: Option<String>,
     /// Escalated (accepted escalations) or not.
     pub escalated: Option<bool>,
-    /// Where the first-response clock stands, as of the instant given.
+    /// Where the SLA clocks stand, as of the instant given.
     pub sla: Option<(SlaState, DateTime<Utc>)>,
 }
 
-/// Where a case's first-response clock stands.
+/// Where a case's SLA clocks stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlaState {
-    /// Answered late, or not answered by the due time (until the resolution, or now).
+    /// The first response came late, or has not come by its due time (until the resolution,
+    /// or now); or a next reply is overdue now.
     Breached,
-    /// Running, past its warning time, not yet due.
+    /// A clock runs past its warning time and is not yet due.
     AtRisk,
 }
 
@@ -133,11 +134,13 @@ pub async fn list(
         sql.and(match state {
             SlaState::Breached => format!(
                 "(first_response_breached IS TRUE OR (first_responded_at IS NULL \
-                  AND coalesce(resolved_at, closed_at, {now}) > first_response_due))"
+                  AND coalesce(resolved_at, closed_at, {now}) > first_response_due) \
+                  OR next_reply_due < {now})"
             ),
             SlaState::AtRisk => format!(
-                "(first_responded_at IS NULL AND status NOT IN ('resolved', 'closed') \
-                  AND first_response_warning_at <= {now} AND first_response_due >= {now})"
+                "((first_responded_at IS NULL AND status NOT IN ('resolved', 'closed') \
+                  AND first_response_warning_at <= {now} AND first_response_due >= {now}) \
+                  OR (next_reply_warning_at <= {now} AND next_reply_due >= {now}))"
             ),
         });
     }

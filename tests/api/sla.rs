@@ -292,6 +292,22 @@ async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_sto
     let due = friday + Span::days(2) + Span::hours(19);
     let staff_view = read_ok(&app, &sam, &path, &reply["position"]).await;
     assert_eq!(staff_view["sla"]["next_reply_due"], json!(due));
+    let listed = |query: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        let (app, sam, clock, position) = (&app, &sam, &clock, &reply["position"]);
+        async move {
+            clock.set(at);
+            let path = format!("/v1/cases?{query}&min_position={position}");
+            let page = expect_json(app.get(&path, sam).await, StatusCode::OK).await;
+            page["items"].as_array().expect("items").len()
+        }
+    };
+    // The first response came in time: only the next reply puts the case at risk, then
+    // overdue.
+    assert_eq!(listed("sla=at_risk", due - Span::hours(2)).await, 0);
+    assert_eq!(listed("sla=at_risk", due - Span::minutes(30)).await, 1);
+    assert_eq!(listed("sla=breached", due - Span::minutes(30)).await, 0);
+    assert_eq!(listed("sla=breached", due + Span::minutes(1)).await, 1);
+    clock.set(friday);
     assert_eq!(
         staff_view["sla"]["next_reply_warning_at"],
         json!(due - Span::hours(1))

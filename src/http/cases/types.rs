@@ -437,8 +437,9 @@ pub struct ListParams {
     pub request_type: Option<RequestType>,
     /// `true`: escalated cases (an accepted escalation); `false`: the others.
     pub escalated: Option<bool>,
-    /// The first-response clock: `breached` (answered late, or not answered by the due time),
-    /// `at_risk` (staff only: running, past its warning time, not yet due).
+    /// SLA clocks: `breached` (the first response came late or is overdue, or a next reply
+    /// is overdue now), `at_risk` (staff only: the first-response or next-reply clock runs
+    /// past its warning time, not yet due).
     #[param(example = "at_risk", pattern = "^(breached|at_risk)$")]
     pub sla: Option<String>,
     /// Page size, 1 to 100 (default 25).
