@@ -24,6 +24,12 @@ async fn tokyo_acme(app: &TestApp) {
     expect_json(set, StatusCode::OK).await;
 }
 
+/// Opens acme's case as `token`; its id.
+async fn opened_id(app: &TestApp, token: &str) -> String {
+    let receipt = app.open_case(token, acme_case()).await;
+    receipt["id"].as_str().expect("id").to_string()
+}
+
 async fn count(app: &TestApp, id: &str, event_type: &str) -> i64 {
     app.db()
         .await
@@ -147,10 +153,8 @@ async fn an_answered_case_is_never_warned_and_an_assigned_one_alerts_its_assigne
     let ann = app.token(ANN).await;
     let sam = app.token(As::agent()).await;
 
-    let answered = app.open_case(&ann, acme_case()).await;
-    let answered = answered["id"].as_str().expect("id").to_string();
-    let assigned = app.open_case(&ann, acme_case()).await;
-    let assigned = assigned["id"].as_str().expect("id").to_string();
+    let answered = opened_id(&app, &ann).await;
+    let assigned = opened_id(&app, &ann).await;
     ok(
         &app,
         &sam,
@@ -204,10 +208,8 @@ async fn lists_filter_the_cases_at_risk_and_the_breached_ones() {
     let ann = app.token(ANN).await;
     let sam = app.token(As::agent()).await;
     // Due Tuesday 13:00 JST (t0 + 19 h), warned at t0 + 18 h.
-    let waiting = app.open_case(&ann, acme_case()).await;
-    let waiting = waiting["id"].as_str().expect("id").to_string();
-    let answered = app.open_case(&ann, acme_case()).await;
-    let answered = answered["id"].as_str().expect("id").to_string();
+    let waiting = opened_id(&app, &ann).await;
+    let answered = opened_id(&app, &ann).await;
     clock.set(t0() + Span::hours(16));
     let reply = ok(
         &app,

@@ -2044,6 +2044,21 @@ fn sla_check(by: Actor) -> SlaCheck {
     }
 }
 
+/// Runs `command` at `now` on `given` and expects the `not_due` refusal.
+async fn refused_as_not_due(
+    given: Vec<SupportCaseEvent>,
+    now: DateTime<Utc>,
+    command: SupportCaseCommand,
+) {
+    let error = CaseTest::with(at(now))
+        .given(given)
+        .when_async(command)
+        .await
+        .inspect_result()
+        .expect_err("refused");
+    assert!(error.is_not_due(), "{error}");
+}
+
 fn reached(at: DateTime<Utc>) -> SlaReached {
     SlaReached {
         clock: SlaClock::FirstResponse,
@@ -2062,13 +2077,12 @@ async fn the_warning_is_raised_once_at_its_share_of_the_target() {
         .then_expect_events(vec![SupportCaseEvent::SlaWarningRaised(reached(when))]);
     let mut given = with_target();
     given.push(SupportCaseEvent::SlaWarningRaised(reached(when)));
-    let error = CaseTest::with(at(when + Duration::minutes(1)))
-        .given(given)
-        .when_async(SupportCaseCommand::RaiseSlaWarning(sla_check(system())))
-        .await
-        .inspect_result()
-        .expect_err("once");
-    assert!(error.is_not_due(), "{error}");
+    refused_as_not_due(
+        given,
+        when + Duration::minutes(1),
+        SupportCaseCommand::RaiseSlaWarning(sla_check(system())),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -2078,13 +2092,7 @@ async fn no_warning_or_breach_before_its_time() {
         SupportCaseCommand::RaiseSlaWarning(sla_check(system())),
         SupportCaseCommand::RecordSlaBreach(sla_check(system())),
     ] {
-        let error = CaseTest::with(at(early))
-            .given(with_target())
-            .when_async(command)
-            .await
-            .inspect_result()
-            .expect_err("early");
-        assert!(error.is_not_due(), "{error}");
+        refused_as_not_due(with_target(), early, command).await;
     }
 }
 
@@ -2098,13 +2106,12 @@ async fn the_breach_is_recorded_once_at_the_due_time() {
         .then_expect_events(vec![SupportCaseEvent::SlaBreached(reached(due))]);
     let mut given = with_target();
     given.push(SupportCaseEvent::SlaBreached(reached(due)));
-    let error = CaseTest::with(at(due + Duration::hours(1)))
-        .given(given)
-        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(system())))
-        .await
-        .inspect_result()
-        .expect_err("once");
-    assert!(error.is_not_due(), "{error}");
+    refused_as_not_due(
+        given,
+        due + Duration::hours(1),
+        SupportCaseCommand::RecordSlaBreach(sla_check(system())),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -2117,25 +2124,23 @@ async fn a_stopped_clock_neither_warns_nor_breaches() {
         breached: false,
         at: t0() + Duration::hours(1),
     }));
-    let error = CaseTest::with(at(t0() + Duration::hours(9)))
-        .given(answered)
-        .when_async(SupportCaseCommand::RecordSlaBreach(sla_check(system())))
-        .await
-        .inspect_result()
-        .expect_err("stopped");
-    assert!(error.is_not_due(), "{error}");
+    refused_as_not_due(
+        answered,
+        t0() + Duration::hours(9),
+        SupportCaseCommand::RecordSlaBreach(sla_check(system())),
+    )
+    .await;
     // A case opened before warnings existed (CaseOpened 2.1) has no warning time.
     let before = CaseOpened {
         first_response_warning_at: None,
         ..opened_event(3, Duration::hours(8))
     };
-    let error = CaseTest::with(at(t0() + Duration::hours(9)))
-        .given(vec![SupportCaseEvent::CaseOpened(before)])
-        .when_async(SupportCaseCommand::RaiseSlaWarning(sla_check(system())))
-        .await
-        .inspect_result()
-        .expect_err("no target");
-    assert!(error.is_not_due(), "{error}");
+    refused_as_not_due(
+        vec![SupportCaseEvent::CaseOpened(before)],
+        t0() + Duration::hours(9),
+        SupportCaseCommand::RaiseSlaWarning(sla_check(system())),
+    )
+    .await;
 }
 
 #[tokio::test]
