@@ -238,6 +238,13 @@ pub struct PolicyArgs {
     #[arg(long, env = "SUBDESK_NEXT_REPLY_TARGETS", default_value = "1h,4h,8h,16h", value_parser = parse_targets)]
     pub next_reply_targets: FirstResponseTargets,
 
+    /// Resolution targets of priority levels 1 to 4, in business days (a business day is one
+    /// day's opening hours of the org's calendar: the week's open time shared over its open
+    /// days), comma-separated, each 1 to 365. The clock pauses while the case waits for the
+    /// customer.
+    #[arg(long, env = "SUBDESK_RESOLUTION_TARGETS", default_value = "1,3,5,10", value_parser = parse_days)]
+    pub resolution_targets: ResolutionTargets,
+
     /// Largest case attachment accepted: bytes, or with a unit (`10MiB`, `512KiB`).
     #[arg(long, env = "SUBDESK_MAX_ATTACHMENT_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_attachment_size: u64,
@@ -278,6 +285,25 @@ fn parse_calendar(text: &str) -> Result<Box<Calendar>, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FirstResponseTargets(pub [Duration; 4]);
 
+/// Resolution targets of priority levels 1 to 4, in business days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolutionTargets(pub [u32; 4]);
+
+/// Parses four comma-separated numbers of business days, 1 to 365: `1,3,5,10`.
+pub fn parse_days(text: &str) -> Result<ResolutionTargets, String> {
+    let wrong = || {
+        format!("`{text}` is not four numbers of days (1 to 365) for levels 1 to 4; try 1,3,5,10")
+    };
+    let days: Vec<u32> = text
+        .split(',')
+        .map(|part| part.trim().parse::<u32>().map_err(|_| wrong()))
+        .collect::<Result<_, _>>()?;
+    match <[u32; 4]>::try_from(days) {
+        Ok(days) if days.iter().all(|d| (1..=365).contains(d)) => Ok(ResolutionTargets(days)),
+        _ => Err(wrong()),
+    }
+}
+
 impl Default for PolicyArgs {
     fn default() -> Self {
         let policy = subdesk_aggregates::support_case::CasePolicy::default();
@@ -288,6 +314,7 @@ impl Default for PolicyArgs {
             reopen_window: std(policy.reopen_window),
             first_response_targets: FirstResponseTargets(policy.first_response.map(std)),
             next_reply_targets: FirstResponseTargets(policy.next_reply.map(std)),
+            resolution_targets: ResolutionTargets(policy.resolution_days),
             max_attachment_size: policy.max_attachment_bytes,
             require_entitlement: policy.require_entitlement,
             escalation_raises_priority: policy.escalation_raises_priority,
@@ -306,6 +333,7 @@ impl PolicyArgs {
             reopen_window: chrono(self.reopen_window),
             first_response: self.first_response_targets.0.map(chrono),
             next_reply: self.next_reply_targets.0.map(chrono),
+            resolution_days: self.resolution_targets.0,
             max_attachment_bytes: self.max_attachment_size,
             require_entitlement: self.require_entitlement,
             escalation_raises_priority: self.escalation_raises_priority,
@@ -435,6 +463,24 @@ mod tests {
         assert_eq!(targets.0[0], Duration::from_secs(1800));
         assert_eq!(targets.0[3], Duration::from_secs(2 * 86_400));
         assert!(parse_targets("1h,2h").is_err());
+    }
+
+    #[test]
+    fn resolution_targets_are_four_numbers_of_days() {
+        assert_eq!(
+            parse_days("1, 3,5,10"),
+            Ok(ResolutionTargets([1, 3, 5, 10]))
+        );
+        for wrong in [
+            "1,3,5",
+            "1,3,5,10,20",
+            "0,3,5,10",
+            "1,3,5,366",
+            "1,3,5,x",
+            "-1,3,5,10",
+        ] {
+            assert!(parse_days(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]

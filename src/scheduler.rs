@@ -25,8 +25,8 @@ use subdesk_aggregates::support_case::{
 };
 use subdesk_aggregates::{Actor, Clock};
 use subdesk_projections::timers::{
-    ACTIVATE, AUTO_RESOLVE, CLOSE, NEXT_REPLY_BREACH, NEXT_REPLY_WARNING, SLA_BREACH, SLA_WARNING,
-    TERM_END,
+    ACTIVATE, AUTO_RESOLVE, CLOSE, NEXT_REPLY_BREACH, NEXT_REPLY_WARNING, RESOLUTION_BREACH,
+    RESOLUTION_WARNING, SLA_BREACH, SLA_WARNING, TERM_END,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -160,7 +160,7 @@ static NEXT_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT least((SELECT min(due) FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} \
                                               UNION ALL {} UNION ALL {} UNION ALL {} \
-                                              UNION ALL {}) d), \
+                                              UNION ALL {} UNION ALL {} UNION ALL {}) d), \
                       (SELECT min(leased_until) FROM timer_leases WHERE leased_until > $1)) \
                 AS soonest",
         first(AUTO_RESOLVE, "$2::float8 * interval '1 second'"),
@@ -171,6 +171,8 @@ static NEXT_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         first(SLA_BREACH, "interval '0'"),
         first(NEXT_REPLY_WARNING, "interval '0'"),
         first(NEXT_REPLY_BREACH, "interval '0'"),
+        first(RESOLUTION_WARNING, "interval '0'"),
+        first(RESOLUTION_BREACH, "interval '0'"),
     )
 });
 
@@ -319,7 +321,8 @@ impl Scheduler {
                       OR (t.kind = 'activate' AND t.since <= $1::timestamptz) \
                       OR (t.kind = 'term_end' AND t.since <= $1::timestamptz) \
                       OR (t.kind = 'sla_warning' AND t.since <= $1::timestamptz) \
-                      OR (t.kind IN ('sla_breach', 'next_reply_warning', 'next_reply_breach') \
+                      OR (t.kind IN ('sla_breach', 'next_reply_warning', 'next_reply_breach', \
+                                     'resolution_warning', 'resolution_breach') \
                           AND t.since <= $1::timestamptz)) \
                     AND NOT EXISTS (SELECT 1 FROM timer_leases l \
                                      WHERE l.aggregate_type = t.aggregate_type \
@@ -453,16 +456,22 @@ impl Scheduler {
                     )
                     .await,
             ),
-            SLA_WARNING | SLA_BREACH | NEXT_REPLY_WARNING | NEXT_REPLY_BREACH => {
+            SLA_WARNING | SLA_BREACH | NEXT_REPLY_WARNING | NEXT_REPLY_BREACH
+            | RESOLUTION_WARNING | RESOLUTION_BREACH => {
                 let clock = match timer.kind.as_str() {
                     SLA_WARNING | SLA_BREACH => SlaClock::FirstResponse,
-                    _ => SlaClock::NextReply,
+                    NEXT_REPLY_WARNING | NEXT_REPLY_BREACH => SlaClock::NextReply,
+                    _ => SlaClock::Resolution,
                 };
                 let check = SlaCheck {
                     clock,
                     by: Actor::system(),
                 };
-                let command = if matches!(timer.kind.as_str(), SLA_WARNING | NEXT_REPLY_WARNING) {
+                let warning = matches!(
+                    timer.kind.as_str(),
+                    SLA_WARNING | NEXT_REPLY_WARNING | RESOLUTION_WARNING
+                );
+                let command = if warning {
                     SupportCaseCommand::RaiseSlaWarning(check)
                 } else {
                     SupportCaseCommand::RecordSlaBreach(check)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
-use subdesk_aggregates::calendar::Calendar;
+use subdesk_aggregates::calendar::{Calendar, Calendars};
 use subdesk_aggregates::org_calendar::{CalendarServices, OrgCalendar};
 use subdesk_aggregates::partner_relationship::{PartnerRelationship, RelationshipServices};
 use subdesk_aggregates::subscription::{Subscription, SubscriptionPolicy, SubscriptionServices};
@@ -88,6 +88,9 @@ pub struct AppInner {
     pub subscriptions: Arc<CommandBus<Subscription>>,
     /// Org business calendars (what SLA clocks count on).
     pub calendars: Arc<CommandBus<OrgCalendar>>,
+    /// The calendar in force for each org (what case commands start clocks on, and what case
+    /// reads count elapsed business time on).
+    pub business_calendars: Arc<dyn Calendars>,
     /// Partner relationships (org consent for partners).
     pub relationships: Arc<CommandBus<PartnerRelationship>>,
     pub runner: Arc<Runner>,
@@ -136,11 +139,12 @@ impl AppState {
         // sqlx), so that commands and the projection runners never wait for each other's
         // connections.
         let command_pool = target.pool(settings.pool_size)?;
+        let business_calendars: Arc<dyn Calendars> = Arc::new(crate::calendars::LogCalendars {
+            pool: pool.clone(),
+            default: settings.default_calendar.clone(),
+        });
         let case_services = CaseServices::new(Arc::clone(&clock), settings.case_policy.clone())
-            .with_calendars(Arc::new(crate::calendars::LogCalendars {
-                pool: pool.clone(),
-                default: settings.default_calendar.clone(),
-            }));
+            .with_calendars(Arc::clone(&business_calendars));
         let calendars = Arc::new(CommandBus::new(
             sqlx.clone(),
             command_pool.clone(),
@@ -215,6 +219,7 @@ impl AppState {
             subscriptions,
             relationships,
             calendars,
+            business_calendars,
             runner,
             clock,
             settings,

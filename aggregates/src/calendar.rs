@@ -186,11 +186,33 @@ impl Calendar {
         }
     }
 
+    /// One business day: the week's opening time shared out over the days that open (9 hours
+    /// for 09:00-18:00 Monday to Friday, 24 hours for an always-open calendar). Resolution
+    /// targets are counted in these.
+    pub fn business_day(&self) -> Duration {
+        let open_days = self
+            .week
+            .iter()
+            .filter(|day| !day.is_empty())
+            .count()
+            .max(1);
+        let minutes: i64 = self
+            .week
+            .iter()
+            .flatten()
+            .map(|&(a, b)| i64::from(b - a))
+            .sum();
+        Duration::minutes(minutes / i64::try_from(open_days).unwrap_or(1))
+    }
+
     /// The instant `amount` of business time after `start` (the clock starts counting at the
     /// first opening at or after `start`). A zero or negative amount is `start` itself.
     pub fn add(&self, start: DateTime<Utc>, amount: Duration) -> DateTime<Utc> {
         if amount <= Duration::zero() {
             return start;
+        }
+        if self.never_closed() {
+            return start + amount;
         }
         let mut left = amount;
         for (open, close) in self.openings(start) {
@@ -213,6 +235,9 @@ impl Calendar {
         if to <= from {
             return total;
         }
+        if self.never_closed() {
+            return to - from;
+        }
         for (open, close) in self.openings(from) {
             if open >= to {
                 break;
@@ -223,6 +248,11 @@ impl Calendar {
             }
         }
         total
+    }
+
+    /// Open all day every day without holidays: business time is calendar time (in any zone).
+    fn never_closed(&self) -> bool {
+        self.holidays.is_empty() && self.week.iter().all(|day| day == &[(0, 24 * 60)])
     }
 
     /// The openings as instants, in order, from the local day before the one of `start` on,

@@ -129,6 +129,7 @@ fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: u6
         opened_at,
         first_response_due: due,
         first_response_warning_at: None,
+        resolution: None,
     })];
     let fate = rng.below(100);
     if fate < 90 {
@@ -155,6 +156,7 @@ fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: u6
             events.push(SupportCaseEvent::CaseResolved(CaseResolved {
                 by: agent.clone(),
                 at: resolved,
+                resolution: None,
             }));
         } else if fate < 80 {
             let waiting = answered + chrono::Duration::minutes(5);
@@ -163,6 +165,7 @@ fn case_events(rng: &mut Rng, i: u64, cases: u64, start: DateTime<Utc>, span: u6
                     comment_id,
                     by: agent.clone(),
                     at: waiting,
+                    resolution: None,
                 },
             ));
             let waited = chrono::Duration::days(5);

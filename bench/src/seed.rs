@@ -144,6 +144,7 @@ impl CaseScript {
             opened_at: at,
             first_response_due: at + Duration::hours(4),
             first_response_warning_at: None,
+            resolution: None,
         });
         self.push(out, event, &customer());
         self.step = 1;
@@ -184,6 +185,7 @@ impl CaseScript {
             comment_id,
             by: agent(),
             at,
+            resolution: None,
         });
         self.push(out, waiting, &agent());
     }
@@ -227,6 +229,7 @@ impl CaseScript {
                     SupportCaseEvent::InvestigationStarted(InvestigationStarted {
                         by: agent(),
                         at,
+                        resolution: None,
                     }),
                     &agent(),
                 );
@@ -257,6 +260,7 @@ impl CaseScript {
                         by: customer(),
                         waiting_since: at - Duration::hours(1),
                         at,
+                        resolution: None,
                     }),
                     &customer(),
                 );
@@ -269,7 +273,11 @@ impl CaseScript {
             _ => {
                 self.push(
                     out,
-                    SupportCaseEvent::CaseResolved(CaseResolved { by: agent(), at }),
+                    SupportCaseEvent::CaseResolved(CaseResolved {
+                        by: agent(),
+                        at,
+                        resolution: None,
+                    }),
                     &agent(),
                 );
                 return false;

@@ -14,8 +14,8 @@ use subdesk_aggregates::subscription::{
     Subscription, SubscriptionEvent, AGGREGATE_TYPE as SUBSCRIPTION,
 };
 use subdesk_aggregates::support_case::{
-    CaseAutoResolved, CaseResolved, SlaClock, SupportCase, SupportCaseEvent, Visibility,
-    AGGREGATE_TYPE as CASE,
+    CaseAutoResolved, CaseResolved, ResolutionClock, SlaClock, SupportCase, SupportCaseEvent,
+    Visibility, AGGREGATE_TYPE as CASE,
 };
 
 use crate::error::ProjectionError;
@@ -34,6 +34,9 @@ pub const SLA_BREACH: &str = "sla_breach";
 /// The next-reply clock's warning and due times.
 pub const NEXT_REPLY_WARNING: &str = "next_reply_warning";
 pub const NEXT_REPLY_BREACH: &str = "next_reply_breach";
+/// The resolution clock's warning and due times (armed while it runs).
+pub const RESOLUTION_WARNING: &str = "resolution_warning";
+pub const RESOLUTION_BREACH: &str = "resolution_breach";
 
 pub struct TimerProjection;
 
@@ -88,7 +91,26 @@ fn kinds(clock: SlaClock) -> (&'static str, &'static str) {
     match clock {
         SlaClock::FirstResponse => (SLA_WARNING, SLA_BREACH),
         SlaClock::NextReply => (NEXT_REPLY_WARNING, NEXT_REPLY_BREACH),
+        SlaClock::Resolution => (RESOLUTION_WARNING, RESOLUTION_BREACH),
     }
+}
+
+/// The resolution clock as an event left it: armed while it runs, disarmed while paused or
+/// stopped.
+fn resolution(changes: &mut Changes, id: &str, clock: Option<ResolutionClock>, at: i64) {
+    let Some(clock) = clock else { return };
+    match (clock.warning_at, clock.due) {
+        (Some(warning_at), Some(due)) if clock.running() => {
+            arm(changes, CASE, id, RESOLUTION_WARNING, warning_at, at);
+            arm(changes, CASE, id, RESOLUTION_BREACH, due, at);
+        }
+        _ => disarm_resolution(changes, id),
+    }
+}
+
+fn disarm_resolution(changes: &mut Changes, id: &str) {
+    disarm(changes, CASE, id, RESOLUTION_WARNING);
+    disarm(changes, CASE, id, RESOLUTION_BREACH);
 }
 
 fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseEvent) {
@@ -96,12 +118,22 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
         SupportCaseEvent::CustomerInfoRequested(e) => {
             arm(changes, CASE, id, AUTO_RESOLVE, e.at, position);
             disarm(changes, CASE, id, CLOSE);
+            resolution(changes, id, e.resolution, position);
         }
-        SupportCaseEvent::InvestigationStarted(_)
-        | SupportCaseEvent::CustomerResponded(_)
-        | SupportCaseEvent::CaseReopened(_) => {
+        SupportCaseEvent::InvestigationStarted(e) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             disarm(changes, CASE, id, CLOSE);
+            resolution(changes, id, e.resolution, position);
+        }
+        SupportCaseEvent::CustomerResponded(e) => {
+            disarm(changes, CASE, id, AUTO_RESOLVE);
+            disarm(changes, CASE, id, CLOSE);
+            resolution(changes, id, e.resolution, position);
+        }
+        SupportCaseEvent::CaseReopened(e) => {
+            disarm(changes, CASE, id, AUTO_RESOLVE);
+            disarm(changes, CASE, id, CLOSE);
+            resolution(changes, id, e.resolution, position);
         }
         SupportCaseEvent::CaseResolved(CaseResolved { at, .. })
         | SupportCaseEvent::CaseAutoResolved(CaseAutoResolved { at, .. }) => {
@@ -109,12 +141,14 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
             arm(changes, CASE, id, CLOSE, at, position);
             disarm_sla(changes, id);
             disarm_next_reply(changes, id);
+            disarm_resolution(changes, id);
         }
         SupportCaseEvent::CaseClosed(_) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             disarm(changes, CASE, id, CLOSE);
             disarm_sla(changes, id);
             disarm_next_reply(changes, id);
+            disarm_resolution(changes, id);
         }
         SupportCaseEvent::CommentAdded(e) => match e.next_reply {
             Some(start) => {
@@ -137,12 +171,18 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
             if let Some(warning_at) = e.first_response_warning_at {
                 arm_sla(changes, id, (warning_at, e.first_response_due), position);
             }
+            resolution(changes, id, e.resolution, position);
         }
         // A new target while the clock runs (with a warning time), or after it stopped.
-        SupportCaseEvent::PriorityChanged(e) => match e.first_response_warning_at {
-            Some(warning_at) => arm_sla(changes, id, (warning_at, e.first_response_due), position),
-            None => disarm_sla(changes, id),
-        },
+        SupportCaseEvent::PriorityChanged(e) => {
+            match e.first_response_warning_at {
+                Some(warning_at) => {
+                    arm_sla(changes, id, (warning_at, e.first_response_due), position)
+                }
+                None => disarm_sla(changes, id),
+            }
+            resolution(changes, id, e.resolution, position);
+        }
         SupportCaseEvent::FirstResponseGiven(_) => disarm_sla(changes, id),
         SupportCaseEvent::SlaWarningRaised(e) => disarm(changes, CASE, id, kinds(e.clock).0),
         SupportCaseEvent::SlaBreached(e) => disarm(changes, CASE, id, kinds(e.clock).1),

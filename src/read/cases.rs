@@ -135,12 +135,19 @@ pub async fn list(
             SlaState::Breached => format!(
                 "(first_response_breached IS TRUE OR (first_responded_at IS NULL \
                   AND coalesce(resolved_at, closed_at, {now}) > first_response_due) \
-                  OR next_reply_due < {now})"
+                  OR coalesce(next_reply_met_at, {now}) > next_reply_due \
+                  OR next_reply_breached_at IS NOT NULL \
+                  OR resolution_breached_at IS NOT NULL \
+                  OR resolution_elapsed_seconds > resolution_target_seconds \
+                  OR (resolution_running_since IS NOT NULL AND resolution_due < {now}))"
             ),
             SlaState::AtRisk => format!(
                 "((first_responded_at IS NULL AND status NOT IN ('resolved', 'closed') \
                   AND first_response_warning_at <= {now} AND first_response_due >= {now}) \
-                  OR (next_reply_warning_at <= {now} AND next_reply_due >= {now}))"
+                  OR (next_reply_met_at IS NULL AND next_reply_warning_at <= {now} \
+                      AND next_reply_due >= {now}) \
+                  OR (resolution_running_since IS NOT NULL AND resolution_warning_at <= {now} \
+                      AND resolution_due >= {now}))"
             ),
         });
     }

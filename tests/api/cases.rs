@@ -36,9 +36,9 @@ async fn an_opened_case_is_readable_once_the_read_model_reaches_its_position() {
     assert_eq!(case["status"], "open");
     assert_eq!(case["impact"], 2);
     assert_eq!(case["priority"], 2);
-    assert_eq!(case["sla"]["breached"], false);
-    assert!(case["sla"]["first_response_due"].is_string());
-    assert!(case["sla"]["first_responded_at"].is_null());
+    assert_eq!(case["sla"]["first_response"]["breached"], false);
+    assert!(case["sla"]["first_response"]["due"].is_string());
+    assert!(case["sla"]["first_response"]["met_at"].is_null());
 }
 
 #[tokio::test]
@@ -356,7 +356,7 @@ async fn open_request_info_reply_request_info_resolve_and_a_customer_comment_reo
         waiting["auto_resolve_due"].is_string(),
         "the customer sees when the case will be resolved automatically: {waiting}"
     );
-    assert!(waiting["sla"]["first_responded_at"].is_string());
+    assert!(waiting["sla"]["first_response"]["met_at"].is_string());
 
     let replied = ok(
         &app,
@@ -643,10 +643,13 @@ async fn staff_work_the_case_and_the_read_model_shows_every_change() {
     assert_eq!(detail["impact"], 3);
     assert_eq!(detail["priority"], 1);
     assert_eq!(
-        detail["sla"]["first_response_due"],
+        detail["sla"]["first_response"]["due"],
         json!((t0() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     );
-    assert_eq!(detail["sla"]["breached"], true, "{detail}");
+    assert_eq!(
+        detail["sla"]["first_response"]["breached"], true,
+        "{detail}"
+    );
     assert_eq!(detail["participants"], json!(["carl@acme.test"]));
     assert_eq!(detail["escalation"]["state"], "escalated");
     assert_eq!(detail["escalation"]["reason"], "Production is down");
@@ -1239,7 +1242,7 @@ async fn a_resolution_note_is_a_public_reply_in_the_timeline_and_the_first_respo
         "the note comes before the resolution: {kinds:?}"
     );
     assert!(
-        detail["sla"]["first_responded_at"].is_string(),
+        detail["sla"]["first_response"]["met_at"].is_string(),
         "support's note is its first response: {}",
         detail["sla"]
     );

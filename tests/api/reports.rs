@@ -449,14 +449,41 @@ WITH c AS (
      ORDER BY aggregate_id, sequence DESC
 ), closing AS (
     SELECT aggregate_id, (payload->>'at')::timestamptz AS at FROM c WHERE event_type = 'CaseClosed'
+), clock AS (
+    SELECT DISTINCT ON (aggregate_id) aggregate_id,
+           (payload->'resolution'->>'target_seconds')::bigint AS clock_target,
+           (payload->'resolution'->>'elapsed_seconds')::bigint AS clock_elapsed
+      FROM c WHERE jsonb_typeof(payload->'resolution') = 'object'
+     ORDER BY aggregate_id, sequence DESC
+), next_reply AS (
+    -- Each next-reply clock with how it ended: support's next public reply, or the resolution.
+    SELECT s.aggregate_id, (s.payload->'next_reply'->>'due')::timestamptz AS due,
+           e.event_type AS ended_by, (e.payload->>'at')::timestamptz AS ended_at
+      FROM c s LEFT JOIN LATERAL (
+           SELECT event_type, payload FROM c e
+            WHERE e.aggregate_id = s.aggregate_id AND e.sequence > s.sequence
+              AND ((e.event_type = 'CommentAdded' AND e.payload->>'visibility' = 'public'
+                    AND e.payload->'author'->>'role' IN ('agent', 'admin'))
+                   OR e.event_type IN ('CaseResolved', 'CaseAutoResolved'))
+            ORDER BY e.sequence LIMIT 1) e ON true
+     WHERE s.event_type = 'CommentAdded' AND jsonb_typeof(s.payload->'next_reply') = 'object'
+), next_replies AS (
+    SELECT aggregate_id,
+           count(*) FILTER (WHERE ended_by = 'CommentAdded' AND ended_at <= due) AS next_met,
+           count(*) FILTER (WHERE ended_at > due) AS next_breached,
+           max(due) FILTER (WHERE ended_at IS NULL) AS next_running_due
+      FROM next_reply GROUP BY aggregate_id
 ), cases AS (
     SELECT o.aggregate_id, o.org_id, o.product, o.opened_at, s.status, p.priority, p.due,
            f.at AS responded_at, f.breached,
            CASE WHEN r.event_type <> 'CaseReopened' THEN r.at END AS resolved_at,
-           cl.at AS closed_at
+           cl.at AS closed_at, k.clock_target, k.clock_elapsed,
+           coalesce(n.next_met, 0) AS next_met, coalesce(n.next_breached, 0) AS next_breached,
+           n.next_running_due
       FROM opened o JOIN status s USING (aggregate_id) JOIN priority p USING (aggregate_id)
       LEFT JOIN first_response f USING (aggregate_id) LEFT JOIN resolution r USING (aggregate_id)
-      LEFT JOIN closing cl USING (aggregate_id)
+      LEFT JOIN closing cl USING (aggregate_id) LEFT JOIN clock k USING (aggregate_id)
+      LEFT JOIN next_replies n USING (aggregate_id)
      WHERE $1::text[] IS NULL OR o.org_id = ANY($1)
 )";
 
@@ -578,19 +605,27 @@ async fn expected_sla(
                    count(*) FILTER (WHERE responded_at IS NULL AND resolved_at IS NULL
                         AND closed_at IS NULL AND due >= $4) AS awaiting,
                    percentile_cont(0.5) WITHIN GROUP
-                        (ORDER BY extract(epoch FROM responded_at - opened_at)) AS median
+                        (ORDER BY extract(epoch FROM responded_at - opened_at)) AS median,
+                   sum(next_met)::bigint AS next_met,
+                   (sum(next_breached) + count(*) FILTER (WHERE next_running_due < $4))::bigint
+                       AS next_breached
               FROM cases, period WHERE opened_at >= start AND opened_at < stop
              GROUP BY ROLLUP (priority)
         ), resolutions AS (
             SELECT priority, count(*) AS resolved,
                    percentile_cont(0.5) WITHIN GROUP
-                        (ORDER BY extract(epoch FROM resolved_at - opened_at)) AS median
+                        (ORDER BY extract(epoch FROM resolved_at - opened_at)) AS median,
+                   count(*) FILTER (WHERE clock_elapsed <= clock_target) AS clock_met,
+                   count(*) FILTER (WHERE clock_elapsed > clock_target) AS clock_breached,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY clock_elapsed) AS clock_median
               FROM cases, period WHERE resolved_at >= start AND resolved_at < stop
              GROUP BY ROLLUP (priority)
         )
         SELECT coalesce(p.priority::text, 'all'), coalesce(s.opened, 0), coalesce(s.responded, 0),
                coalesce(s.met, 0), coalesce(s.breached, 0), coalesce(s.awaiting, 0), s.median,
-               coalesce(r.resolved, 0), r.median
+               coalesce(r.resolved, 0), r.median, coalesce(s.next_met, 0),
+               coalesce(s.next_breached, 0), coalesce(r.clock_met, 0),
+               coalesce(r.clock_breached, 0), r.clock_median
           FROM (SELECT generate_series(1, 4) AS priority UNION ALL SELECT NULL) p
           LEFT JOIN responses s ON s.priority IS NOT DISTINCT FROM p.priority
           LEFT JOIN resolutions r ON r.priority IS NOT DISTINCT FROM p.priority"
@@ -602,17 +637,26 @@ async fn expected_sla(
         .expect("sla from events")
         .iter()
         .map(|r| {
+            let share = |met: i64, breached: i64| {
+                (met + breached > 0).then(|| met as f64 / (met + breached) as f64)
+            };
             let (met, breached): (i64, i64) = (r.get(3), r.get(4));
-            let attainment = (met + breached > 0).then(|| met as f64 / (met + breached) as f64);
+            let (next_met, next_breached): (i64, i64) = (r.get(9), r.get(10));
+            let (clock_met, clock_breached): (i64, i64) = (r.get(11), r.get(12));
             (
                 r.get(0),
                 json!({
                     "opened": r.get::<_, i64>(1), "responded": r.get::<_, i64>(2),
                     "met": met, "breached": breached, "awaiting_response": r.get::<_, i64>(5),
-                    "attainment": attainment,
+                    "attainment": share(met, breached),
                     "median_first_response_seconds": r.get::<_, Option<f64>>(6),
                     "resolved": r.get::<_, i64>(7),
                     "median_resolution_seconds": r.get::<_, Option<f64>>(8),
+                    "next_replies_met": next_met, "next_replies_breached": next_breached,
+                    "next_reply_attainment": share(next_met, next_breached),
+                    "resolutions_met": clock_met, "resolutions_breached": clock_breached,
+                    "resolution_attainment": share(clock_met, clock_breached),
+                    "median_resolution_business_seconds": r.get::<_, Option<f64>>(13),
                 }),
             )
         })
@@ -823,6 +867,7 @@ fn sla_of(report: &Value) -> BTreeMap<String, Value> {
             let fields = row.as_object_mut().expect("row");
             fields.remove("priority");
             fields.remove("target_seconds");
+            fields.remove("resolution_target_days");
             (key, row)
         })
         .collect()

@@ -30,17 +30,23 @@ async fn opened_id(app: &TestApp, token: &str) -> String {
     receipt["id"].as_str().expect("id").to_string()
 }
 
-async fn count(app: &TestApp, id: &str, event_type: &str) -> i64 {
+/// How many `event_type` events (a warning or a breach) of `clock` the system appended.
+async fn count_of(app: &TestApp, id: &str, event_type: &str, clock: &str) -> i64 {
     app.db()
         .await
         .query_one(
             "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2 \
-               AND metadata->>'actor_role' = 'system'",
-            &[&id, &event_type],
+               AND metadata->>'actor_role' = 'system' AND payload->>'clock' = $3",
+            &[&id, &event_type, &clock],
         )
         .await
         .expect("count")
         .get(0)
+}
+
+/// The first-response clock's warnings or breaches.
+async fn count(app: &TestApp, id: &str, event_type: &str) -> i64 {
+    count_of(app, id, event_type, "first_response").await
 }
 
 async fn alerts(app: &TestApp, id: &str) -> Vec<(String, String)> {
@@ -70,16 +76,18 @@ async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
 
     let staff_view = read_ok(&app, &sam, &path, &opened["position"]).await;
     assert_eq!(
-        staff_view["sla"]["first_response_due"],
+        staff_view["sla"]["first_response"]["due"],
         json!(t0() + Span::hours(19))
     );
     assert_eq!(
-        staff_view["sla"]["warning_at"],
+        staff_view["sla"]["first_response"]["warning_at"],
         json!(t0() + Span::hours(18))
     );
     let customer_view = read_ok(&app, &ann, &path, &opened["position"]).await;
     assert!(
-        customer_view["sla"].get("warning_at").is_none(),
+        customer_view["sla"]["first_response"]
+            .get("warning_at")
+            .is_none(),
         "{customer_view}"
     );
 
@@ -119,11 +127,11 @@ async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
         .get::<_, i64>(0);
     let staff_view = read_ok(&app, &sam, &path, &json!(newest)).await;
     assert_eq!(
-        staff_view["sla"]["warned_at"],
+        staff_view["sla"]["first_response"]["warned_at"],
         json!(t0() + Span::hours(18))
     );
     assert_eq!(
-        staff_view["sla"]["breach_recorded_at"],
+        staff_view["sla"]["first_response"]["breach_recorded_at"],
         json!(t0() + Span::hours(19))
     );
     assert_eq!(
@@ -273,7 +281,7 @@ async fn lists_filter_the_cases_at_risk_and_the_breached_ones() {
 #[tokio::test]
 async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_stops_at_supports_reply(
 ) {
-    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    let (app, clock) = spawn_app_at_t0(slow_resolution()).await;
     tokyo_acme(&app).await;
     let ann = app.token(ANN).await;
     let sam = app.token(As::agent()).await;
@@ -293,7 +301,7 @@ async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_sto
     let reply = ok(&app, &ann, &comment, json!({"body": "Firefox"})).await;
     let due = friday + Span::days(2) + Span::hours(19);
     let staff_view = read_ok(&app, &sam, &path, &reply["position"]).await;
-    assert_eq!(staff_view["sla"]["next_reply_due"], json!(due));
+    assert_eq!(staff_view["sla"]["next_reply"]["due"], json!(due));
     let listed = |query: &'static str, at: chrono::DateTime<chrono::Utc>| {
         let (app, sam, clock, position) = (&app, &sam, &clock, &reply["position"]);
         async move {
@@ -303,20 +311,22 @@ async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_sto
             page["items"].as_array().expect("items").len()
         }
     };
-    // The first response came in time: only the next reply puts the case at risk, then
-    // overdue.
+    // The first response came in time (and the resolution target is far): only the next reply
+    // puts the case at risk, then overdue.
     assert_eq!(listed("sla=at_risk", due - Span::hours(2)).await, 0);
     assert_eq!(listed("sla=at_risk", due - Span::minutes(30)).await, 1);
     assert_eq!(listed("sla=breached", due - Span::minutes(30)).await, 0);
     assert_eq!(listed("sla=breached", due + Span::minutes(1)).await, 1);
     clock.set(friday);
     assert_eq!(
-        staff_view["sla"]["next_reply_warning_at"],
+        staff_view["sla"]["next_reply"]["warning_at"],
         json!(due - Span::hours(1))
     );
     let customer_view = read_ok(&app, &ann, &path, &reply["position"]).await;
-    assert_eq!(customer_view["sla"]["next_reply_due"], json!(due));
-    assert!(customer_view["sla"].get("next_reply_warning_at").is_none());
+    assert_eq!(customer_view["sla"]["next_reply"]["due"], json!(due));
+    assert!(customer_view["sla"]["next_reply"]
+        .get("warning_at")
+        .is_none());
 
     settle_timers(&app).await;
     let schedulers = [&app.state.scheduler];
@@ -324,21 +334,25 @@ async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_sto
     rounds_at_once(&schedulers).await;
     settle_timers(&app).await;
     rounds_at_once(&schedulers).await;
-    assert_eq!(count(&app, &id, "SlaWarningRaised").await, 1);
+    assert_eq!(
+        count_of(&app, &id, "SlaWarningRaised", "next_reply").await,
+        1
+    );
 
     // Support replies before the due time: the clock stops, no breach ever comes.
     let answer = ok(&app, &sam, &comment, json!({"body": "Fixed for Firefox"})).await;
     settle_timers(&app).await;
     clock.set(due + Span::days(3));
     rounds_at_once(&schedulers).await;
-    assert_eq!(count(&app, &id, "SlaBreached").await, 0);
+    assert_eq!(count_of(&app, &id, "SlaBreached", "next_reply").await, 0);
     let staff_view = read_ok(&app, &sam, &path, &answer["position"]).await;
-    assert_eq!(staff_view["sla"]["next_reply_due"], json!(null));
+    assert_eq!(staff_view["sla"]["next_reply"]["due"], json!(null));
     let payloads: Vec<serde_json::Value> = app
         .db()
         .await
         .query(
-            "SELECT payload FROM events WHERE aggregate_id = $1 AND event_type = 'SlaWarningRaised'",
+            "SELECT payload FROM events WHERE aggregate_id = $1 \
+               AND event_type = 'SlaWarningRaised' ORDER BY sequence",
             &[&id],
         )
         .await
@@ -346,5 +360,134 @@ async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_sto
         .iter()
         .map(|r| r.get(0))
         .collect();
+    assert_eq!(payloads.len(), 1);
     assert_eq!(payloads[0]["clock"], "next_reply");
+}
+
+/// Settings whose resolution targets (30 business days) stay out of a test's way.
+fn slow_resolution() -> Settings {
+    let mut settings = Settings::default();
+    settings.case_policy.resolution_days = [30; 4];
+    settings
+}
+
+/// The newest position in the log.
+async fn newest(app: &TestApp) -> serde_json::Value {
+    let position: i64 = app
+        .db()
+        .await
+        .query_one("SELECT max(position) FROM events", &[])
+        .await
+        .expect("newest")
+        .get(0);
+    json!(position)
+}
+
+fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .expect("instant")
+        .to_utc()
+}
+
+#[tokio::test]
+async fn the_resolution_clock_pauses_while_the_case_waits_and_breaches_once_after_it_resumes() {
+    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
+    tokyo_acme(&app).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+    let id = opened_id(&app, &ann).await;
+    let path = format!("/v1/cases/{id}");
+
+    // Impact 2: 3 business days of 9 hours (27 h), counted from Tuesday 09:00 JST: due
+    // Thursday 18:00 JST (t0 + 72 h) while it runs.
+    let opened = read_ok(&app, &sam, &path, &newest(&app).await).await;
+    let resolution = &opened["sla"]["resolution"];
+    assert_eq!(resolution["target_minutes"], 27 * 60, "{resolution}");
+    assert_eq!(resolution["due"], json!(t0() + Span::hours(72)));
+    assert_eq!(resolution["paused"], false);
+
+    // Support asks on Tuesday at 11:00 JST (t0 + 17 h): 2 business hours counted, paused.
+    clock.set(t0() + Span::hours(17));
+    ok(
+        &app,
+        &sam,
+        &format!("{path}/request-info"),
+        json!({"body": "Which browser?"}),
+    )
+    .await;
+    // Friday 22:00 JST (t0 + 100 h), long past the first due time: still paused at 2 hours,
+    // and the schedulers record nothing for the resolution clock.
+    clock.set(t0() + Span::hours(100));
+    let waiting = read_ok(&app, &ann, &path, &newest(&app).await).await;
+    let resolution = &waiting["sla"]["resolution"];
+    assert_eq!(waiting["status"], "waiting_for_customer");
+    assert_eq!(resolution["paused"], true, "{resolution}");
+    assert_eq!(resolution["due"], json!(null));
+    assert_eq!(resolution["elapsed_business_minutes"], 120);
+    assert_eq!(resolution["breached"], false);
+    let other = another_process(&app, &clock);
+    let schedulers = [&app.state.scheduler, &other.scheduler];
+    settle_timers(&app).await;
+    rounds_at_once(&schedulers).await;
+    for kind in ["SlaWarningRaised", "SlaBreached"] {
+        assert_eq!(count_of(&app, &id, kind, "resolution").await, 0, "{kind}");
+    }
+
+    // Ann answers then: 25 business hours are left, Monday 9, Tuesday 9, Wednesday 7: due
+    // Wednesday 16:00 JST; warned at 75% of 27 h (18 h 15 min left): Wednesday 09:15 JST.
+    let answer = ok(
+        &app,
+        &ann,
+        &format!("{path}/comments"),
+        json!({"body": "Firefox"}),
+    )
+    .await;
+    let due = utc("2026-03-11T07:00:00Z");
+    let resumed = read_ok(&app, &sam, &path, &answer["position"]).await;
+    let resolution = &resumed["sla"]["resolution"];
+    assert_eq!(resolution["paused"], false, "{resolution}");
+    assert_eq!(resolution["due"], json!(due));
+    assert_eq!(resolution["warning_at"], json!(utc("2026-03-11T00:15:00Z")));
+
+    // Two schedulers at the warning time and at the due time: each recorded once.
+    settle_timers(&app).await;
+    for at in [utc("2026-03-11T00:15:00Z"), due, due + Span::hours(1)] {
+        clock.set(at);
+        rounds_at_once(&schedulers).await;
+        settle_timers(&app).await;
+        rounds_at_once(&schedulers).await;
+    }
+    assert_eq!(
+        count_of(&app, &id, "SlaWarningRaised", "resolution").await,
+        1
+    );
+    assert_eq!(count_of(&app, &id, "SlaBreached", "resolution").await, 1);
+    let listed = format!("/v1/cases?sla=breached&min_position={}", newest(&app).await);
+    let page = expect_json(app.get(&listed, &ann).await, StatusCode::OK).await;
+    assert_eq!(page["items"][0]["id"], json!(id), "{page}");
+
+    // Resolved an hour after the due time: 28 business hours without the waiting, breached;
+    // the SLA report counts it so.
+    let resolved = ok(&app, &sam, &format!("{path}/resolve"), json!({})).await;
+    let view = read_ok(&app, &sam, &path, &resolved["position"]).await;
+    let resolution = &view["sla"]["resolution"];
+    assert_eq!(
+        resolution["elapsed_business_minutes"],
+        28 * 60,
+        "{resolution}"
+    );
+    assert_eq!(resolution["breached"], true);
+    assert_eq!(resolution["met_at"], json!(null));
+    let report = read_ok(
+        &app,
+        &sam,
+        "/v1/reports/sla?from=2026-03-01&to=2026-03-31",
+        &resolved["position"],
+    )
+    .await;
+    let level_2 = &report["priorities"][1];
+    assert_eq!(level_2["resolution_target_days"], 3, "{level_2}");
+    assert_eq!(level_2["resolutions_breached"], 1);
+    assert_eq!(level_2["resolutions_met"], 0);
+    assert_eq!(level_2["median_resolution_business_seconds"], 28.0 * 3600.0);
 }

@@ -13,6 +13,27 @@ use super::state::SupportCase;
 use super::status::{CaseStatus, Escalation};
 
 impl SupportCase {
+    /// The org's calendar when `needed` (a clock starts, stops or moves); reading it costs a
+    /// query, so commands that move no clock do without.
+    async fn calendar_if(
+        &self,
+        needed: bool,
+        services: &CaseServices,
+    ) -> Result<Option<crate::calendar::Calendar>, CaseError> {
+        if needed && self.exists() {
+            Ok(Some(services.calendar(&self.org_id).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn resolve_at(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.status = CaseStatus::Resolved;
+        self.resolved_at = Some(at);
+        self.waiting_since = None;
+        self.next_reply = None;
+    }
+
     async fn write_all(&mut self, events: Vec<SupportCaseEvent>, sink: &EventSink<Self>) {
         for event in events {
             sink.write(event, self).await;
@@ -41,18 +62,25 @@ impl Aggregate for SupportCase {
             }
             SupportCaseCommand::Assign(cmd) => self.assign(cmd, services)?,
             SupportCaseCommand::StartInvestigation(cmd) => {
-                self.start_investigation(cmd, services)?
+                // Resumes the resolution clock when the case waited for the customer.
+                let resumes = self.status == CaseStatus::WaitingForCustomer;
+                let calendar = self.calendar_if(resumes, services).await?;
+                self.start_investigation(cmd, services, calendar.as_ref())?
             }
             SupportCaseCommand::Comment(cmd) => {
-                // Only a comment that starts the next-reply clock needs the calendar.
-                let calendar = if self.starts_next_reply(&cmd.author, cmd.visibility) {
-                    Some(services.calendar(&self.org_id).await?)
-                } else {
-                    None
-                };
+                // Only a comment that starts the next-reply clock, or resumes the resolution
+                // clock, needs the calendar.
+                let needed = self.starts_next_reply(&cmd.author, cmd.visibility)
+                    || self.comment_resumes_resolution(&cmd.author);
+                let calendar = self.calendar_if(needed, services).await?;
                 self.comment(cmd, services, calendar.as_ref())?
             }
-            SupportCaseCommand::RequestInfo(cmd) => self.request_info(cmd, services)?,
+            SupportCaseCommand::RequestInfo(cmd) => {
+                let calendar = self
+                    .calendar_if(self.resolution_running(), services)
+                    .await?;
+                self.request_info(cmd, services, calendar.as_ref())?
+            }
             SupportCaseCommand::ChangePriority(cmd) => {
                 let calendar = services.calendar(&self.org_id).await?;
                 self.change_priority(cmd, services, &calendar)?
@@ -66,7 +94,12 @@ impl Aggregate for SupportCase {
                 self.accept_escalation(cmd, services, &calendar)?
             }
             SupportCaseCommand::SetDataAccess(cmd) => self.set_data_access(cmd, services)?,
-            SupportCaseCommand::Resolve(cmd) => self.resolve(cmd, services)?,
+            SupportCaseCommand::Resolve(cmd) => {
+                let calendar = self
+                    .calendar_if(self.resolution_running(), services)
+                    .await?;
+                self.resolve(cmd, services, calendar.as_ref())?
+            }
             SupportCaseCommand::AutoResolve(cmd) => self.auto_resolve(cmd, services)?,
             SupportCaseCommand::RaiseSlaWarning(cmd) => self.sla_warning(cmd, services)?,
             SupportCaseCommand::RecordSlaBreach(cmd) => self.sla_breach(cmd, services)?,
@@ -97,11 +130,14 @@ impl Aggregate for SupportCase {
                 self.subscription_id = e.subscription_id;
                 self.follow_up_of = e.follow_up_of;
                 self.request_type = e.request_type;
+                self.resolution = e.resolution;
             }
             SupportCaseEvent::CaseAssigned(e) => self.assignee = Some(e.assignee),
-            SupportCaseEvent::InvestigationStarted(_) | SupportCaseEvent::CustomerResponded(_) => {
+            SupportCaseEvent::InvestigationStarted(InvestigationStarted { resolution, .. })
+            | SupportCaseEvent::CustomerResponded(CustomerResponded { resolution, .. }) => {
                 self.status = CaseStatus::Investigating;
                 self.waiting_since = None;
+                self.resolution = resolution.or(self.resolution);
             }
             SupportCaseEvent::CommentAdded(e) => {
                 self.comments += 1;
@@ -116,10 +152,12 @@ impl Aggregate for SupportCase {
             SupportCaseEvent::CustomerInfoRequested(e) => {
                 self.status = CaseStatus::WaitingForCustomer;
                 self.waiting_since = Some(e.at);
+                self.resolution = e.resolution.or(self.resolution);
             }
-            SupportCaseEvent::CaseReopened(_) => {
+            SupportCaseEvent::CaseReopened(e) => {
                 self.status = CaseStatus::Investigating;
                 self.resolved_at = None;
+                self.resolution = e.resolution.or(self.resolution);
             }
             SupportCaseEvent::FirstResponseGiven(e) => self.first_response_at = Some(e.at),
             SupportCaseEvent::PriorityChanged(e) => {
@@ -129,6 +167,11 @@ impl Aggregate for SupportCase {
                 self.first_response_warning_at = e.first_response_warning_at;
                 self.first_response_warned = false;
                 self.first_response_breached = false;
+                if let Some(clock) = e.resolution {
+                    self.resolution = Some(clock);
+                    self.resolution_warned = false;
+                    self.resolution_breached = false;
+                }
             }
             SupportCaseEvent::ParticipantAdded(e) => self.participants.push(e.email),
             SupportCaseEvent::ParticipantRemoved(e) => {
@@ -140,21 +183,28 @@ impl Aggregate for SupportCase {
             SupportCaseEvent::CaseEscalated(_) => self.escalation = Escalation::Escalated,
             SupportCaseEvent::DataAccessGranted(_) => self.data_access = true,
             SupportCaseEvent::DataAccessRevoked(_) => self.data_access = false,
+            SupportCaseEvent::CaseResolved(CaseResolved {
+                at,
+                resolution: Some(clock),
+                ..
+            }) => {
+                self.resolution = Some(clock);
+                self.resolve_at(at);
+            }
             SupportCaseEvent::CaseResolved(CaseResolved { at, .. })
             | SupportCaseEvent::CaseAutoResolved(CaseAutoResolved { at, .. }) => {
-                self.status = CaseStatus::Resolved;
-                self.resolved_at = Some(at);
-                self.waiting_since = None;
-                self.next_reply = None;
+                self.resolve_at(at)
             }
             SupportCaseEvent::CaseClosed(_) => self.status = CaseStatus::Closed,
             SupportCaseEvent::SlaWarningRaised(e) => match e.clock {
                 SlaClock::FirstResponse => self.first_response_warned = true,
                 SlaClock::NextReply => self.next_reply_warned = true,
+                SlaClock::Resolution => self.resolution_warned = true,
             },
             SupportCaseEvent::SlaBreached(e) => match e.clock {
                 SlaClock::FirstResponse => self.first_response_breached = true,
                 SlaClock::NextReply => self.next_reply_breached = true,
+                SlaClock::Resolution => self.resolution_breached = true,
             },
         }
     }

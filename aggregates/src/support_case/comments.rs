@@ -45,6 +45,7 @@ impl SupportCase {
                     by: cmd.author.clone(),
                     waiting_since: self.waiting_since.unwrap_or(now),
                     at: now,
+                    resolution: self.resolution_resumed(services, calendar, now),
                 }));
             }
             CaseStatus::Resolved if customer_side => {
@@ -60,6 +61,7 @@ impl SupportCase {
                     by: cmd.author.clone(),
                     resolved_at,
                     at: now,
+                    resolution: self.resolution_resumed(services, calendar, now),
                 }));
             }
             _ => {}
@@ -83,6 +85,7 @@ impl SupportCase {
         &self,
         cmd: RequestInfo,
         services: &CaseServices,
+        calendar: Option<&Calendar>,
     ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         self.ensure_live()?;
         require_staff(
@@ -113,6 +116,7 @@ impl SupportCase {
                 comment_id: cmd.comment_id,
                 by: cmd.by,
                 at: now,
+                resolution: self.resolution_paused(calendar, now),
             },
         ));
         Ok(events)

@@ -83,6 +83,34 @@ pub struct CaseOpened {
     /// share of the target, in business time); null for cases opened before 2.2.
     #[serde(default)]
     pub first_response_warning_at: Option<DateTime<Utc>>,
+    /// Version 2.3: the resolution clock, started at the opening (null for older cases, which
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
+}
+
+/// The resolution clock as an event leaves it: it runs from the opening to the resolution,
+/// paused while the case waits for the customer (and while it is resolved, resuming when it is
+/// reopened). Every event that starts, pauses, resumes or re-targets it carries the whole
+/// clock, computed on the calendar in force at that moment, so that a rebuild (and every
+/// reader) finds the same due times without a calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolutionClock {
+    /// The target of the priority in force, in seconds of business time.
+    pub target_seconds: i64,
+    /// Business time counted before `running_since` (or up to the pause), in seconds.
+    pub elapsed_seconds: i64,
+    /// Counting since this instant; null while paused or stopped.
+    pub running_since: Option<DateTime<Utc>>,
+    /// While running: when the whole target is used up, and when support is warned.
+    pub due: Option<DateTime<Utc>>,
+    pub warning_at: Option<DateTime<Utc>>,
+}
+
+impl ResolutionClock {
+    pub fn running(&self) -> bool {
+        self.running_since.is_some()
+    }
 }
 
 /// What a case is about, asked first when it is opened (seed 004).
@@ -125,6 +153,9 @@ pub struct CaseAssigned {
 pub struct InvestigationStarted {
     pub by: Actor,
     pub at: DateTime<Utc>,
+    /// Version 1.1: the resolution clock resumed (when the case waited for the customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -164,6 +195,9 @@ pub struct CustomerInfoRequested {
     pub comment_id: Uuid,
     pub by: Actor,
     pub at: DateTime<Utc>,
+    /// Version 1.1: the resolution clock paused (when it ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
 }
 
 /// The customer side replied while the case waited for it: back to `investigating`, and the
@@ -174,6 +208,9 @@ pub struct CustomerResponded {
     pub by: Actor,
     pub waiting_since: DateTime<Utc>,
     pub at: DateTime<Utc>,
+    /// Version 1.1: the resolution clock resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
 }
 
 /// The customer side commented on a resolved case within the reopen window.
@@ -183,6 +220,9 @@ pub struct CaseReopened {
     pub by: Actor,
     pub resolved_at: DateTime<Utc>,
     pub at: DateTime<Utc>,
+    /// Version 1.1: the resolution clock resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
 }
 
 /// An SLA clock of the case.
@@ -194,6 +234,9 @@ pub enum SlaClock {
     /// From a customer-side public comment that follows a public staff reply to the next
     /// public staff reply.
     NextReply,
+    /// From the opening to the resolution, paused while waiting for the customer (since
+    /// `SlaWarningRaised` and `SlaBreached` 1.1).
+    Resolution,
 }
 
 impl SlaClock {
@@ -201,6 +244,7 @@ impl SlaClock {
         match self {
             Self::FirstResponse => "first_response",
             Self::NextReply => "next_reply",
+            Self::Resolution => "resolution",
         }
     }
 }
@@ -239,6 +283,9 @@ pub struct PriorityChanged {
     pub first_response_warning_at: Option<DateTime<Utc>>,
     pub by: Actor,
     pub at: DateTime<Utc>,
+    /// Version 1.2: the resolution clock with the new priority's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +343,9 @@ pub struct DataAccessChanged {
 pub struct CaseResolved {
     pub by: Actor,
     pub at: DateTime<Utc>,
+    /// Version 1.1: the resolution clock stopped (when it ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionClock>,
 }
 
 /// The system resolved a case that waited for the customer for the policy's duration.
@@ -323,11 +373,11 @@ pub const AGGREGATE_TYPE: &str = "SupportCase";
 pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("CaseOpened", CASE_OPENED_VERSION),
     ("CaseAssigned", "1.0"),
-    ("InvestigationStarted", "1.0"),
+    ("InvestigationStarted", RESOLUTION_CLOCK_VERSION),
     ("CommentAdded", COMMENT_ADDED_VERSION),
-    ("CustomerInfoRequested", "1.0"),
-    ("CustomerResponded", "1.0"),
-    ("CaseReopened", "1.0"),
+    ("CustomerInfoRequested", RESOLUTION_CLOCK_VERSION),
+    ("CustomerResponded", RESOLUTION_CLOCK_VERSION),
+    ("CaseReopened", RESOLUTION_CLOCK_VERSION),
     ("FirstResponseGiven", "1.0"),
     ("PriorityChanged", PRIORITY_CHANGED_VERSION),
     ("ParticipantAdded", "1.0"),
@@ -337,11 +387,11 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("CaseEscalated", "1.0"),
     ("DataAccessGranted", "1.0"),
     ("DataAccessRevoked", "1.0"),
-    ("CaseResolved", "1.0"),
+    ("CaseResolved", RESOLUTION_CLOCK_VERSION),
     ("CaseAutoResolved", "1.0"),
     ("CaseClosed", "1.0"),
-    ("SlaWarningRaised", "1.0"),
-    ("SlaBreached", "1.0"),
+    ("SlaWarningRaised", RESOLUTION_CLOCK_VERSION),
+    ("SlaBreached", RESOLUTION_CLOCK_VERSION),
 ];
 
 impl SupportCaseEvent {
@@ -412,13 +462,18 @@ impl SupportCaseEvent {
 }
 
 /// Current `event_version` of `CaseOpened`.
-pub const CASE_OPENED_VERSION: &str = "2.2";
+pub const CASE_OPENED_VERSION: &str = "2.3";
 
 /// Current `event_version` of `CommentAdded`.
 pub const COMMENT_ADDED_VERSION: &str = "1.1";
 
 /// Current `event_version` of `PriorityChanged`.
-pub const PRIORITY_CHANGED_VERSION: &str = "1.1";
+pub const PRIORITY_CHANGED_VERSION: &str = "1.2";
+
+/// `event_version` of the 1.0 events that the resolution clock changed: `InvestigationStarted`,
+/// `CustomerInfoRequested`, `CustomerResponded`, `CaseReopened` and `CaseResolved` carry the
+/// clock; `SlaWarningRaised` and `SlaBreached` may name it.
+pub const RESOLUTION_CLOCK_VERSION: &str = "1.1";
 
 impl DomainEvent for SupportCaseEvent {
     fn event_type(&self) -> String {
@@ -430,6 +485,13 @@ impl DomainEvent for SupportCaseEvent {
             Self::CaseOpened(_) => CASE_OPENED_VERSION.to_string(),
             Self::PriorityChanged(_) => PRIORITY_CHANGED_VERSION.to_string(),
             Self::CommentAdded(_) => COMMENT_ADDED_VERSION.to_string(),
+            Self::InvestigationStarted(_)
+            | Self::CustomerInfoRequested(_)
+            | Self::CustomerResponded(_)
+            | Self::CaseReopened(_)
+            | Self::CaseResolved(_)
+            | Self::SlaWarningRaised(_)
+            | Self::SlaBreached(_) => RESOLUTION_CLOCK_VERSION.to_string(),
             _ => "1.0".to_string(),
         }
     }

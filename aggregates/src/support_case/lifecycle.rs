@@ -10,7 +10,7 @@ use super::error::CaseError;
 use super::events::*;
 use super::policy::human_duration;
 use super::services::CaseServices;
-use super::sla::first_response_target;
+use super::sla::{first_response_target, resolution_start, retarget};
 use super::state::SupportCase;
 use super::status::CaseStatus;
 use crate::calendar::Calendar;
@@ -131,6 +131,7 @@ impl SupportCase {
             opened_at: now,
             first_response_due: target.due,
             first_response_warning_at: Some(target.warning_at),
+            resolution: Some(resolution_start(services, calendar, cmd.impact, now)),
         });
         Ok(vec![opened])
     }
@@ -158,6 +159,7 @@ impl SupportCase {
         &self,
         cmd: StartInvestigation,
         services: &CaseServices,
+        calendar: Option<&Calendar>,
     ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         self.ensure_live()?;
         require_staff(&cmd.by, "only support staff investigate cases")?;
@@ -167,10 +169,12 @@ impl SupportCase {
         ) {
             return Err(self.invalid_status("start investigating"));
         }
+        let now = services.clock.now();
         Ok(vec![SupportCaseEvent::InvestigationStarted(
             InvestigationStarted {
                 by: cmd.by,
-                at: services.clock.now(),
+                at: now,
+                resolution: self.resolution_resumed(services, calendar, now),
             },
         )])
     }
@@ -213,6 +217,9 @@ impl SupportCase {
             first_response_warning_at: running.then_some(target.warning_at),
             by,
             at: now,
+            resolution: self
+                .resolution
+                .map(|clock| retarget(clock, services, calendar, priority)),
         })]
     }
 
@@ -220,6 +227,7 @@ impl SupportCase {
         &self,
         cmd: ResolveCase,
         services: &CaseServices,
+        calendar: Option<&Calendar>,
     ) -> Result<Vec<SupportCaseEvent>, CaseError> {
         self.ensure_live()?;
         require_participant_role(&cmd.by)?;
@@ -234,6 +242,7 @@ impl SupportCase {
         events.push(SupportCaseEvent::CaseResolved(CaseResolved {
             by: cmd.by,
             at: now,
+            resolution: self.resolution_paused(calendar, now),
         }));
         Ok(events)
     }

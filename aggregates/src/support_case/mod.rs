@@ -43,10 +43,10 @@ pub use status::{CaseStatus, Escalation};
 
 /// Upcasters of SupportCase events, oldest first.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![
+    let fixed: Vec<Box<dyn EventUpcaster>> = vec![
         Box::new(CaseOpenedV1),
         Box::new(CaseOpenedV2),
-        // 2.1 -> 2.2: no warning time (it came with SLA warnings).
+        // 2.1 -> current: no warning time (it came with SLA warnings), no resolution clock.
         Box::new(NewOptionalField {
             event_type: "CaseOpened",
             from: "2.1",
@@ -67,8 +67,44 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
             to: events::COMMENT_ADDED_VERSION,
             field: "next_reply",
         }),
-    ]
+        // Before the resolution clock: none started, paused, resumed or stopped.
+        Box::new(NewOptionalField {
+            event_type: "CaseOpened",
+            from: "2.2",
+            to: events::CASE_OPENED_VERSION,
+            field: "resolution",
+        }),
+        Box::new(NewOptionalField {
+            event_type: "PriorityChanged",
+            from: "1.1",
+            to: events::PRIORITY_CHANGED_VERSION,
+            field: "resolution",
+        }),
+    ];
+    fixed
+        .into_iter()
+        .chain(RESOLUTION_CLOCK_EVENTS.iter().map(|&event_type| {
+            Box::new(NewOptionalField {
+                event_type,
+                from: "1.0",
+                to: events::RESOLUTION_CLOCK_VERSION,
+                field: "resolution",
+            }) as Box<dyn EventUpcaster>
+        }))
+        .collect()
 }
+
+/// The 1.0 events whose 1.1 carries the resolution clock (`SlaWarningRaised` and `SlaBreached`
+/// 1.1 only gained a clock to name: a `resolution` key is ignored by them).
+const RESOLUTION_CLOCK_EVENTS: [&str; 7] = [
+    "InvestigationStarted",
+    "CustomerInfoRequested",
+    "CustomerResponded",
+    "CaseReopened",
+    "CaseResolved",
+    "SlaWarningRaised",
+    "SlaBreached",
+];
 
 /// The upcaster of a version that only added an optional field: the older event gets it as
 /// null (what the older version meant by leaving it out).
@@ -93,7 +129,7 @@ impl EventUpcaster for NewOptionalField {
     }
 }
 
-/// `CaseOpened` 2.0 -> 2.2: every case opened before request types was a technical one.
+/// `CaseOpened` 2.0 -> current: every case opened before request types was a technical one.
 struct CaseOpenedV2;
 
 impl EventUpcaster for CaseOpenedV2 {
@@ -115,7 +151,7 @@ impl EventUpcaster for CaseOpenedV2 {
     }
 }
 
-/// `CaseOpened` 1.0 -> 2.2. A 1.0 opening had no entitlement, participants, product version,
+/// `CaseOpened` 1.0 -> current. A 1.0 opening had no entitlement, participants, product version,
 /// phone, consent or follow-up link, and its priority was its impact level.
 struct CaseOpenedV1;
 

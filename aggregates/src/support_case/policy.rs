@@ -9,6 +9,9 @@ pub struct CasePolicy {
     pub first_response: [Duration; 4],
     /// Next-reply targets for priority levels 1 to 4, in business time on the org's calendar.
     pub next_reply: [Duration; 4],
+    /// Resolution targets for priority levels 1 to 4, in business days of the org's calendar
+    /// (see [`crate::calendar::Calendar::business_day`]).
+    pub resolution_days: [u32; 4],
     /// How long a case may wait for the customer before it is resolved automatically.
     pub auto_resolve_after: Duration,
     /// How long a resolved case stays open to a reopening reply before it is closed.
@@ -45,6 +48,7 @@ impl Default for CasePolicy {
                 Duration::hours(8),
                 Duration::hours(16),
             ],
+            resolution_days: [1, 3, 5, 10],
             auto_resolve_after: Duration::days(5),
             close_after: Duration::days(14),
             reopen_window: Duration::days(30),
@@ -69,6 +73,12 @@ impl CasePolicy {
     pub fn next_reply_target(&self, level: u8) -> Duration {
         let index = usize::from(level.clamp(1, 4)) - 1;
         self.next_reply[index]
+    }
+
+    /// The resolution target for a priority level on `calendar`: its business days.
+    pub fn resolution_target(&self, level: u8, calendar: &crate::calendar::Calendar) -> Duration {
+        let index = usize::from(level.clamp(1, 4)) - 1;
+        calendar.business_day() * i32::try_from(self.resolution_days[index]).unwrap_or(i32::MAX)
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::CaseError;
-use super::events::{ClockStart, RequestType};
+use super::events::{ClockStart, RequestType, ResolutionClock};
 use super::status::{CaseStatus, Escalation};
 
 /// The write-side state of one case: only what the rules (and the access checks run on the
@@ -34,6 +34,11 @@ pub struct SupportCase {
     pub next_reply: Option<ClockStart>,
     pub next_reply_warned: bool,
     pub next_reply_breached: bool,
+    /// The resolution clock (none for cases opened before it existed), and whether the
+    /// warning and breach of its target in force were recorded.
+    pub resolution: Option<ResolutionClock>,
+    pub resolution_warned: bool,
+    pub resolution_breached: bool,
     pub assignee: Option<String>,
     /// Lower-case e-mail addresses.
     pub participants: Vec<String>,

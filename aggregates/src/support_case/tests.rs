@@ -10,6 +10,8 @@ use crate::{Actor, ActorRole, DomainError, ManualClock};
 
 type CaseTest = TestFramework<SupportCase>;
 
+mod resolution;
+
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
         .single()
@@ -112,11 +114,30 @@ fn opened_event(impact: u8, due_after: Duration) -> CaseOpened {
         opened_at: t0(),
         first_response_due: t0() + due_after,
         first_response_warning_at: Some(t0() + due_after * 3 / 4),
+        resolution: None,
     }
 }
 
-/// What opening appends.
-fn opening(e: CaseOpened) -> Vec<SupportCaseEvent> {
+/// The resolution clock of `priority` started at `start` on an always-open calendar (a
+/// business day is 24 hours): L1 1 day, L2 3, L3 5, L4 10; warned at 75%.
+fn resolution_clock(priority: u8, start: DateTime<Utc>) -> ResolutionClock {
+    let days = [1, 3, 5, 10][usize::from(priority) - 1];
+    let target = Duration::days(days);
+    ResolutionClock {
+        target_seconds: target.num_seconds(),
+        elapsed_seconds: 0,
+        running_since: Some(start),
+        due: Some(start + target),
+        warning_at: Some(start + target * 3 / 4),
+    }
+}
+
+/// What opening appends: the event with its resolution clock (on an always-open calendar
+/// unless `e` names one).
+fn opening(mut e: CaseOpened) -> Vec<SupportCaseEvent> {
+    e.resolution = e
+        .resolution
+        .or_else(|| Some(resolution_clock(e.priority, e.opened_at)));
     vec![SupportCaseEvent::CaseOpened(e)]
 }
 
@@ -149,6 +170,7 @@ fn investigating(when: DateTime<Utc>) -> SupportCaseEvent {
     SupportCaseEvent::InvestigationStarted(InvestigationStarted {
         by: agent(),
         at: when,
+        resolution: None,
     })
 }
 
@@ -157,6 +179,7 @@ fn info_requested(when: DateTime<Utc>) -> SupportCaseEvent {
         comment_id: comment_id(),
         by: agent(),
         at: when,
+        resolution: None,
     })
 }
 
@@ -166,6 +189,7 @@ fn responded(since: DateTime<Utc>, when: DateTime<Utc>) -> SupportCaseEvent {
         by: customer(),
         waiting_since: since,
         at: when,
+        resolution: None,
     })
 }
 
@@ -173,6 +197,7 @@ fn resolved(when: DateTime<Utc>) -> SupportCaseEvent {
     SupportCaseEvent::CaseResolved(CaseResolved {
         by: agent(),
         at: when,
+        resolution: None,
     })
 }
 
@@ -265,6 +290,16 @@ async fn given_a_business_calendar_the_first_response_is_due_in_its_business_hou
         .then_expect_events(vec![SupportCaseEvent::CaseOpened(CaseOpened {
             // 75% of 4 business hours is 3: Tuesday 12:00 in Tokyo.
             first_response_warning_at: Some(t0() + Duration::hours(18)),
+            // Impact 2 is resolved in 3 business days of 9 hours, counted from Tuesday 09:00:
+            // due Thursday 18:00 in Tokyo (09:00 UTC), warned at 75% (20 h 15 min of business
+            // time) on Thursday at 11:15.
+            resolution: Some(ResolutionClock {
+                target_seconds: 27 * 3600,
+                elapsed_seconds: 0,
+                running_since: Some(t0()),
+                due: Some(t0() + Duration::hours(72)),
+                warning_at: Some(t0() + Duration::minutes(65 * 60 + 15)),
+            }),
             ..opened_event(2, Duration::hours(19))
         })]);
 }
@@ -287,6 +322,7 @@ async fn given_a_business_calendar_a_priority_change_recounts_from_the_opening_i
             first_response_warning_at: Some(t0() + Duration::hours(15) + Duration::minutes(45)),
             by: agent(),
             at: now,
+            resolution: None,
         })]);
 }
 
@@ -903,6 +939,7 @@ async fn a_priority_change_recomputes_the_first_response_due_time_from_the_openi
             first_response_warning_at: Some(t0() + Duration::minutes(45)),
             by: agent(),
             at: now,
+            resolution: None,
         })]);
 }
 
@@ -919,6 +956,7 @@ async fn the_first_response_is_judged_against_the_recomputed_due_time() {
                 first_response_warning_at: Some(t0() + Duration::minutes(45)),
                 by: agent(),
                 at: t0(),
+                resolution: None,
             }),
         ])
         .when_async(comment_by(agent(), Visibility::Public))
@@ -1285,6 +1323,7 @@ async fn an_agents_resolution_note_is_a_public_reply_and_the_first_response_befo
             SupportCaseEvent::CaseResolved(CaseResolved {
                 by: agent(),
                 at: now,
+                resolution: None,
             }),
         ]);
 }
@@ -1302,6 +1341,7 @@ async fn the_customers_resolution_note_is_their_comment_and_nothing_more() {
             SupportCaseEvent::CaseResolved(CaseResolved {
                 by: customer(),
                 at: t0(),
+                resolution: None,
             }),
         ]);
 }
@@ -1328,6 +1368,7 @@ async fn the_requester_and_a_participant_resolve_a_case_themselves() {
             .then_expect_events(vec![SupportCaseEvent::CaseResolved(CaseResolved {
                 by,
                 at: t0(),
+                resolution: None,
             })]);
     }
 }
@@ -1379,6 +1420,7 @@ async fn a_customer_comment_on_a_resolved_case_reopens_it_within_the_window() {
                     by: customer(),
                     resolved_at,
                     at: now,
+                    resolution: None,
                 }),
             ]);
     }
@@ -1464,6 +1506,7 @@ async fn a_reopened_case_is_not_closed_by_an_old_timer() {
                 by: customer(),
                 resolved_at,
                 at: t0() + Duration::days(2),
+                resolution: None,
             }),
         ])
         .when_async(close())
@@ -1787,6 +1830,7 @@ async fn accepting_an_escalation_raises_the_priority_one_step_with_its_target() 
                 first_response_warning_at: Some(t0() + Duration::hours(3)),
                 by: agent(),
                 at: t0(),
+                resolution: None,
             }),
         ]);
 }
@@ -1985,6 +2029,7 @@ fn openings_and_priority_changes_from_before_warnings_have_no_warning_time() {
         first_response_warning_at: None,
         by: agent(),
         at: t0(),
+        resolution: None,
     }))
     .expect("payload");
     for (payload, event_type, version, current) in [
@@ -2157,6 +2202,7 @@ async fn a_new_target_after_a_breach_can_warn_and_breach_again() {
         first_response_warning_at: Some(t0() + Duration::hours(12)),
         by: agent(),
         at: t0() + Duration::hours(9),
+        resolution: None,
     }));
     let when = t0() + Duration::hours(16);
     CaseTest::with(at(when))

@@ -58,6 +58,14 @@ impl Fold {
                 },
                 ("reply", "a public reply to the customer"),
             ),
+            SlaClock::Resolution => (
+                if breach {
+                    &mut case.resolution_breached_at
+                } else {
+                    &mut case.resolution_warned_at
+                },
+                ("resolution", "its resolution"),
+            ),
         };
         *recorded = Some(e.at);
         let (kind, subject, body) = if breach {
@@ -88,7 +96,7 @@ impl Fold {
         let at = event.at();
         let internal = event.is_internal();
         if let SupportCaseEvent::CaseOpened(e) = &event {
-            let case = CaseRow {
+            let mut case = CaseRow {
                 id,
                 key: e.key.clone(),
                 org_id: e.org_id.clone(),
@@ -125,6 +133,15 @@ impl Fold {
                 next_reply_warning_at: None,
                 next_reply_warned_at: None,
                 next_reply_breached_at: None,
+                next_reply_started_at: None,
+                next_reply_met_at: None,
+                resolution_target_seconds: None,
+                resolution_elapsed_seconds: None,
+                resolution_running_since: None,
+                resolution_due: None,
+                resolution_warning_at: None,
+                resolution_warned_at: None,
+                resolution_breached_at: None,
                 waiting_since: None,
                 resolved_at: None,
                 resolved_by: None,
@@ -138,6 +155,7 @@ impl Fold {
                 attachments: 0,
                 version: stored.sequence,
             };
+            case.set_resolution(e.resolution);
             // The confirmation goes to everyone on the case, the opener included.
             self.notify(
                 stored,
@@ -206,19 +224,25 @@ impl Fold {
             SupportCaseEvent::InvestigationStarted(e) => {
                 case.set_status(CaseStatus::Investigating);
                 case.waiting_since = None;
+                case.set_resolution(e.resolution);
                 self.notify_status(stored, case, &e.by.id);
                 (e.by, None, json!({"status": "investigating"}))
             }
             SupportCaseEvent::CommentAdded(e) => {
                 let detail = json!({"comment_id": e.comment_id});
                 if let Some(start) = e.next_reply {
+                    case.next_reply_started_at = Some(e.at);
+                    case.next_reply_met_at = None;
                     case.next_reply_due = Some(start.due);
                     case.next_reply_warning_at = Some(start.warning_at);
                     case.next_reply_warned_at = None;
                     case.next_reply_breached_at = None;
-                } else if e.author.role.is_staff() && e.visibility == Visibility::Public {
-                    case.next_reply_due = None;
-                    case.next_reply_warning_at = None;
+                } else if e.author.role.is_staff()
+                    && e.visibility == Visibility::Public
+                    && case.next_reply_due.is_some()
+                    && case.next_reply_met_at.is_none()
+                {
+                    case.next_reply_met_at = Some(e.at);
                 }
                 match e.visibility {
                     Visibility::Internal => case.internal_comments += 1,
@@ -259,6 +283,7 @@ impl Fold {
             SupportCaseEvent::CustomerInfoRequested(e) => {
                 case.set_status(CaseStatus::WaitingForCustomer);
                 case.waiting_since = Some(e.at);
+                case.set_resolution(e.resolution);
                 self.notify_status(stored, case, &e.by.id);
                 (
                     e.by,
@@ -269,6 +294,7 @@ impl Fold {
             SupportCaseEvent::CustomerResponded(e) => {
                 case.set_status(CaseStatus::Investigating);
                 case.waiting_since = None;
+                case.set_resolution(e.resolution);
                 self.notify_status(stored, case, &e.by.id);
                 (
                     e.by,
@@ -283,6 +309,7 @@ impl Fold {
                 case.resolved_by = None;
                 case.auto_resolved = false;
                 case.reopened += 1;
+                case.set_resolution(e.resolution);
                 self.notify_status(stored, case, &e.by.id);
                 (
                     e.by,
@@ -308,6 +335,12 @@ impl Fold {
                     case.first_response_warning_at = e.first_response_warning_at;
                     case.sla_warned_at = None;
                     case.sla_breached_at = None;
+                }
+                if e.resolution.is_some() {
+                    // A new resolution target: its warning and breach are to come.
+                    case.set_resolution(e.resolution);
+                    case.resolution_warned_at = None;
+                    case.resolution_breached_at = None;
                 }
                 (
                     e.by,
@@ -402,8 +435,8 @@ impl Fold {
                 case.resolved_at = Some(e.at);
                 case.resolved_by = Some(e.by.id.clone());
                 case.waiting_since = None;
-                case.next_reply_due = None;
-                case.next_reply_warning_at = None;
+                case.drop_next_reply();
+                case.set_resolution(e.resolution);
                 self.notify_status(stored, case, &e.by.id);
                 (e.by, None, json!({"status": "resolved"}))
             }
@@ -413,8 +446,7 @@ impl Fold {
                 case.resolved_by = Some(Actor::system().id);
                 case.auto_resolved = true;
                 case.waiting_since = None;
-                case.next_reply_due = None;
-                case.next_reply_warning_at = None;
+                case.drop_next_reply();
                 self.notify_status(stored, case, "system");
                 (
                     Actor::system(),

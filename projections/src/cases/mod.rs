@@ -159,6 +159,7 @@ mod tests {
             opened_at: t0(),
             first_response_due: t0(),
             first_response_warning_at: None,
+            resolution: None,
         })
     }
 
@@ -208,6 +209,7 @@ mod tests {
                 comment_id: Uuid::from_u128(2),
                 by: Actor::new("sam@support.test", ActorRole::Agent),
                 at: t0() + chrono::Duration::minutes(5),
+                resolution: None,
             }),
         ]);
         let kinds: Vec<(&str, &str)> = fold

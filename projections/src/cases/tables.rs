@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use subdesk_aggregates::support_case::CaseStatus;
+use subdesk_aggregates::support_case::{CaseStatus, ResolutionClock};
 use uuid::Uuid;
 
 /// One row of `case_view`; the HTTP edge reads rows back into it (`to_jsonb`).
@@ -52,6 +52,19 @@ pub struct CaseRow {
     pub next_reply_warning_at: Option<DateTime<Utc>>,
     pub next_reply_warned_at: Option<DateTime<Utc>>,
     pub next_reply_breached_at: Option<DateTime<Utc>>,
+    /// When the last next-reply clock started, and when support's reply met it (its due time
+    /// stays after the reply; both are null once the case is resolved without one).
+    pub next_reply_started_at: Option<DateTime<Utc>>,
+    pub next_reply_met_at: Option<DateTime<Utc>>,
+    /// The resolution clock as the last event left it (see `ResolutionClock`; all null for
+    /// cases opened before it existed), and when its warning and breach were recorded.
+    pub resolution_target_seconds: Option<i64>,
+    pub resolution_elapsed_seconds: Option<i64>,
+    pub resolution_running_since: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    pub resolution_warning_at: Option<DateTime<Utc>>,
+    pub resolution_warned_at: Option<DateTime<Utc>>,
+    pub resolution_breached_at: Option<DateTime<Utc>>,
     pub waiting_since: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,
@@ -81,6 +94,25 @@ impl CaseRow {
 
     pub(super) fn set_status(&mut self, status: CaseStatus) {
         self.status = status.as_str().to_string();
+    }
+
+    /// The resolution clock as an event left it (nothing changes for an event without one).
+    pub(super) fn set_resolution(&mut self, clock: Option<ResolutionClock>) {
+        let Some(clock) = clock else { return };
+        self.resolution_target_seconds = Some(clock.target_seconds);
+        self.resolution_elapsed_seconds = Some(clock.elapsed_seconds);
+        self.resolution_running_since = clock.running_since;
+        self.resolution_due = clock.due;
+        self.resolution_warning_at = clock.warning_at;
+    }
+
+    /// The next-reply clock stopped without a reply (the case was resolved).
+    pub(super) fn drop_next_reply(&mut self) {
+        if self.next_reply_met_at.is_none() {
+            self.next_reply_started_at = None;
+            self.next_reply_due = None;
+            self.next_reply_warning_at = None;
+        }
     }
 }
 

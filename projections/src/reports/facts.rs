@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use subdesk_aggregates::subscription::SubscriptionStatus;
+use subdesk_aggregates::support_case::ResolutionClock;
 use uuid::Uuid;
 
 /// One row of `report_case_facts`.
@@ -28,7 +29,38 @@ pub struct CaseFacts {
     pub auto_resolutions: i32,
     pub reopened: i32,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The resolution clock's target and the business time it counted (null for cases opened
+    /// before it existed); once resolved, the business time to resolve without the waiting.
+    pub resolution_target_seconds: Option<i64>,
+    pub resolution_elapsed_seconds: Option<i64>,
+    /// The running next-reply clock's due time, and the clocks met and breached so far (a
+    /// reply after the due time, or a resolution past it without a reply).
+    pub next_reply_due: Option<DateTime<Utc>>,
+    pub next_replies_met: i32,
+    pub next_replies_breached: i32,
     pub version: i64,
+}
+
+impl CaseFacts {
+    /// The resolution clock as an event left it.
+    pub(super) fn set_resolution(&mut self, clock: Option<ResolutionClock>) {
+        if let Some(clock) = clock {
+            self.resolution_target_seconds = Some(clock.target_seconds);
+            self.resolution_elapsed_seconds = Some(clock.elapsed_seconds);
+        }
+    }
+
+    /// The running next-reply clock ends at `at`: met or breached (a resolution before its
+    /// due time without a reply judges nothing).
+    pub(super) fn end_next_reply(&mut self, at: DateTime<Utc>, replied: bool) {
+        if let Some(due) = self.next_reply_due.take() {
+            if at > due {
+                self.next_replies_breached += 1;
+            } else if replied {
+                self.next_replies_met += 1;
+            }
+        }
+    }
 }
 
 /// One row of `report_subscription_facts`.

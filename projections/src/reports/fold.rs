@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use subdesk_aggregates::subscription::{CancelEffective, SubscriptionEvent, SubscriptionStatus};
-use subdesk_aggregates::support_case::{CaseStatus, SupportCaseEvent};
+use subdesk_aggregates::support_case::{
+    CaseStatus, CustomerResponded, InvestigationStarted, SupportCaseEvent, Visibility,
+};
 use uuid::Uuid;
 
 use super::facts::{CancellationRow, CaseFacts, SubscriptionFacts};
@@ -53,6 +55,11 @@ pub(super) fn fold_case(
                 auto_resolutions: 0,
                 reopened: 0,
                 closed_at: None,
+                resolution_target_seconds: None,
+                resolution_elapsed_seconds: None,
+                next_reply_due: None,
+                next_replies_met: 0,
+                next_replies_breached: 0,
                 version: stored.sequence,
             },
         );
@@ -61,19 +68,34 @@ pub(super) fn fold_case(
         return false;
     };
     facts.version = stored.sequence;
+    let (org_id, product) = (facts.org_id.clone(), facts.product.clone());
     let mut count = |at: DateTime<Utc>, column: usize| {
-        let key = (at.date_naive(), facts.org_id.clone(), facts.product.clone());
+        let key = (at.date_naive(), org_id.clone(), product.clone());
         days.entry(key).or_default()[column] += 1;
     };
     match event {
-        SupportCaseEvent::CaseOpened(e) => count(e.opened_at, 0),
-        SupportCaseEvent::InvestigationStarted(_) | SupportCaseEvent::CustomerResponded(_) => {
+        SupportCaseEvent::CaseOpened(e) => {
+            facts.set_resolution(e.resolution);
+            count(e.opened_at, 0)
+        }
+        SupportCaseEvent::InvestigationStarted(InvestigationStarted { resolution, .. })
+        | SupportCaseEvent::CustomerResponded(CustomerResponded { resolution, .. }) => {
             facts.status = CaseStatus::Investigating.as_str().into();
+            facts.set_resolution(resolution);
         }
-        SupportCaseEvent::CustomerInfoRequested(_) => {
+        SupportCaseEvent::CustomerInfoRequested(e) => {
             facts.status = CaseStatus::WaitingForCustomer.as_str().into();
+            facts.set_resolution(e.resolution);
         }
-        SupportCaseEvent::CaseReopened(_) => {
+        SupportCaseEvent::CommentAdded(e) => {
+            if let Some(start) = e.next_reply {
+                facts.next_reply_due = Some(start.due);
+            } else if e.author.role.is_staff() && e.visibility == Visibility::Public {
+                facts.end_next_reply(e.at, true);
+            }
+        }
+        SupportCaseEvent::CaseReopened(e) => {
+            facts.set_resolution(e.resolution);
             facts.status = CaseStatus::Investigating.as_str().into();
             facts.resolved_at = None;
             facts.resolution_seconds = None;
@@ -88,12 +110,15 @@ pub(super) fn fold_case(
         SupportCaseEvent::PriorityChanged(e) => {
             facts.priority = i16::from(e.to);
             facts.first_response_due = e.first_response_due;
+            facts.set_resolution(e.resolution);
         }
         SupportCaseEvent::CaseResolved(e) => {
             facts.status = CaseStatus::Resolved.as_str().into();
             facts.resolved_at = Some(e.at);
             facts.resolution_seconds = Some(seconds_between(facts.opened_at, e.at));
             facts.auto_resolved = false;
+            facts.set_resolution(e.resolution);
+            facts.end_next_reply(e.at, false);
             count(e.at, 1);
         }
         SupportCaseEvent::CaseAutoResolved(e) => {
@@ -102,6 +127,7 @@ pub(super) fn fold_case(
             facts.resolution_seconds = Some(seconds_between(facts.opened_at, e.at));
             facts.auto_resolved = true;
             facts.auto_resolutions += 1;
+            facts.end_next_reply(e.at, false);
             count(e.at, 1);
             count(e.at, 2);
         }
@@ -110,7 +136,6 @@ pub(super) fn fold_case(
             facts.closed_at = Some(e.at);
         }
         SupportCaseEvent::CaseAssigned(_)
-        | SupportCaseEvent::CommentAdded(_)
         | SupportCaseEvent::ParticipantAdded(_)
         | SupportCaseEvent::ParticipantRemoved(_)
         | SupportCaseEvent::AttachmentAdded(_)

@@ -263,6 +263,7 @@ mod tests {
             opened_at: t0(),
             first_response_due: t0() + Duration::hours(4),
             first_response_warning_at: None,
+            resolution: None,
         })
     }
 
@@ -293,6 +294,7 @@ mod tests {
                 SupportCaseEvent::CaseResolved(CaseResolved {
                     by: agent(),
                     at: t0() + Duration::days(2),
+                    resolution: None,
                 }),
             ],
         );
@@ -320,6 +322,7 @@ mod tests {
                     by: Actor::new("ann@acme.test", ActorRole::Customer),
                     resolved_at: t0() + Duration::days(5),
                     at: t0() + Duration::days(6),
+                    resolution: None,
                 }),
             ],
         );
@@ -349,10 +352,12 @@ mod tests {
                 first_response_warning_at: None,
                 by: agent(),
                 at: t0() + Duration::minutes(5),
+                resolution: None,
             }),
             SupportCaseEvent::CaseResolved(CaseResolved {
                 by: agent(),
                 at: t0() + Duration::hours(2),
+                resolution: None,
             }),
         ]
         .into_iter()

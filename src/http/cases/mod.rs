@@ -16,6 +16,7 @@ mod commands;
 mod opening;
 mod reads;
 mod run;
+pub mod sla;
 pub mod types;
 
 use utoipa_axum::router::OpenApiRouter;

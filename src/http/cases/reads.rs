@@ -6,9 +6,12 @@
 //! timeline, from the history (and the metadata only staff need), from the comment counts, and
 //! from the activity time the customer side's list is sorted by.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use subdesk_aggregates::calendar::Calendar;
 use subdesk_aggregates::support_case::{CaseStatus, AGGREGATE_TYPE};
 use subdesk_projections::cases::CaseProjection;
 use subdesk_projections::Projection;
@@ -18,6 +21,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::run::visible_case_from_log;
+use super::sla::{sla, Sla};
 use super::types::*;
 use crate::access::{case_scope, sees_case, sees_internal, CaseAudience};
 use crate::auth::Principal;
@@ -51,25 +55,40 @@ fn activity(principal: &Principal) -> Activity {
     }
 }
 
-fn sla(row: &CaseRow, now: DateTime<Utc>, staff: bool) -> Sla {
-    let breached = row.first_response_breached.unwrap_or_else(|| {
-        // Not answered (yet): the clock runs until now, or stopped at the resolution.
-        let until = row.resolved_at.or(row.closed_at).unwrap_or(now);
-        until > row.first_response_due
-    });
-    let staff_only = |at: Option<DateTime<Utc>>| at.filter(|_| staff);
-    Sla {
-        first_response_due: row.first_response_due,
-        first_responded_at: row.first_responded_at,
-        breached,
-        warning_at: staff_only(row.first_response_warning_at),
-        warned_at: staff_only(row.sla_warned_at),
-        breach_recorded_at: staff_only(row.sla_breached_at),
-        next_reply_due: row.next_reply_due,
-        next_reply_warning_at: staff_only(row.next_reply_warning_at),
-        next_reply_warned_at: staff_only(row.next_reply_warned_at),
-        next_reply_breach_recorded_at: staff_only(row.next_reply_breached_at),
+/// The calendar in force for each org of `rows`, read once per org (a page holds a few).
+async fn calendars_of<'a>(
+    state: &AppState,
+    rows: impl IntoIterator<Item = &'a CaseRow>,
+) -> Result<HashMap<String, Calendar>, ApiError> {
+    let mut calendars = HashMap::new();
+    for row in rows {
+        if !calendars.contains_key(&row.org_id) {
+            let calendar = state
+                .business_calendars
+                .calendar_of(&row.org_id)
+                .await
+                .map_err(|e| ApiError::Unavailable {
+                    code: "calendar_unavailable",
+                    detail: format!("{e}; retry shortly"),
+                })?;
+            calendars.insert(row.org_id.clone(), calendar);
+        }
     }
+    Ok(calendars)
+}
+
+/// The SLA of `row` for `principal` on its org's calendar (from [`calendars_of`]).
+fn sla_of(
+    state: &AppState,
+    row: &CaseRow,
+    principal: &Principal,
+    calendars: &HashMap<String, Calendar>,
+    now: DateTime<Utc>,
+) -> Sla {
+    let fallback = &state.settings.default_calendar;
+    let calendar = calendars.get(&row.org_id).unwrap_or(fallback);
+    let policy = &state.settings.case_policy;
+    sla(row, now, sees_internal(principal), policy, calendar)
 }
 
 fn auto_resolve_due(state: &AppState, row: &CaseRow) -> Option<DateTime<Utc>> {
@@ -79,10 +98,15 @@ fn auto_resolve_due(state: &AppState, row: &CaseRow) -> Option<DateTime<Utc>> {
         .map(|since| since + state.settings.case_policy.auto_resolve_after)
 }
 
-fn summary_of(state: &AppState, row: CaseRow, principal: &Principal) -> CaseSummary {
+fn summary_of(
+    state: &AppState,
+    row: CaseRow,
+    principal: &Principal,
+    calendars: &HashMap<String, Calendar>,
+) -> CaseSummary {
     let now = state.clock.now();
     CaseSummary {
-        sla: sla(&row, now, sees_internal(principal)),
+        sla: sla_of(state, &row, principal, calendars, now),
         auto_resolve_due: auto_resolve_due(state, &row),
         last_activity_at: activity(principal).of(&row),
         id: row.id,
@@ -182,7 +206,7 @@ fn filter_of(
         (status = 401, body = Problem),
         (status = 403, body = Problem, description = "`sla=at_risk` from the customer side"),
         (status = 422, body = Problem, description = "`invalid_cursor`: not a cursor this server issued"),
-        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time"),
+        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time; `calendar_unavailable`: the org's business calendar (for the SLA clocks) cannot be read now"),
     ))]
 async fn list_cases(
     State(state): State<AppState>,
@@ -208,9 +232,10 @@ async fn list_cases(
     )
     .await?;
     let (cases, next_cursor) = page(cases, limit, |last| (order.of(last), last.id));
+    let calendars = calendars_of(&state, &cases).await?;
     let items = cases
         .into_iter()
-        .map(|row| summary_of(&state, row, principal))
+        .map(|row| summary_of(&state, row, principal, &calendars))
         .collect();
     Ok(Json(CaseList { items, next_cursor }))
 }
@@ -222,7 +247,7 @@ async fn list_cases(
         (status = 200, body = CaseDetail),
         (status = 404, body = Problem),
         (status = 422, body = Problem, description = "`conflicting_cut`: `as_of` and `at_version` together"),
-        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time"),
+        (status = 503, body = Problem, description = "The read model did not reach `min_position` in time; `calendar_unavailable`: the org's business calendar (for the SLA clocks) cannot be read now"),
     ))]
 async fn get_case(
     State(state): State<AppState>,
@@ -295,8 +320,9 @@ impl Detail for CaseDetail {
             })
             .collect();
         let policy = &state.settings.case_policy;
+        let calendars = calendars_of(state, [&case]).await?;
         Ok(CaseDetail {
-            sla: sla(&case, now, staff),
+            sla: sla_of(state, &case, principal, &calendars, now),
             auto_resolve_due: auto_resolve_due(state, &case),
             auto_close_due: (case.status == CaseStatus::Resolved.as_str())
                 .then_some(case.resolved_at)

@@ -7,6 +7,7 @@ use subdesk_aggregates::support_case::{CaseStatus, RequestType, SupportCase, Vis
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::sla::Sla;
 use crate::http::command::Receipt;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -212,41 +213,6 @@ pub struct TimelineEntry {
     pub at: DateTime<Utc>,
 }
 
-/// The first-response SLA.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"first_response_due": "2026-03-02T13:00:00Z",
-                         "first_responded_at": null, "breached": false}))]
-pub struct Sla {
-    /// Opening time + the target of the current priority.
-    pub first_response_due: DateTime<Utc>,
-    /// Support's first public answer.
-    pub first_responded_at: Option<DateTime<Utc>>,
-    /// Answered late, or not answered and the due time has passed (the clock stops when the
-    /// case is resolved).
-    pub breached: bool,
-    /// Staff only: when support is warned that the due time nears (75% of the target by
-    /// default, of the target in force); absent for cases opened before warnings existed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warning_at: Option<DateTime<Utc>>,
-    /// Staff only: when the warning was recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warned_at: Option<DateTime<Utc>>,
-    /// Staff only: when the breach was recorded (the clock was still running at the due time).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub breach_recorded_at: Option<DateTime<Utc>>,
-    /// The next-reply clock, while a customer-side comment that followed a public staff reply
-    /// awaits support's next public reply: its due time (null while none runs).
-    pub next_reply_due: Option<DateTime<Utc>>,
-    /// Staff only: when support is warned that the next reply is due soon, and when the last
-    /// warning and breach of that clock were recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_reply_warning_at: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_reply_warned_at: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_reply_breach_recorded_at: Option<DateTime<Utc>>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"state": "requested", "reason": "Production is down",
                          "requested_at": "2026-03-02T11:00:00Z", "escalated_at": null}))]
@@ -291,8 +257,13 @@ pub struct AttachmentView {
     "data_access": true, "follow_up_of": null, "request_type": "technical", "assignee": "sam@support.example",
     "participants": ["carl@acme.example"],
     "escalation": {"state": "none", "reason": null, "requested_at": null, "escalated_at": null},
-    "sla": {"first_response_due": "2026-03-02T13:00:00Z",
-            "first_responded_at": "2026-03-02T10:00:00Z", "breached": false},
+    "sla": {"first_response": {"target_minutes": 240, "due": null,
+                               "elapsed_business_minutes": 60, "paused": false,
+                               "met_at": "2026-03-02T10:00:00Z", "breached": false},
+            "next_reply": null,
+            "resolution": {"target_minutes": 4320, "due": null,
+                           "elapsed_business_minutes": 60, "paused": true,
+                           "met_at": null, "breached": false}},
     "waiting_since": "2026-03-02T10:00:00Z", "auto_resolve_due": "2026-03-07T10:00:00Z",
     "resolved_at": null, "resolved_by": null, "auto_resolved": false, "auto_close_due": null,
     "closed_at": null, "reopened": 0, "opened_at": "2026-03-02T09:00:00Z",
@@ -364,8 +335,13 @@ pub struct CaseDetail {
     "summary": "Board does not load", "status": "waiting_for_customer", "priority": 2,
     "impact": 2, "request_type": "technical", "assignee": "sam@support.example", "participants": ["carl@acme.example"],
     "escalation": "none",
-    "sla": {"first_response_due": "2026-03-02T13:00:00Z",
-            "first_responded_at": "2026-03-02T10:00:00Z", "breached": false},
+    "sla": {"first_response": {"target_minutes": 240, "due": null,
+                               "elapsed_business_minutes": 60, "paused": false,
+                               "met_at": "2026-03-02T10:00:00Z", "breached": false},
+            "next_reply": null,
+            "resolution": {"target_minutes": 4320, "due": null,
+                           "elapsed_business_minutes": 60, "paused": true,
+                           "met_at": null, "breached": false}},
     "auto_resolve_due": "2026-03-07T10:00:00Z", "opened_at": "2026-03-02T09:00:00Z",
     "last_activity_at": "2026-03-02T10:00:00Z"
 }))]
@@ -437,9 +413,9 @@ pub struct ListParams {
     pub request_type: Option<RequestType>,
     /// `true`: escalated cases (an accepted escalation); `false`: the others.
     pub escalated: Option<bool>,
-    /// SLA clocks: `breached` (the first response came late or is overdue, or a next reply
-    /// is overdue now), `at_risk` (staff only: the first-response or next-reply clock runs
-    /// past its warning time, not yet due).
+    /// SLA clocks: `breached` (the first response came late or is overdue, the last next
+    /// reply came late or is overdue, or the resolution clock used up its target), `at_risk`
+    /// (staff only: a running clock is past its warning time, not yet due).
     #[param(example = "at_risk", pattern = "^(breached|at_risk)$")]
     pub sla: Option<String>,
     /// Page size, 1 to 100 (default 25).

@@ -195,6 +195,15 @@ fn kpis(data: &Data) -> Vec<Kpi> {
             value: duration(sla.overall.median_resolution_seconds),
             note: format!("{} resolved", sla.overall.resolved),
         });
+        tiles.push(Kpi {
+            name: "resolution-sla",
+            label: "Resolution SLA",
+            value: ratio(sla.overall.resolution_attainment),
+            note: format!(
+                "median {} of business time, waiting left out",
+                duration(sla.overall.median_resolution_business_seconds)
+            ),
+        });
     }
     if let Ok(subs) = &data.subscriptions {
         tiles.push(Kpi {

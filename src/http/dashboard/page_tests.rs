@@ -51,6 +51,14 @@ fn sla_row(priority: Option<i16>) -> SlaRow {
         median_first_response_seconds: Some(1800.0 * p),
         resolved: 2,
         median_resolution_seconds: Some(86400.0 * p + 3600.0),
+        next_replies_met: 3,
+        next_replies_breached: 1,
+        next_reply_attainment: Some(0.75),
+        resolution_target_days: priority.map(i64::from),
+        resolutions_met: 1,
+        resolutions_breached: 1,
+        resolution_attainment: Some(0.5),
+        median_resolution_business_seconds: Some(32400.0 * p),
     }
 }
 

@@ -132,6 +132,14 @@ pub(super) fn sla_csv(report: &SlaReport, table: &str) -> Result<Csv, ApiError> 
         "median_first_response_seconds",
         "resolved",
         "median_resolution_seconds",
+        "next_replies_met",
+        "next_replies_breached",
+        "next_reply_attainment",
+        "resolution_target_days",
+        "resolutions_met",
+        "resolutions_breached",
+        "resolution_attainment",
+        "median_resolution_business_seconds",
     ]);
     for row in report.priorities.iter().chain([&report.overall]) {
         csv.row([
@@ -147,6 +155,14 @@ pub(super) fn sla_csv(report: &SlaReport, table: &str) -> Result<Csv, ApiError> 
             opt(row.median_first_response_seconds),
             row.resolved.to_string(),
             opt(row.median_resolution_seconds),
+            row.next_replies_met.to_string(),
+            row.next_replies_breached.to_string(),
+            opt(row.next_reply_attainment.map(|a| format!("{a:.4}"))),
+            opt(row.resolution_target_days),
+            row.resolutions_met.to_string(),
+            row.resolutions_breached.to_string(),
+            opt(row.resolution_attainment.map(|a| format!("{a:.4}"))),
+            opt(row.median_resolution_business_seconds),
         ]);
     }
     Ok(csv)

@@ -129,6 +129,25 @@ pub struct SlaRow {
     pub resolved: i64,
     /// Median time from opening to that resolution, in seconds.
     pub median_resolution_seconds: Option<f64>,
+    /// Next-reply clocks of the cases opened in the period: met (support replied in time),
+    /// and breached (replied late, resolved past the due time without a reply, or overdue
+    /// now).
+    pub next_replies_met: i64,
+    pub next_replies_breached: i64,
+    /// `next_replies_met / (met + breached)`; null when neither.
+    pub next_reply_attainment: Option<f64>,
+    /// The resolution target of the level, in business days of each org's calendar (null for
+    /// all).
+    pub resolution_target_days: Option<i64>,
+    /// Of the cases resolved in the period (with a resolution clock): resolved within the
+    /// target, and past it.
+    pub resolutions_met: i64,
+    pub resolutions_breached: i64,
+    /// `resolutions_met / (met + breached)`; null when neither.
+    pub resolution_attainment: Option<f64>,
+    /// Median business time to resolve, without the time spent waiting for the customer, in
+    /// seconds (cases with a resolution clock).
+    pub median_resolution_business_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -139,15 +158,24 @@ pub struct SlaRow {
         {"priority": 1, "target_seconds": 3600, "opened": 4, "responded": 4, "met": 3,
          "breached": 1, "awaiting_response": 0, "attainment": 0.75,
          "median_first_response_seconds": 1800.0, "resolved": 3,
-         "median_resolution_seconds": 86400.0},
+         "median_resolution_seconds": 86400.0, "next_replies_met": 2,
+         "next_replies_breached": 0, "next_reply_attainment": 1.0, "resolution_target_days": 1,
+         "resolutions_met": 3, "resolutions_breached": 0, "resolution_attainment": 1.0,
+         "median_resolution_business_seconds": 43200.0},
         {"priority": 2, "target_seconds": 14400, "opened": 0, "responded": 0, "met": 0,
          "breached": 0, "awaiting_response": 0, "attainment": null,
          "median_first_response_seconds": null, "resolved": 0,
-         "median_resolution_seconds": null}],
+         "median_resolution_seconds": null, "next_replies_met": 0,
+         "next_replies_breached": 0, "next_reply_attainment": null,
+         "resolution_target_days": 3, "resolutions_met": 0, "resolutions_breached": 0,
+         "resolution_attainment": null, "median_resolution_business_seconds": null}],
     "overall": {"priority": null, "target_seconds": null, "opened": 4, "responded": 4,
         "met": 3, "breached": 1, "awaiting_response": 0, "attainment": 0.75,
         "median_first_response_seconds": 1800.0, "resolved": 3,
-        "median_resolution_seconds": 86400.0}
+        "median_resolution_seconds": 86400.0, "next_replies_met": 2,
+        "next_replies_breached": 0, "next_reply_attainment": 1.0, "resolution_target_days": null,
+        "resolutions_met": 3, "resolutions_breached": 0, "resolution_attainment": 1.0,
+        "median_resolution_business_seconds": 43200.0}
 }))]
 pub struct SlaReport {
     pub period: Period,

@@ -141,6 +141,12 @@ pub async fn cases(
     })
 }
 
+/// `met / (met + breached)`, or none when nothing was judged.
+fn share(met: i64, breached: i64) -> Option<f64> {
+    let judged = met + breached;
+    (judged > 0).then(|| met as f64 / judged as f64)
+}
+
 /// The SLA report over `orgs` (`None`: every org) under `policy`, as of `now`.
 pub async fn sla(
     tx: &impl GenericClient,
@@ -162,7 +168,10 @@ pub async fn sla(
                         AND coalesce(resolved_at, closed_at, $4) > first_response_due)), \
                 count(*) FILTER (WHERE first_responded_at IS NULL AND resolved_at IS NULL \
                     AND closed_at IS NULL AND first_response_due >= $4), \
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds) \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_seconds), \
+                coalesce(sum(next_replies_met), 0)::bigint, \
+                (coalesce(sum(next_replies_breached), 0) \
+                 + count(*) FILTER (WHERE next_reply_due < $4))::bigint \
            FROM report_case_facts \
           WHERE opened_at >= $2 AND opened_at < $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
           GROUP BY ROLLUP (priority)",
@@ -170,15 +179,19 @@ pub async fn sla(
     );
     let resolutions = tx.query(
         "SELECT priority, count(*), \
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds), \
+                count(*) FILTER (WHERE resolution_elapsed_seconds <= resolution_target_seconds), \
+                count(*) FILTER (WHERE resolution_elapsed_seconds > resolution_target_seconds), \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_elapsed_seconds) \
            FROM report_case_facts \
           WHERE resolved_at >= $2 AND resolved_at < $3 AND ($1::text[] IS NULL OR org_id = ANY($1)) \
           GROUP BY ROLLUP (priority)",
         &resolved_params,
     );
     let (responses, resolutions) = futures::try_join!(responses, resolutions)?;
-    // (priority, opened, responded, met, breached, awaiting, median first response)
-    type Responses = (Option<i16>, i64, i64, i64, i64, i64, Option<f64>);
+    // (priority, opened, responded, met, breached, awaiting, median first response,
+    //  next replies met, next replies breached)
+    type Responses = (Option<i16>, i64, i64, i64, i64, i64, Option<f64>, i64, i64);
     let responses: Vec<Responses> = responses
         .iter()
         .map(|r| {
@@ -190,12 +203,25 @@ pub async fn sla(
                 r.try_get(4)?,
                 r.try_get(5)?,
                 r.try_get(6)?,
+                r.try_get(7)?,
+                r.try_get(8)?,
             ))
         })
         .collect::<Result<_, tokio_postgres::Error>>()?;
-    let resolutions: Vec<(Option<i16>, i64, Option<f64>)> = resolutions
+    // (priority, resolved, median, met, breached, median in business time)
+    type Resolutions = (Option<i16>, i64, Option<f64>, i64, i64, Option<f64>);
+    let resolutions: Vec<Resolutions> = resolutions
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+            ))
+        })
         .collect::<Result<_, tokio_postgres::Error>>()?;
     let row = |priority: Option<i16>| {
         let mut row = SlaRow {
@@ -204,6 +230,10 @@ pub async fn sla(
                 policy
                     .first_response_target(u8::try_from(p).unwrap_or(4))
                     .num_seconds()
+            }),
+            resolution_target_days: priority.map(|p| {
+                let index = usize::try_from(p.clamp(1, 4) - 1).unwrap_or(0);
+                i64::from(policy.resolution_days[index])
             }),
             ..SlaRow::default()
         };
@@ -214,13 +244,19 @@ pub async fn sla(
             row.breached = r.4;
             row.awaiting_response = r.5;
             row.median_first_response_seconds = r.6;
+            row.next_replies_met = r.7;
+            row.next_replies_breached = r.8;
         }
         if let Some(r) = resolutions.iter().find(|r| r.0 == priority) {
             row.resolved = r.1;
             row.median_resolution_seconds = r.2;
+            row.resolutions_met = r.3;
+            row.resolutions_breached = r.4;
+            row.median_resolution_business_seconds = r.5;
         }
-        let judged = row.met + row.breached;
-        row.attainment = (judged > 0).then(|| row.met as f64 / judged as f64);
+        row.attainment = share(row.met, row.breached);
+        row.next_reply_attainment = share(row.next_replies_met, row.next_replies_breached);
+        row.resolution_attainment = share(row.resolutions_met, row.resolutions_breached);
         row
     };
     Ok(SlaReport {
