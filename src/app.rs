@@ -58,11 +58,24 @@ pub async fn serve(
         ))
     };
     let upkeep = tokio::spawn(metrics_upkeep(state.clone(), shutdown.child_token()));
+    let mail = match &state.settings.mail {
+        Some(config) => match crate::mail::Mailer::new(state.pool.clone(), config.clone()) {
+            Ok(mailer) => Some(tokio::spawn(mailer.run(shutdown.child_token()))),
+            Err(error) => {
+                tracing::error!(%error, "e-mail delivery cannot start");
+                None
+            }
+        },
+        None => None,
+    };
     let result = axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
-    for task in [runner, scheduler, housekeeping, revocations, upkeep] {
+    for task in [runner, scheduler, housekeeping, revocations, upkeep]
+        .into_iter()
+        .chain(mail)
+    {
         if let Err(error) = task.await {
             tracing::error!(%error, "background task ended abnormally");
         }

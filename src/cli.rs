@@ -13,7 +13,9 @@ use subdesk_aggregates::calendar::Calendar;
 use crate::app::serve;
 use crate::auth::{self, TokenSpec};
 use crate::clock::SystemClock;
-use crate::config::{Cli, Command, RoleArg, ScopeArg, ServeArgs, TokenCommand, TokenIssueArgs};
+use crate::config::{
+    Cli, Command, OutboxCommand, RoleArg, ScopeArg, ServeArgs, TokenCommand, TokenIssueArgs,
+};
 use crate::db::{self, Database};
 use crate::state::{AppState, Settings};
 
@@ -57,6 +59,22 @@ async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
             crate::audit_cli::export(&database.read_target, args).await
         }
         Command::Openapi => Ok(ExitCode::SUCCESS),
+        Command::Outbox { command } => {
+            db::migrate(&database.target).await?;
+            let pool = database.target.pool(1)?;
+            let client = pool.get().await?;
+            match command {
+                OutboxCommand::Status => {
+                    let status = crate::mail::outbox::status(&**client).await?;
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                }
+                OutboxCommand::Retry { ids } => {
+                    let put_back = crate::mail::outbox::retry(&**client, ids).await?;
+                    eprintln!("{put_back} set-aside mail(s) put back to be sent");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Projections { command } => {
             db::migrate(&database.target).await?;
             // A rebuild reads on one connection and writes each read model on another. The
@@ -108,7 +126,15 @@ async fn serve_command(
         request_timeout: args.request_timeout,
         statement_timeout: args.statement_timeout,
         extra_projections: Default::default(),
+        mail: args.mail.config(),
     };
+    if let Some(mail) = &settings.mail {
+        mail.check().context("e-mail delivery")?;
+    }
+    match &settings.mail {
+        Some(mail) => tracing::info!(smtp = %redacted(&mail.smtp_url), "e-mail delivery is on"),
+        None => tracing::info!("e-mail delivery is off (no --smtp-url): the outbox keeps its rows"),
+    }
     let state = AppState::build(
         &database.target,
         &database.read_target,
@@ -126,6 +152,16 @@ async fn serve_command(
     serve(state, listener, shutdown).await?;
     tracing::info!("subdesk stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// An SMTP URL without its password.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -88,6 +88,23 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// The e-mail outbox: what waits, what was sent, what was set aside.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Rows per delivery status, and the mail set aside with why (JSON).
+    Status,
+    /// Put set-aside mail back to be sent, with a fresh day of retries.
+    Retry {
+        /// Only these rows (ids from `outbox status`); all set-aside rows without.
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -211,6 +228,68 @@ pub struct ServeArgs {
     /// The CLI's own work (rebuild, export, verify) is not bounded.
     #[arg(long, env = "SUBDESK_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub statement_timeout: Duration,
+
+    #[command(flatten)]
+    pub mail: MailArgs,
+}
+
+/// E-mail delivery from the notifications outbox (off without `--smtp-url`).
+#[derive(Debug, Clone, Args)]
+pub struct MailArgs {
+    /// The SMTP server: `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://host:465` (TLS), credentials as `smtp://user:password@host`. Unset: nothing is
+    /// sent; the outbox keeps its rows.
+    #[arg(long, env = "SUBDESK_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of every mail.
+    #[arg(
+        long,
+        env = "SUBDESK_MAIL_FROM",
+        default_value = "Subdesk Support <support@subdesk.invalid>"
+    )]
+    pub mail_from: String,
+    /// Where support's team alerts (SLA warnings and breaches of unassigned cases) go.
+    #[arg(long, env = "SUBDESK_MAIL_SUPPORT_TEAM")]
+    pub mail_support_team: Option<String>,
+    /// The language of mail: `en` or `ja`.
+    #[arg(long, env = "SUBDESK_MAIL_LANGUAGE", default_value = "en", value_parser = parse_language)]
+    pub mail_language: crate::mail::render::Language,
+    /// Orgs mailed in another language, e.g. `acme=ja,globex=en`.
+    #[arg(long, env = "SUBDESK_MAIL_ORG_LANGUAGES", value_parser = parse_org_language, value_delimiter = ',')]
+    pub mail_org_languages: Vec<(String, crate::mail::render::Language)>,
+    /// A mail still failing this long after it was queued is set aside (`subdesk outbox
+    /// status`, `subdesk outbox retry`).
+    #[arg(long, env = "SUBDESK_MAIL_GIVE_UP_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub mail_give_up_after: Duration,
+    /// When delivery is first turned on, rows older than this are skipped, not mailed.
+    #[arg(long, env = "SUBDESK_MAIL_SKIP_OLDER_THAN", default_value = "24h", value_parser = parse_duration)]
+    pub mail_skip_older_than: Duration,
+}
+
+impl MailArgs {
+    /// The delivery configuration, when `--smtp-url` is set.
+    pub fn config(&self) -> Option<crate::mail::MailConfig> {
+        let url = self.smtp_url.as_ref()?;
+        let mut config = crate::mail::MailConfig::new(url.clone(), self.mail_from.clone());
+        config.support_team = self.mail_support_team.clone();
+        config.default_language = self.mail_language;
+        config.org_languages = self.mail_org_languages.iter().cloned().collect();
+        config.give_up_after = self.mail_give_up_after;
+        config.skip_older_than = self.mail_skip_older_than;
+        Some(config)
+    }
+}
+
+fn parse_language(text: &str) -> Result<crate::mail::render::Language, String> {
+    crate::mail::render::Language::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a mail language; try en or ja"))
+}
+
+fn parse_org_language(text: &str) -> Result<(String, crate::mail::render::Language), String> {
+    let (org, language) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not org=language; try acme=ja"))?;
+    Ok((org.trim().to_string(), parse_language(language)?))
 }
 
 /// Timed and windowed rules of the case lifecycle, as human durations (`5d`, `36h`, `3s`).

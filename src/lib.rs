@@ -39,6 +39,7 @@ pub mod entitlements;
 pub mod history;
 pub mod http;
 pub mod idempotency;
+pub mod mail;
 pub mod pg;
 pub mod process;
 pub mod reach;

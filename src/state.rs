@@ -43,6 +43,8 @@ pub struct Settings {
     /// Projections to run beside the built-in ones (extensions, and tests that need a read
     /// model of their own, e.g. one that fails on purpose).
     pub extra_projections: ExtraProjections,
+    /// E-mail delivery from the outbox; none: the outbox keeps its rows.
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 /// Projections added to the built-in ones (see [`Settings::extra_projections`]).
@@ -71,6 +73,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(60),
             statement_timeout: Duration::from_secs(30),
             extra_projections: ExtraProjections::default(),
+            mail: None,
         }
     }
 }

@@ -22,6 +22,7 @@ mod helpers;
 mod idempotency;
 mod input_fuzz;
 mod layout;
+mod mail;
 mod operations;
 mod partner_relationships;
 mod projections;

@@ -353,6 +353,23 @@ impl Fold {
                 if !case.participants.contains(&e.email) {
                     case.participants.push(e.email.clone());
                 }
+                // The person the case was shared with is told (seed 002), unless they added
+                // themselves.
+                self.notify(
+                    stored,
+                    case,
+                    Mail {
+                        kind: "participant_added",
+                        to: vec![e.email.clone()],
+                        except: Some(&e.by.id),
+                        subject: format!("{}: shared with you", case.summary),
+                        body: format!(
+                            "{} shared case {} with you: you will receive its updates and may \
+                             reply to it.",
+                            e.by.id, case.key
+                        ),
+                    },
+                );
                 (e.by, None, json!({"email": e.email}))
             }
             SupportCaseEvent::ParticipantRemoved(e) => {

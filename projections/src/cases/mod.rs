@@ -30,6 +30,7 @@ mod tables;
 
 use self::fold::Fold;
 use self::outbox::insert_notifications;
+pub use self::outbox::SUPPORT_TEAM;
 pub use self::tables::{AttachmentRow, CaseRow, TimelineRow};
 
 pub struct CaseProjection;

@@ -22,6 +22,8 @@ pub(super) struct NotificationRow {
     pub(super) body: String,
     pub(super) aggregate_type: &'static str,
     pub(super) aggregate_id: String,
+    /// What delivery renders other languages from: the case as it was at the event.
+    pub(super) facts: serde_json::Value,
 }
 
 /// What the customer side is told a status means, in an e-mail.
@@ -88,6 +90,8 @@ pub(super) fn notify(
             body: mail.body.clone(),
             aggregate_type: AGGREGATE_TYPE,
             aggregate_id: case.id.to_string(),
+            facts: serde_json::json!({"key": case.key, "summary": case.summary,
+                                      "org_id": case.org_id, "status": case.status}),
         });
     }
 }
@@ -134,8 +138,9 @@ pub(super) async fn insert_notifications(
     rows::execute(
         tx,
         "INSERT INTO notifications (source_position, kind, recipient, subject, body, \
-                                    aggregate_type, aggregate_id) \
-         SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id \
+                                    aggregate_type, aggregate_id, facts) \
+         SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id, \
+                facts \
            FROM jsonb_populate_recordset(NULL::notifications, $1) \
          ON CONFLICT (source_position, kind, recipient) DO NOTHING",
         &[&Json(rows)],

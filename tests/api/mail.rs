@@ -1,0 +1,504 @@
+//! E-mail delivery against a real SMTP server: Debian's aiosmtpd, started here on a free
+//! loopback port with its Maildir handler, so every mail it accepts is a file to read back.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::json;
+use subdesk::app::Settings;
+use subdesk::mail::render::Language;
+use subdesk::mail::{MailConfig, Mailer, Round};
+
+use crate::case_fixtures::ok;
+use crate::helpers::{
+    acme_case, fresh_database, spawn_app, spawn_app_with, As, ServerProcess, TestApp,
+};
+
+const ANN: As = As::customer("ann@acme.test", "acme");
+
+/// A real SMTP server (aiosmtpd) on a loopback port, storing what it accepts in a Maildir; it
+/// stops when dropped, and by itself after ten minutes whatever happens.
+struct SmtpServer {
+    child: tokio::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port).await
+    }
+
+    async fn start_on(port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("maildir");
+        let child = tokio::process::Command::new("timeout")
+            .args(["600", "/usr/bin/python3", "-m", "aiosmtpd", "-n"])
+            .arg("-l")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("mail"))
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd (Debian's python3-aiosmtpd) starts");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { child, port, dir };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("aiosmtpd did not listen on {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every mail received so far.
+    fn received(&self) -> Vec<Received> {
+        let new = self.dir.path().join("mail").join("new");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+            .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|path| Received::read(path)).collect()
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        for _ in 0..300 {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{count} mails expected, {} arrived", self.received().len());
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The headers of one received mail (decoded) and its raw text.
+#[derive(Debug)]
+struct Received {
+    to: String,
+    subject: String,
+    message_id: String,
+    kind: String,
+    language: String,
+    raw: String,
+}
+
+/// `=?utf-8?b?...?=` words decoded (how lettre writes a non-ASCII subject).
+fn decode_words(value: &str) -> String {
+    let mut out = String::new();
+    for word in value.split_whitespace() {
+        let lower = word.to_ascii_lowercase();
+        if lower.starts_with("=?utf-8?b?") && word.ends_with("?=") {
+            let encoded = &word[10..word.len() - 2];
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("base64 word");
+            out.push_str(&String::from_utf8(bytes).expect("utf-8 word"));
+        } else {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+impl Received {
+    fn read(path: &Path) -> Self {
+        let raw = std::fs::read_to_string(path).expect("mail file");
+        let head = raw
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .replace("\r", "");
+        // Unfold continued header lines.
+        let unfolded = head.replace("\n ", " ").replace("\n\t", " ");
+        let header = |name: &str| {
+            unfolded
+                .lines()
+                .find_map(|line| {
+                    let (key, value) = line.split_once(':')?;
+                    key.eq_ignore_ascii_case(name)
+                        .then(|| value.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        Self {
+            to: header("To"),
+            subject: decode_words(&header("Subject")),
+            message_id: header("Message-ID"),
+            kind: header("X-Subdesk-Kind"),
+            language: header("Content-Language"),
+            raw,
+        }
+    }
+}
+
+async fn rows(app: &TestApp) -> Vec<(i64, i64, String, String, String)> {
+    app.db()
+        .await
+        .query(
+            "SELECT id, source_position, kind, recipient, status FROM notifications ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+async fn settled(app: &TestApp) {
+    let newest: i64 = app
+        .db()
+        .await
+        .query_one("SELECT max(position) FROM events", &[])
+        .await
+        .expect("newest")
+        .get(0);
+    for projection in ["cases", "subscriptions"] {
+        app.wait_for_projection(projection, newest).await;
+    }
+}
+
+#[tokio::test]
+async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language() {
+    let smtp = SmtpServer::start().await;
+    let mut config = MailConfig::new(smtp.url(), "Acme Support <support@subdesk.test>");
+    config
+        .org_languages
+        .insert("acme".into(), Language::Japanese);
+    config.poll = Duration::from_millis(100);
+    let settings = Settings {
+        mail: Some(config),
+        ..Settings::default()
+    };
+    let app = spawn_app_with(settings, std::sync::Arc::new(subdesk::clock::SystemClock)).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+    let mut case = acme_case();
+    case["participants"] = json!(["carl@acme.test"]);
+    let opened = app.open_case(&ann, case).await;
+    let id = opened["id"].as_str().expect("id").to_string();
+    let comments = format!("/v1/cases/{id}/comments");
+    ok(
+        &app,
+        &sam,
+        &comments,
+        json!({"body": "Please clear the cache."}),
+    )
+    .await;
+    ok(
+        &app,
+        &sam,
+        &comments,
+        json!({"body": "Internal: customer is on an old build", "visibility": "internal"}),
+    )
+    .await;
+    let participants = format!("/v1/cases/{id}/participants");
+    ok(
+        &app,
+        &ann,
+        &participants,
+        json!({"email": "dora@acme.test"}),
+    )
+    .await;
+    settled(&app).await;
+
+    // Everything the projections queued is sent, each row once: the confirmation to Ann and
+    // Carl, support's public reply to both, the news to Dora that Ann shared the case with her;
+    // the internal note to nobody.
+    let queued = rows(&app).await;
+    let received = smtp.wait_for(queued.len()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received_again = smtp.received();
+    assert_eq!(received_again.len(), queued.len(), "no row is sent twice");
+    let kinds: BTreeSet<(String, String)> = received
+        .iter()
+        .map(|m| (m.kind.clone(), m.to.clone()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("case_opened", "ann@acme.test"),
+        ("case_opened", "carl@acme.test"),
+        ("support_reply", "ann@acme.test"),
+        ("support_reply", "carl@acme.test"),
+        ("participant_added", "dora@acme.test"),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), t.to_string()))
+    .collect();
+    let customer_side: BTreeSet<(String, String)> = kinds
+        .iter()
+        .filter(|(_, to)| to.ends_with("@acme.test"))
+        .cloned()
+        .collect();
+    assert_eq!(customer_side, expected, "{received:#?}");
+    assert!(
+        received.iter().all(|m| !m.raw.contains("old build")),
+        "an internal comment never reaches a mail"
+    );
+
+    // acme is mailed in Japanese; the reply keeps support's own words.
+    let reply = received
+        .iter()
+        .find(|m| m.kind == "support_reply")
+        .expect("reply");
+    assert_eq!(reply.language, "ja");
+    assert!(
+        reply.subject.contains("サポートからの返信"),
+        "{}",
+        reply.subject
+    );
+    let confirmation = received
+        .iter()
+        .find(|m| m.kind == "case_opened")
+        .expect("confirmation");
+    assert!(
+        confirmation
+            .subject
+            .contains("お問い合わせを受け付けました"),
+        "{}",
+        confirmation.subject
+    );
+    // The Message-ID is the row's own.
+    for (row, position, kind, recipient, status) in rows(&app).await {
+        assert_eq!(status, "sent", "{kind} to {recipient}");
+        let id = subdesk::mail::message_id(row, position, "subdesk.test");
+        assert!(
+            received
+                .iter()
+                .any(|m| m.message_id == id && m.to == recipient && m.kind == kind),
+            "{id} to {recipient}"
+        );
+    }
+}
+
+/// A mailer of `app`'s outbox (the app itself runs none) to `url`.
+fn mailer(app: &TestApp, url: String) -> Mailer {
+    let config = MailConfig::new(url, "support@subdesk.test");
+    Mailer::new(app.state.pool.clone(), config).expect("mailer")
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_is_retried_then_the_mail_is_set_aside_until_retried() {
+    let app = spawn_app().await;
+    let ann = app.token(ANN).await;
+    app.open_case(&ann, acme_case()).await;
+    settled(&app).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let down = mailer(&app, format!("smtp://127.0.0.1:{port}"));
+    down.enable().await.expect("enabled");
+
+    // Nothing listens: the row stays pending, with its next attempt 30 s away.
+    let round = down.round().await.expect("round");
+    assert_eq!(
+        round,
+        Round {
+            retried: 1,
+            ..Round::default()
+        }
+    );
+    assert_eq!(
+        down.round().await.expect("round"),
+        Round::default(),
+        "not due again yet"
+    );
+    let db = app.db().await;
+    let (attempts, wait): (i32, f64) = {
+        let r = db
+            .query_one(
+                "SELECT attempts, extract(epoch FROM next_attempt_at - now())::float8 \
+                   FROM notifications",
+                &[],
+            )
+            .await
+            .expect("row");
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(attempts, 1);
+    assert!((25.0..=31.0).contains(&wait), "{wait}");
+
+    // A day after it was queued, the next failure sets it aside.
+    db.execute(
+        "UPDATE notifications SET created_at = created_at - interval '25 hours', \
+                next_attempt_at = now()",
+        &[],
+    )
+    .await
+    .expect("a day later");
+    let round = down.round().await.expect("round");
+    assert_eq!(
+        round,
+        Round {
+            set_aside: 1,
+            ..Round::default()
+        }
+    );
+    let status = subdesk::mail::outbox::status(&db).await.expect("status");
+    assert_eq!((status.pending, status.failed), (0, 1));
+    assert!(status.set_aside[0].last_error.is_some(), "{status:?}");
+
+    // The server comes up; `outbox retry` puts the mail back and it is sent.
+    let smtp = SmtpServer::start_on(port).await;
+    let put_back = subdesk::mail::outbox::retry(&db, &[]).await.expect("retry");
+    assert_eq!(put_back, 1);
+    let round = down.round().await.expect("round");
+    assert_eq!(
+        round,
+        Round {
+            sent: 1,
+            ..Round::default()
+        }
+    );
+    assert_eq!(smtp.wait_for(1).await[0].to, "ann@acme.test");
+}
+
+#[tokio::test]
+async fn turning_delivery_on_skips_what_is_older_than_the_cut_off_and_only_the_first_time() {
+    let app = spawn_app().await;
+    let ann = app.token(ANN).await;
+    app.open_case(&ann, acme_case()).await;
+    app.open_case(&ann, acme_case()).await;
+    settled(&app).await;
+    let db = app.db().await;
+    // One confirmation is two days old, the other fresh.
+    db.execute(
+        "UPDATE notifications SET created_at = now() - interval '2 days' \
+          WHERE id = (SELECT min(id) FROM notifications)",
+        &[],
+    )
+    .await
+    .expect("backdated");
+    let smtp = SmtpServer::start().await;
+    let on = mailer(&app, smtp.url());
+    assert_eq!(on.enable().await.expect("enabled"), 1);
+    assert_eq!(
+        on.enable().await.expect("again"),
+        0,
+        "only when first turned on"
+    );
+    let round = on.round().await.expect("round");
+    assert_eq!(
+        round,
+        Round {
+            sent: 1,
+            ..Round::default()
+        }
+    );
+    let statuses: Vec<String> = rows(&app).await.into_iter().map(|r| r.4).collect();
+    assert_eq!(statuses, ["skipped", "sent"]);
+    assert_eq!(smtp.wait_for(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_killed_while_delivering_loses_no_mail_and_repeats_at_most_what_was_in_flight() {
+    const MAILS: i64 = 300;
+    let target = fresh_database().await;
+    // The first server migrates the database; without --smtp-url it sends nothing.
+    ServerProcess::start(&target, &[]).await.stop().await;
+    let pool = target.pool(1).expect("pool");
+    let db = pool.get().await.expect("connection");
+    db.execute(
+        "INSERT INTO notifications (source_position, kind, recipient, subject, body, \
+                                    aggregate_type, aggregate_id) \
+         SELECT g, 'case_opened', 'ann@acme.test', 'Case ' || g, 'We received it.', \
+                'SupportCase', 'case-' || g \
+           FROM generate_series(1, $1::bigint) g",
+        &[&MAILS],
+    )
+    .await
+    .expect("queued mail");
+
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    let flags = [
+        "--smtp-url",
+        url.as_str(),
+        "--mail-from",
+        "support@subdesk.test",
+    ];
+    let mut server = ServerProcess::start(&target, &flags).await;
+    // Killed with SIGKILL mid-delivery.
+    for _ in 0..600 {
+        if smtp.received().len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.child.kill().await.expect("kill -9 the server");
+    let before = smtp.received().len();
+    assert!(before < MAILS as usize, "killed before the end: {before}");
+
+    // A new process takes over once the dead one's leases run out.
+    db.execute(
+        "UPDATE notifications SET leased_until = now() WHERE leased_until > now()",
+        &[],
+    )
+    .await
+    .expect("leases of the dead process end");
+    let restarted = ServerProcess::start(&target, &flags).await;
+    let received = smtp.wait_for(MAILS as usize).await;
+    for _ in 0..300 {
+        let pending: i64 = db
+            .query_one(
+                "SELECT count(*) FROM notifications WHERE status <> 'sent'",
+                &[],
+            )
+            .await
+            .expect("pending")
+            .get(0);
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    restarted.stop().await;
+
+    let received_ids: BTreeSet<String> = smtp
+        .received()
+        .iter()
+        .map(|m| m.message_id.clone())
+        .collect();
+    let rows = db
+        .query("SELECT id, source_position, status FROM notifications", &[])
+        .await
+        .expect("rows");
+    for row in &rows {
+        let (id, position, status): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(status, "sent", "row {id}");
+        let message_id = subdesk::mail::message_id(id, position, "subdesk.test");
+        assert!(received_ids.contains(&message_id), "{message_id} arrived");
+    }
+    // At most the batch in flight at the kill arrives twice.
+    let repeated = smtp.received().len() - rows.len();
+    assert!(
+        repeated <= 50,
+        "{repeated} repeats of {} mails ({} before the kill)",
+        received.len(),
+        before
+    );
+}
