@@ -141,14 +141,14 @@ async fn serve_command(
         settings,
         Arc::new(SystemClock),
     )?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "subdesk is listening");
     eprintln!("subdesk listening on http://{address} (docs at http://{address}/docs)");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     serve(state, listener, shutdown).await?;
     tracing::info!("subdesk stopped");
     Ok(ExitCode::SUCCESS)
@@ -164,20 +164,35 @@ fn redacted(url: &str) -> String {
     }
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let interrupt = tokio::signal::ctrl_c();
+/// Cancels `shutdown` on SIGINT or SIGTERM. The SIGTERM handler is installed here, before the
+/// server says it listens: a SIGTERM right after that line stops it cleanly instead of killing
+/// it with the signal's default action.
+fn stop_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match signal {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        };
+        wait_then_stop(interrupt, terminate, shutdown).await
+    }
+}
+
+async fn wait_then_stop(
+    interrupt: impl std::future::Future,
+    terminate: impl std::future::Future,
+    shutdown: CancellationToken,
+) {
     tokio::select! {
         _ = interrupt => {}
         _ = terminate => {}

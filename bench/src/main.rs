@@ -19,6 +19,7 @@ mod commands;
 mod env;
 mod load;
 mod log;
+mod mail;
 mod pgbench;
 mod reports;
 mod seed;
@@ -46,6 +47,9 @@ enum Scenario {
     /// Report endpoints and the dashboard's refresh on a log of many cases, against
     /// `/healthz` and a primary-key read.
     Reports,
+    /// E-mail delivery to a local SMTP server (aiosmtpd): mails per second from the outbox
+    /// against direct sends, and commit-to-delivery latency.
+    Mail,
     /// Everything above, in this order.
     All,
 }
@@ -193,6 +197,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
         Scenario::Rebuild,
         Scenario::Audit,
         Scenario::Reports,
+        Scenario::Mail,
     ] {
         if !wanted(scenario) {
             continue;
@@ -208,6 +213,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
                 Scenario::Rebuild => log::rebuild(bench, options, report, label).await?,
                 Scenario::Audit => log::audit(bench, options, report, label).await?,
                 Scenario::Reports => reports::reports(bench, options, report, label).await?,
+                Scenario::Mail => mail::mail(bench, options, report, label).await?,
                 Scenario::All => {}
             }
         }

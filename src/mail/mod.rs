@@ -2,7 +2,7 @@
 //! SMTP (lettre), each as plain text and HTML in the recipient's language.
 //!
 //! A round claims a batch of due `pending` rows by leasing them (`FOR UPDATE SKIP LOCKED`, then
-//! `leased_until`), so several processes never send one row at the same time and a process that
+//! `leased_until`) and sends up to `concurrency` of them at once, so several processes never send one row at the same time and a process that
 //! dies mid-send leaves its rows to be claimed again when the lease ends: at most the mails in
 //! flight are sent twice, and their `Message-ID` (derived from the row) lets the receiving side
 //! see the repeat. A transient failure is retried with exponential backoff (30 s doubling, at
@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use futures::stream::{FuturesUnordered, StreamExt};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -55,6 +56,8 @@ pub struct MailConfig {
     pub poll: Duration,
     /// How long one SMTP exchange may take before it counts as a failure.
     pub timeout: Duration,
+    /// Mails of a round in flight at once (each its own SMTP connection).
+    pub concurrency: usize,
 }
 
 impl MailConfig {
@@ -80,8 +83,9 @@ impl MailConfig {
             skip_older_than: Duration::from_secs(24 * 3600),
             batch: 50,
             lease: Duration::from_secs(120),
-            poll: Duration::from_secs(1),
+            poll: Duration::from_millis(250),
             timeout: Duration::from_secs(30),
+            concurrency: 8,
         }
     }
 }
@@ -195,9 +199,20 @@ impl Mailer {
     pub async fn round(&self) -> Result<Round, MailError> {
         let claimed = self.claim().await?;
         let mut round = Round::default();
-        for row in claimed {
-            let outcome = self.send(&row).await;
-            self.record(&row, &outcome).await?;
+        // An SMTP exchange is mostly waiting for the server: several at once.
+        let mut waiting = claimed.iter();
+        let mut sends = FuturesUnordered::new();
+        loop {
+            while sends.len() < self.config.concurrency.max(1) {
+                match waiting.next() {
+                    Some(row) => sends.push(self.send_row(row)),
+                    None => break,
+                }
+            }
+            let Some((row, outcome)) = sends.next().await else {
+                break;
+            };
+            self.record(row, &outcome).await?;
             let (counter, outcome) = match outcome {
                 Outcome::Sent => (&mut round.sent, "sent"),
                 Outcome::Retry(_) => (&mut round.retried, "retried"),
@@ -330,6 +345,10 @@ impl Mailer {
             ))
             .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
             .map_err(|e| e.to_string())
+    }
+
+    async fn send_row<'a>(&self, row: &'a Claimed) -> (&'a Claimed, Outcome) {
+        (row, self.send(row).await)
     }
 
     async fn send(&self, row: &Claimed) -> Outcome {
