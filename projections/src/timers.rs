@@ -14,8 +14,8 @@ use subdesk_aggregates::subscription::{
     Subscription, SubscriptionEvent, AGGREGATE_TYPE as SUBSCRIPTION,
 };
 use subdesk_aggregates::support_case::{
-    CaseAutoResolved, CaseResolved, ResolutionClock, SlaClock, SupportCase, SupportCaseEvent,
-    Visibility, AGGREGATE_TYPE as CASE,
+    CaseAutoResolved, CaseReopened, CaseResolved, CustomerResponded, InvestigationStarted,
+    ResolutionClock, SlaClock, SupportCase, SupportCaseEvent, Visibility, AGGREGATE_TYPE as CASE,
 };
 
 use crate::error::ProjectionError;
@@ -120,20 +120,19 @@ fn fold_case(changes: &mut Changes, id: &str, position: i64, event: SupportCaseE
             disarm(changes, CASE, id, CLOSE);
             resolution(changes, id, e.resolution, position);
         }
-        SupportCaseEvent::InvestigationStarted(e) => {
+        // Back to work: nothing is resolved or closed automatically, the resolution clock runs.
+        SupportCaseEvent::InvestigationStarted(InvestigationStarted {
+            resolution: clock, ..
+        })
+        | SupportCaseEvent::CustomerResponded(CustomerResponded {
+            resolution: clock, ..
+        })
+        | SupportCaseEvent::CaseReopened(CaseReopened {
+            resolution: clock, ..
+        }) => {
             disarm(changes, CASE, id, AUTO_RESOLVE);
             disarm(changes, CASE, id, CLOSE);
-            resolution(changes, id, e.resolution, position);
-        }
-        SupportCaseEvent::CustomerResponded(e) => {
-            disarm(changes, CASE, id, AUTO_RESOLVE);
-            disarm(changes, CASE, id, CLOSE);
-            resolution(changes, id, e.resolution, position);
-        }
-        SupportCaseEvent::CaseReopened(e) => {
-            disarm(changes, CASE, id, AUTO_RESOLVE);
-            disarm(changes, CASE, id, CLOSE);
-            resolution(changes, id, e.resolution, position);
+            resolution(changes, id, clock, position);
         }
         SupportCaseEvent::CaseResolved(CaseResolved { at, .. })
         | SupportCaseEvent::CaseAutoResolved(CaseAutoResolved { at, .. }) => {

@@ -397,6 +397,16 @@ impl TestApp {
     }
 
     /// Waits until projection `name` has applied the event at `position`.
+    /// The position of the newest event in the log (0 when it is empty).
+    pub async fn newest_position(&self) -> i64 {
+        self.db()
+            .await
+            .query_one("SELECT coalesce(max(position), 0) FROM events", &[])
+            .await
+            .expect("newest position")
+            .get(0)
+    }
+
     pub async fn wait_for_projection(&self, name: &str, position: i64) {
         let db = self.db().await;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);

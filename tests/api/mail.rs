@@ -177,13 +177,7 @@ async fn rows(app: &TestApp) -> Vec<(i64, i64, String, String, String)> {
 }
 
 async fn settled(app: &TestApp) {
-    let newest: i64 = app
-        .db()
-        .await
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("newest")
-        .get(0);
+    let newest = app.newest_position().await;
     for projection in ["cases", "subscriptions"] {
         app.wait_for_projection(projection, newest).await;
     }

@@ -131,15 +131,8 @@ async fn system_subscription(app: &TestApp, id: &str, command: SubscriptionComma
 
 /// Waits until `projection` has applied every event written so far.
 pub async fn settle(app: &TestApp, projection: &str) {
-    let newest: Option<i64> = app
-        .db()
-        .await
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("newest position")
-        .get(0);
-    app.wait_for_projection(projection, newest.unwrap_or(0))
-        .await;
+    let newest = app.newest_position().await;
+    app.wait_for_projection(projection, newest).await;
 }
 
 /// Seeds a fortnight of support and sales through the API (and the timed commands as the

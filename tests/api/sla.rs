@@ -118,13 +118,7 @@ async fn a_warning_and_a_breach_are_each_recorded_once_across_two_schedulers() {
 
     // Support is told (the team: the case has no assignee), the customer side is not.
     settle_timers(&app).await;
-    let newest = app
-        .db()
-        .await
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("newest")
-        .get::<_, i64>(0);
+    let newest = app.newest_position().await;
     let staff_view = read_ok(&app, &sam, &path, &json!(newest)).await;
     assert_eq!(
         staff_view["sla"]["first_response"]["warned_at"],
@@ -371,16 +365,9 @@ fn slow_resolution() -> Settings {
     settings
 }
 
-/// The newest position in the log.
+/// The newest position in the log, as a read's `min_position`.
 async fn newest(app: &TestApp) -> serde_json::Value {
-    let position: i64 = app
-        .db()
-        .await
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("newest")
-        .get(0);
-    json!(position)
+    json!(app.newest_position().await)
 }
 
 fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {

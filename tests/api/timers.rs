@@ -76,13 +76,7 @@ async fn fire(app: &TestApp, receipt: &Value) -> Fired {
 
 /// Waits until the timers read model has applied the whole log (a fired timer is disarmed).
 pub(crate) async fn settle_timers(app: &TestApp) {
-    let newest: i64 = app
-        .db()
-        .await
-        .query_one("SELECT max(position) FROM events", &[])
-        .await
-        .expect("newest position")
-        .get(0);
+    let newest = app.newest_position().await;
     app.wait_for_projection("timers", newest).await;
 }
 
