@@ -225,11 +225,28 @@ async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language
         json!({"email": "dora@acme.test"}),
     )
     .await;
+    // Ada, acme's admin, buys a subscription and names Bob a contact.
+    let ada = app.token(As::org_admin("ada@acme.test", "acme")).await;
+    let now = chrono::Utc::now();
+    let bought = app
+        .create_subscription(
+            &ada,
+            json!({"org_id": "acme", "product": "jira-software", "plan": "standard", "seats": 10,
+                   "term_start": (now - chrono::Duration::days(1)).to_rfc3339(),
+                   "term_end": (now + chrono::Duration::days(364)).to_rfc3339(),
+                   "auto_renew": true, "channel": {"kind": "direct"}, "billing_account": "BA-1"}),
+        )
+        .await;
+    let contacts = format!(
+        "/v1/subscriptions/{}/contacts",
+        bought["id"].as_str().expect("id")
+    );
+    ok(&app, &ada, &contacts, json!({"email": "bob@acme.test"})).await;
     settled(&app).await;
 
     // Everything the projections queued is sent, each row once: the confirmation to Ann and
-    // Carl, support's public reply to both, the news to Dora that Ann shared the case with her;
-    // the internal note to nobody.
+    // Carl, support's public reply to both, the news to Dora that Ann shared the case with her,
+    // Ada's purchase and the welcomes of Ada and Bob; the internal note to nobody.
     let queued = rows(&app).await;
     let received = smtp.wait_for(queued.len()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -245,6 +262,9 @@ async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language
         ("support_reply", "ann@acme.test"),
         ("support_reply", "carl@acme.test"),
         ("participant_added", "dora@acme.test"),
+        ("purchase_confirmation", "ada@acme.test"),
+        ("subscription_welcome", "ada@acme.test"),
+        ("subscription_welcome", "bob@acme.test"),
     ]
     .iter()
     .map(|(k, t)| (k.to_string(), t.to_string()))
@@ -282,6 +302,12 @@ async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language
         "{}",
         confirmation.subject
     );
+    // Subscription mails are rendered in the subscription's org's language too.
+    let purchase = received
+        .iter()
+        .find(|m| m.kind == "purchase_confirmation")
+        .expect("purchase");
+    assert_eq!(purchase.subject, "ご購入の確認: jira-software");
     // The Message-ID is the row's own.
     for (row, position, kind, recipient, status) in rows(&app).await {
         assert_eq!(status, "sent", "{kind} to {recipient}");
