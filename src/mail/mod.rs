@@ -227,8 +227,14 @@ impl Mailer {
 
     /// Runs rounds until `shutdown`, right away again while rounds find a full batch.
     pub async fn run(self, shutdown: CancellationToken) {
-        if let Err(error) = self.enable().await {
+        // Nothing is sent before the first-start cut-off is applied: a database that is down
+        // at start must not let the whole history out once it is back.
+        while let Err(error) = self.enable().await {
             tracing::warn!(%error, "e-mail delivery could not be turned on; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.config.poll.max(Duration::from_secs(1))) => {}
+            }
         }
         loop {
             let full = match self.round().await {

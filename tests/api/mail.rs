@@ -13,7 +13,7 @@ use subdesk::mail::{MailConfig, Mailer, Round};
 
 use crate::case_fixtures::ok;
 use crate::helpers::{
-    acme_case, fresh_database, spawn_app, spawn_app_with, As, ServerProcess, TestApp,
+    acme_case, fresh_database, spawn_app, spawn_app_with, subdesk_cli, As, ServerProcess, TestApp,
 };
 
 const ANN: As = As::customer("ann@acme.test", "acme");
@@ -385,13 +385,28 @@ async fn a_server_that_does_not_answer_is_retried_then_the_mail_is_set_aside_unt
             ..Round::default()
         }
     );
-    let status = subdesk::mail::outbox::status(&db).await.expect("status");
-    assert_eq!((status.pending, status.failed), (0, 1));
-    assert!(status.set_aside[0].last_error.is_some(), "{status:?}");
+    // `subdesk outbox status` shows it, with why.
+    let status = subdesk_cli(&app.target, &["outbox", "status"]).await;
+    assert!(status.status.success(), "{status:?}");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(
+        (&status["pending"], &status["failed"]),
+        (&json!(0), &json!(1))
+    );
+    assert!(status["set_aside"][0]["last_error"].is_string(), "{status}");
 
-    // The server comes up; `outbox retry` puts the mail back and it is sent.
+    // The server comes up; `subdesk outbox retry` puts the mail back and it is sent.
     let smtp = SmtpServer::start_on(port).await;
-    let put_back = subdesk::mail::outbox::retry(&db, &[]).await.expect("retry");
+    let retried = subdesk_cli(&app.target, &["outbox", "retry"]).await;
+    assert!(retried.status.success(), "{retried:?}");
+    let put_back: i64 = db
+        .query_one(
+            "SELECT count(*) FROM notifications WHERE status = 'pending'",
+            &[],
+        )
+        .await
+        .expect("pending")
+        .get(0);
     assert_eq!(put_back, 1);
     let round = down.round().await.expect("round");
     assert_eq!(
