@@ -31,6 +31,34 @@ async fn opened_id(app: &TestApp, token: &str) -> String {
 }
 
 /// How many `event_type` events (a warning or a breach) of `clock` the system appended.
+/// A server at t0 whose acme works Tokyo hours, Ann's and Sam's tokens, and Ann's impact-2
+/// case with its path.
+struct TokyoCase {
+    app: TestApp,
+    clock: std::sync::Arc<subdesk_aggregates::ManualClock>,
+    ann: String,
+    sam: String,
+    id: String,
+    path: String,
+}
+
+async fn tokyo_case(settings: Settings) -> TokyoCase {
+    let (app, clock) = spawn_app_at_t0(settings).await;
+    tokyo_acme(&app).await;
+    let ann = app.token(ANN).await;
+    let sam = app.token(As::agent()).await;
+    let id = opened_id(&app, &ann).await;
+    let path = format!("/v1/cases/{id}");
+    TokyoCase {
+        app,
+        clock,
+        ann,
+        sam,
+        id,
+        path,
+    }
+}
+
 async fn count_of(app: &TestApp, id: &str, event_type: &str, clock: &str) -> i64 {
     app.db()
         .await
@@ -275,22 +303,21 @@ async fn lists_filter_the_cases_at_risk_and_the_breached_ones() {
 #[tokio::test]
 async fn the_next_reply_clock_starts_at_the_customers_comment_warns_once_and_stops_at_supports_reply(
 ) {
-    let (app, clock) = spawn_app_at_t0(slow_resolution()).await;
-    tokyo_acme(&app).await;
-    let ann = app.token(ANN).await;
-    let sam = app.token(As::agent()).await;
-    let opened = app.open_case(&ann, acme_case()).await;
-    let id = opened["id"].as_str().expect("id").to_string();
-    let path = format!("/v1/cases/{id}");
+    let TokyoCase {
+        app,
+        clock,
+        ann,
+        sam,
+        id,
+        path,
+    } = tokyo_case(slow_resolution()).await;
     // Support answers on Tuesday 10:00 JST (t0 + 16 h); Ann replies on Friday 17:00 JST
     // (2026-03-06 08:00 UTC): impact 2 gives 4 business hours, 1 on Friday and 3 on Monday,
     // so the next reply is due Monday 12:00 JST (03:00 UTC), the warning at 11:00 JST.
     clock.set(t0() + Span::hours(16));
     let comment = format!("{path}/comments");
     ok(&app, &sam, &comment, json!({"body": "Which browser?"})).await;
-    let friday = chrono::DateTime::parse_from_rfc3339("2026-03-06T08:00:00Z")
-        .expect("instant")
-        .to_utc();
+    let friday = utc("2026-03-06T08:00:00Z");
     clock.set(friday);
     let reply = ok(&app, &ann, &comment, json!({"body": "Firefox"})).await;
     let due = friday + Span::days(2) + Span::hours(19);
@@ -378,12 +405,14 @@ fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
 
 #[tokio::test]
 async fn the_resolution_clock_pauses_while_the_case_waits_and_breaches_once_after_it_resumes() {
-    let (app, clock) = spawn_app_at_t0(Settings::default()).await;
-    tokyo_acme(&app).await;
-    let ann = app.token(ANN).await;
-    let sam = app.token(As::agent()).await;
-    let id = opened_id(&app, &ann).await;
-    let path = format!("/v1/cases/{id}");
+    let TokyoCase {
+        app,
+        clock,
+        ann,
+        sam,
+        id,
+        path,
+    } = tokyo_case(Settings::default()).await;
 
     // Impact 2: 3 business days of 9 hours (27 h), counted from Tuesday 09:00 JST: due
     // Thursday 18:00 JST (t0 + 72 h) while it runs.

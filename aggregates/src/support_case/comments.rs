@@ -10,7 +10,7 @@ use super::error::CaseError;
 use super::events::*;
 use super::policy::human_duration;
 use super::services::CaseServices;
-use super::sla::next_reply_start;
+use super::sla::clock_start;
 use super::state::SupportCase;
 use super::status::CaseStatus;
 use crate::calendar::Calendar;
@@ -68,7 +68,10 @@ impl SupportCase {
         }
         let next_reply = calendar
             .filter(|_| self.starts_next_reply(&cmd.author, cmd.visibility))
-            .map(|calendar| next_reply_start(services, calendar, self.priority, now));
+            .map(|calendar| {
+                let target = services.policy.next_reply_target(self.priority);
+                clock_start(services, calendar, target, now)
+            });
         let mut events = vec![SupportCaseEvent::CommentAdded(CommentAdded {
             comment_id: cmd.comment_id,
             author: cmd.author,

@@ -10,7 +10,7 @@ use super::error::CaseError;
 use super::events::*;
 use super::policy::human_duration;
 use super::services::CaseServices;
-use super::sla::{first_response_target, resolution_start, retarget};
+use super::sla::{clock_start, resolution_start, retarget};
 use super::state::SupportCase;
 use super::status::CaseStatus;
 use crate::calendar::Calendar;
@@ -108,7 +108,8 @@ impl SupportCase {
         }
 
         let now = services.clock.now();
-        let target = first_response_target(services, calendar, cmd.impact, now);
+        let first_response = services.policy.first_response_target(cmd.impact);
+        let target = clock_start(services, calendar, first_response, now);
         let opened = SupportCaseEvent::CaseOpened(CaseOpened {
             case_id: cmd.case_id,
             key: cmd.key,
@@ -208,7 +209,8 @@ impl SupportCase {
     ) -> Vec<SupportCaseEvent> {
         let now = services.clock.now();
         let opened_at = self.opened_at.unwrap_or(now);
-        let target = first_response_target(services, calendar, priority, opened_at);
+        let first_response = services.policy.first_response_target(priority);
+        let target = clock_start(services, calendar, first_response, opened_at);
         let running = self.first_response_running();
         vec![SupportCaseEvent::PriorityChanged(PriorityChanged {
             from: self.priority,

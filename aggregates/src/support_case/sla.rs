@@ -15,36 +15,15 @@ use super::status::CaseStatus;
 use crate::calendar::Calendar;
 use crate::Actor;
 
-/// The first-response target of `priority`, counted from `start` on `calendar`: due at the
-/// whole target, warning at the policy's share of it.
-pub(super) fn first_response_target(
-    services: &CaseServices,
-    calendar: &Calendar,
-    priority: u8,
-    start: DateTime<Utc>,
-) -> ClockStart {
-    let target = services.policy.first_response_target(priority);
-    clock_start(services, calendar, target, start)
-}
-
-/// The next-reply clock of `priority` started at `start` on `calendar`.
-pub(super) fn next_reply_start(
-    services: &CaseServices,
-    calendar: &Calendar,
-    priority: u8,
-    start: DateTime<Utc>,
-) -> ClockStart {
-    let target = services.policy.next_reply_target(priority);
-    clock_start(services, calendar, target, start)
-}
-
 /// The policy's share of `target` at which support is warned.
 fn warning_share(services: &CaseServices, target: Duration) -> Duration {
     let percent = i64::from(services.policy.sla_warning_percent.clamp(1, 99));
     Duration::seconds(target.num_seconds() * percent / 100)
 }
 
-fn clock_start(
+/// A clock with `target` (first response, next reply) counted from `start` on `calendar`: due
+/// at the whole target, warning at the policy's share of it.
+pub(super) fn clock_start(
     services: &CaseServices,
     calendar: &Calendar,
     target: Duration,

@@ -68,15 +68,14 @@ pub(super) fn fold_case(
         return false;
     };
     facts.version = stored.sequence;
-    let (org_id, product) = (facts.org_id.clone(), facts.product.clone());
-    let mut count = |at: DateTime<Utc>, column: usize| {
-        let key = (at.date_naive(), org_id.clone(), product.clone());
+    let mut count = |facts: &CaseFacts, at: DateTime<Utc>, column: usize| {
+        let key = (at.date_naive(), facts.org_id.clone(), facts.product.clone());
         days.entry(key).or_default()[column] += 1;
     };
     match event {
         SupportCaseEvent::CaseOpened(e) => {
             facts.set_resolution(e.resolution);
-            count(e.opened_at, 0)
+            count(facts, e.opened_at, 0)
         }
         SupportCaseEvent::InvestigationStarted(InvestigationStarted { resolution, .. })
         | SupportCaseEvent::CustomerResponded(CustomerResponded { resolution, .. }) => {
@@ -119,7 +118,7 @@ pub(super) fn fold_case(
             facts.auto_resolved = false;
             facts.set_resolution(e.resolution);
             facts.end_next_reply(e.at, false);
-            count(e.at, 1);
+            count(facts, e.at, 1);
         }
         SupportCaseEvent::CaseAutoResolved(e) => {
             facts.status = CaseStatus::Resolved.as_str().into();
@@ -128,8 +127,8 @@ pub(super) fn fold_case(
             facts.auto_resolved = true;
             facts.auto_resolutions += 1;
             facts.end_next_reply(e.at, false);
-            count(e.at, 1);
-            count(e.at, 2);
+            count(facts, e.at, 1);
+            count(facts, e.at, 2);
         }
         SupportCaseEvent::CaseClosed(e) => {
             facts.status = CaseStatus::Closed.as_str().into();
