@@ -68,6 +68,14 @@ pub async fn serve(
         },
         None => None,
     };
+    // Event streams never finish by themselves: end them when the server stops, or the
+    // graceful shutdown would wait for them.
+    let streams = state.streams.stop.clone();
+    let streams_end = shutdown.clone();
+    tokio::spawn(async move {
+        streams_end.cancelled().await;
+        streams.cancel();
+    });
     let result = axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;

@@ -36,6 +36,7 @@ pub mod command;
 pub mod config;
 pub mod db;
 pub mod entitlements;
+pub mod feed;
 pub mod history;
 pub mod http;
 pub mod idempotency;

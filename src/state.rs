@@ -104,6 +104,8 @@ pub struct AppInner {
     pub metrics: PrometheusHandle,
     /// Where the notification listeners connect (the primary).
     pub listen_config: tokio_postgres::Config,
+    /// The open event streams (`GET /v1/events` as Server-Sent Events).
+    pub streams: Arc<crate::feed::slots::StreamSlots>,
 }
 
 /// Cheap to clone; what every handler receives.
@@ -228,6 +230,7 @@ impl AppState {
             settings,
             metrics: crate::telemetry::metrics(),
             listen_config: target.config.clone(),
+            streams: Arc::default(),
         })))
     }
 }

@@ -20,6 +20,7 @@
 //!   are taken over them when read) and counters per org (open cases, cases per day, active
 //!   subscriptions and seats), cancellations.
 //! - [`timers`]: the due timers the scheduler fires (auto-resolve, close, activate, term end).
+//! - [`feed`]: the event feed's index: which events belong to which org and partner.
 //!
 //! Projections know events and SQL, never HTTP. They use unqualified table names so that a
 //! rebuild can run the same code against shadow tables through `search_path`.
@@ -28,6 +29,7 @@ pub mod cases;
 pub mod dead_letters;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod health;
 pub mod listen;
 mod projection;
@@ -51,5 +53,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(subscriptions::SubscriptionProjection),
         std::sync::Arc::new(reports::ReportProjection),
         std::sync::Arc::new(timers::TimerProjection),
+        std::sync::Arc::new(feed::FeedProjection),
     ]
 }

@@ -3,6 +3,7 @@
 //! never 403, so ids do not leak across tenants.
 
 pub mod cases;
+pub mod feed;
 
 pub mod reports;
 pub mod subscriptions;

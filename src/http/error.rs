@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 422: the request is well-formed but breaks a rule (domain or validation).
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
+    /// 429 with `Retry-After`: the caller holds too much at once (open event streams).
+    #[error("{detail}")]
+    TooMany { code: &'static str, detail: String },
     /// 503 with `Retry-After`: the database cannot be reached, or a read model has not caught
     /// up within the read wait.
     #[error("{detail}")]
@@ -89,6 +92,7 @@ impl ApiError {
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            Self::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -134,6 +138,9 @@ impl IntoResponse for ApiError {
         match status {
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -63,6 +63,20 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The principal a bearer token stands for now (`None`: unknown or revoked). A partner's
+/// relationships are read afresh every time, never cached: a grant or an end is in force for
+/// the very next request (and the next page of an open event stream).
+pub async fn principal_of(state: &AppState, token: &str) -> Result<Option<Principal>, ApiError> {
+    let Some(mut principal) = state.auth.authenticate(token).await? else {
+        return Ok(None);
+    };
+    if principal.role == subdesk_aggregates::ActorRole::Partner {
+        let client = state.pool.get().await?;
+        principal.reach = crate::relationships::reach_of(&client, &principal).await?;
+    }
+    Ok(Some(principal))
+}
+
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = ApiError;
 
@@ -77,17 +91,9 @@ impl FromRequestParts<AppState> for Ctx {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <token>`".into()))?;
-        let mut principal = state
-            .auth
-            .authenticate(token)
+        let principal = principal_of(state, token)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the token is unknown or revoked".into()))?;
-        // A partner's relationships are read afresh for every request, never cached: a grant
-        // or an end is in force for the very next request.
-        if principal.role == subdesk_aggregates::ActorRole::Partner {
-            let client = state.pool.get().await?;
-            principal.reach = crate::relationships::reach_of(&client, &principal).await?;
-        }
         let request_id = header_text(&parts.headers, REQUEST_ID)
             .filter(|id| acceptable_id(id))
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());

@@ -14,6 +14,7 @@ pub mod contract;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod health;
 pub mod orgs;
 pub mod partners;
@@ -64,6 +65,7 @@ use error::ApiError;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
+        (name = "events", description = "The event feed for integrators: what each caller may see of the log, paged, long-polled or streamed"),
         (name = "partners", description = "Partner relationships an org grants, and the \
             partner view of the orgs that granted them"),
         (name = "orgs", description = "An org's settings: the business calendar its service \
@@ -100,6 +102,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(subscriptions::router())
         .merge(audit::router())
+        .merge(feed::router())
         .merge(tokens::router())
         .merge(partners::router())
         .merge(orgs::router())

@@ -17,6 +17,7 @@ mod conflicts;
 mod dashboard;
 mod entitlements;
 mod faults;
+mod feed;
 mod hardening;
 mod helpers;
 mod idempotency;
