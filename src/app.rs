@@ -68,6 +68,18 @@ pub async fn serve(
         },
         None => None,
     };
+    let webhooks = match crate::webhooks::deliver::Deliverer::new(
+        state.pool.clone(),
+        state.settings.webhooks.clone(),
+    ) {
+        Ok(deliverer) => Some(tokio::spawn(
+            deliverer.run(state.runner.subscribe(), shutdown.child_token()),
+        )),
+        Err(error) => {
+            tracing::error!(%error, "webhook delivery cannot start");
+            None
+        }
+    };
     // Event streams never finish by themselves: end them when the server stops, or the
     // graceful shutdown would wait for them.
     let streams = state.streams.stop.clone();
@@ -83,6 +95,7 @@ pub async fn serve(
     for task in [runner, scheduler, housekeeping, revocations, upkeep]
         .into_iter()
         .chain(mail)
+        .chain(webhooks)
     {
         if let Err(error) = task.await {
             tracing::error!(%error, "background task ended abnormally");

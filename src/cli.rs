@@ -127,6 +127,7 @@ async fn serve_command(
         statement_timeout: args.statement_timeout,
         extra_projections: Default::default(),
         mail: args.mail.config(),
+        webhooks: webhook_config(&args.webhooks),
     };
     if let Some(mail) = &settings.mail {
         mail.check().context("e-mail delivery")?;
@@ -264,5 +265,17 @@ fn token_spec(args: &TokenIssueArgs) -> TokenSpec {
             .collect(),
         label: args.label.clone(),
         created_by: "cli".into(),
+    }
+}
+
+/// Webhook delivery as the serve flags configure it.
+fn webhook_config(args: &crate::config::WebhookArgs) -> crate::webhooks::deliver::WebhookConfig {
+    crate::webhooks::deliver::WebhookConfig {
+        allow_private: args.webhook_allow_private,
+        give_up_after: args.webhook_give_up_after,
+        backoff_base: args.webhook_retry_after,
+        timeout: args.webhook_timeout,
+        lease: args.webhook_timeout.saturating_mul(2),
+        ..Default::default()
     }
 }

@@ -231,6 +231,28 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub mail: MailArgs,
+
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Webhook delivery (always on; endpoints are registered through `/v1/webhooks`).
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Let webhooks go to loopback and private addresses (tests, closed networks). Off: such
+    /// targets are refused when registered and at every delivery.
+    #[arg(long, env = "SUBDESK_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// An endpoint failing this long is disabled (and its creator told).
+    #[arg(long, env = "SUBDESK_WEBHOOK_GIVE_UP_AFTER", default_value = "3d", value_parser = parse_duration)]
+    pub webhook_give_up_after: Duration,
+    /// The first retry's delay after a failed delivery; it doubles, at most an hour.
+    #[arg(long, env = "SUBDESK_WEBHOOK_RETRY_AFTER", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_retry_after: Duration,
+    /// How long a receiver has to answer before the delivery counts as failed. A process
+    /// that dies mid-delivery leaves its endpoints to the others after twice this.
+    #[arg(long, env = "SUBDESK_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
 }
 
 /// E-mail delivery from the notifications outbox (off without `--smtp-url`).

@@ -51,3 +51,4 @@ pub mod schema;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

@@ -156,6 +156,11 @@ bounded_string!(
     "An e-mail address (at most 254 characters)."
 );
 bounded_string!(ProductName, 255, "A product name (at most 255 characters).");
+bounded_string!(
+    EventTypePattern,
+    100,
+    "An event name (`case.opened`) or a prefix ending in `*` (`case.*`, `*`)."
+);
 
 /// A partner scope by name.
 pub struct PartnerScopeName;

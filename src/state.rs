@@ -45,6 +45,8 @@ pub struct Settings {
     pub extra_projections: ExtraProjections,
     /// E-mail delivery from the outbox; none: the outbox keeps its rows.
     pub mail: Option<crate::mail::MailConfig>,
+    /// Webhook delivery.
+    pub webhooks: crate::webhooks::deliver::WebhookConfig,
 }
 
 /// Projections added to the built-in ones (see [`Settings::extra_projections`]).
@@ -74,6 +76,7 @@ impl Default for Settings {
             statement_timeout: Duration::from_secs(30),
             extra_projections: ExtraProjections::default(),
             mail: None,
+            webhooks: Default::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! subdesk-bench: subdesk's speed against its own database's ceiling, on this machine.
 //!
 //! `cargo run --release -p subdesk-bench -- all` (or one scenario: `commands`, `streams`,
-//! `lag`, `timers`, `rebuild`, `audit`, `reports`) starts a PostgreSQL cluster of its own in a temp
+//! `lag`, `timers`, `rebuild`, `audit`, `reports`, `mail`, `webhooks`) starts a PostgreSQL cluster of its own in a temp
 //! directory (fsync on), runs the release `subdesk` binary against it as a child process
 //! (built first with `cargo build --release --bin subdesk`, or `--server-bin PATH`), and
 //! prints a Markdown report. Every figure is a ratio against a baseline measured in the same
@@ -24,6 +24,7 @@ mod pgbench;
 mod reports;
 mod seed;
 mod timers;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,9 @@ enum Scenario {
     /// E-mail delivery to a local SMTP server (aiosmtpd): mails per second from the outbox
     /// against direct sends, and commit-to-delivery latency.
     Mail,
+    /// Webhook delivery to a local HTTP receiver: deliveries per second of one and of four
+    /// endpoints against direct POSTs, and commit-to-delivery latency.
+    Webhooks,
     /// Everything above, in this order.
     All,
 }
@@ -198,6 +202,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
         Scenario::Audit,
         Scenario::Reports,
         Scenario::Mail,
+        Scenario::Webhooks,
     ] {
         if !wanted(scenario) {
             continue;
@@ -214,6 +219,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
                 Scenario::Audit => log::audit(bench, options, report, label).await?,
                 Scenario::Reports => reports::reports(bench, options, report, label).await?,
                 Scenario::Mail => mail::mail(bench, options, report, label).await?,
+                Scenario::Webhooks => webhooks::webhooks(bench, options, report, label).await?,
                 Scenario::All => {}
             }
         }

@@ -53,6 +53,9 @@ pub struct FeedEvent {
     pub data: Value,
     /// Actor and request ids (staff also read idempotency keys and scopes).
     pub metadata: Value,
+    /// `cursor`, parsed.
+    #[serde(skip)]
+    pub checkpoint: Checkpoint,
 }
 
 /// Fields of a payload only support staff read: the times a service-level warning is due.
@@ -90,6 +93,7 @@ impl FeedEvent {
             cursor: checkpoint.token(),
             data,
             metadata: entry.metadata,
+            checkpoint,
         }
     }
 }

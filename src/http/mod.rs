@@ -23,6 +23,7 @@ pub mod reports;
 pub mod subscriptions;
 pub mod timetravel;
 pub mod tokens;
+pub mod webhooks;
 
 use std::time::Instant;
 
@@ -65,6 +66,7 @@ use error::ApiError;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
+        (name = "webhooks", description = "Endpoints that receive the events their owner may see, signed, at least once, in order"),
         (name = "events", description = "The event feed for integrators: what each caller may see of the log, paged, long-polled or streamed"),
         (name = "partners", description = "Partner relationships an org grants, and the \
             partner view of the orgs that granted them"),
@@ -103,6 +105,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(subscriptions::router())
         .merge(audit::router())
         .merge(feed::router())
+        .merge(webhooks::router())
         .merge(tokens::router())
         .merge(partners::router())
         .merge(orgs::router())

@@ -122,6 +122,7 @@ impl Who {
             }
             Target::Org => !matches!(self, Gus | Mal),
             Target::Token => self == Root,
+            Target::Webhook => matches!(self, Ada | Root),
         }
     }
 }
@@ -141,6 +142,9 @@ enum Target {
     Org,
     /// `/v1/tokens/{id}...`: a token (admins only).
     Token,
+    /// `/v1/webhooks/{id}...`: acme's webhook endpoint, which its admin registered (only the
+    /// org's admin and staff admins manage it; everyone else gets 404).
+    Webhook,
 }
 
 /// The targets of a path template; a template with a placeholder nobody classified fails the
@@ -154,6 +158,8 @@ fn targets_of(template: &str) -> Result<Vec<Target>, String> {
         vec![Target::Org]
     } else if template.starts_with("/v1/tokens/{id}") {
         vec![Target::Token]
+    } else if template.starts_with("/v1/webhooks/{id}") {
+        vec![Target::Webhook]
     } else if template.contains('{') {
         return Err(format!("no target resource known for {template}"));
     } else {
@@ -288,6 +294,7 @@ struct World {
     direct: Sub,
     partner: Sub,
     token_id: String,
+    webhook_id: String,
     org: String,
     /// The text of the internal comment.
     marker: String,
@@ -413,6 +420,17 @@ async fn world() -> (TestApp, World) {
     )
     .await;
 
+    let webhook = expect_json(
+        app.post(
+            "/v1/webhooks",
+            &ada,
+            &json!({"url": "https://hooks.acme.example/subdesk", "events": ["case.*"]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+
     let position: i64 = app
         .db()
         .await
@@ -430,6 +448,7 @@ async fn world() -> (TestApp, World) {
         direct,
         partner,
         token_id: text_of(&issued, "id"),
+        webhook_id: text_of(&webhook, "id"),
         org: ORG.into(),
         marker,
         position,
@@ -452,6 +471,7 @@ impl World {
         let id = match target {
             Target::Case => self.case_id.as_str(),
             Target::Token => self.token_id.as_str(),
+            Target::Webhook => self.webhook_id.as_str(),
             _ => sub.map_or("", |s| s.id.as_str()),
         };
         let email = if target == Target::Case {
@@ -483,6 +503,7 @@ impl World {
             direct: sub(&self.direct),
             partner: sub(&self.partner),
             token_id: fresh(),
+            webhook_id: fresh(),
             org: "no-such-org".into(),
             ..self.clone()
         }
@@ -494,6 +515,7 @@ impl World {
             self.case_id.clone(),
             self.attachment_id.clone(),
             self.token_id.clone(),
+            self.webhook_id.clone(),
             self.org.clone(),
         ];
         for sub in [&self.direct, &self.partner] {
@@ -526,6 +548,7 @@ impl World {
                 ]
             }
             Target::Org => vec![("the org", ORG.to_string(), true)],
+            Target::Webhook => vec![("the webhook id", self.webhook_id.clone(), false)],
             Target::Nothing | Target::Token => Vec::new(),
         }
     }
@@ -640,6 +663,7 @@ async fn run_as(who: Who, plan: &[Operation]) -> Run {
         Target::DirectSubscription,
         Target::PartnerSubscription,
         Target::Org,
+        Target::Webhook,
     ]
     .into_iter()
     .filter(|t| !who.sees(*t))
@@ -757,6 +781,7 @@ async fn run_as(who: Who, plan: &[Operation]) -> Run {
                 Target::DirectSubscription,
                 Target::PartnerSubscription,
                 Target::Org,
+                Target::Webhook,
             ] {
                 for (what, text, whole) in world.traces(seen) {
                     if !carries(&answer.body, json.as_ref(), &text, whole) {
@@ -865,6 +890,7 @@ async fn no_principal_reaches_another_tenants_resources_through_any_operation() 
             Target::DirectSubscription,
             Target::PartnerSubscription,
             Target::Org,
+            Target::Webhook,
         ] {
             if who.sees(target) {
                 assert!(

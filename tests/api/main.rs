@@ -36,3 +36,4 @@ mod timers;
 mod timetravel;
 mod tokens;
 mod upcasting;
+mod webhooks;
