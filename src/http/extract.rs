@@ -179,6 +179,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 detail: format!("the body is not valid JSON: {e}"),
             })?
         };
+        // Every body of the API is an object (or, where a body is optional, `null`): serde
+        // would otherwise read a struct from an array of its fields in order.
+        if !(value.is_object() || value.is_null()) {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "the body is a JSON object",
+            ));
+        }
         // The route's bounds come first: a list of 50,000 items is refused after one
         // comparison, before anything walks it.
         if let Some(route) = &route {
