@@ -21,6 +21,8 @@ const LOGGED: usize = 2_000;
 const DIRECT: usize = 2_000;
 const FOLLOWED: usize = 200;
 const PARALLEL: usize = 4;
+/// Cases the logged comments are spread over.
+const CASES: usize = 40;
 
 /// What the receiver got: (webhook id, position, latency from the event's commit in ms).
 type Got = Arc<Mutex<Vec<(String, i64, f64)>>>;
@@ -125,16 +127,23 @@ async fn comment(
     case: &str,
     n: usize,
 ) -> anyhow::Result<()> {
-    let response = http
-        .post(format!("{server}/v1/cases/{case}/comments"))
-        .bearer_auth(token)
-        .json(&json!({"body": format!("Still spinning ({n})")}))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("commenting: {}", response.status());
+    // Comments on one case race for its stream: a lost race (409) is tried again.
+    for _ in 0..10 {
+        let response = http
+            .post(format!("{server}/v1/cases/{case}/comments"))
+            .bearer_auth(token)
+            .json(&json!({"body": format!("Still spinning ({n})")}))
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::CONFLICT {
+            continue;
+        }
+        if !response.status().is_success() {
+            bail!("commenting: {}", response.status());
+        }
+        return Ok(());
     }
-    Ok(())
+    bail!("commenting: conflicts kept winning")
 }
 
 pub async fn webhooks(
@@ -162,20 +171,24 @@ pub async fn webhooks(
 
     let server = bench.server(db, &["--webhook-allow-private"]).await?;
     let address = server.address.clone();
-    let case: Value = http
-        .post(format!("{address}/v1/cases"))
-        .bearer_auth(&customer)
-        .json(
-            &json!({"entitlement_number": seed::ENTITLEMENT, "product": "jira-software",
-                      "summary": "Board does not load", "description": "Spins", "impact": 3}),
-        )
-        .send()
-        .await?
-        .json()
-        .await?;
-    let case = case["id"].as_str().unwrap_or_default().to_string();
+    let mut cases = Vec::new();
+    for _ in 0..CASES {
+        let case: Value = http
+            .post(format!("{address}/v1/cases"))
+            .bearer_auth(&customer)
+            .json(
+                &json!({"entitlement_number": seed::ENTITLEMENT, "product": "jira-software",
+                          "summary": "Board does not load", "description": "Spins", "impact": 3}),
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        cases.push(case["id"].as_str().unwrap_or_default().to_string());
+    }
+    let case = cases[0].clone();
     let results: Vec<anyhow::Result<()>> = stream::iter(0..LOGGED)
-        .map(|n| comment(&http, &address, &customer, &case, n))
+        .map(|n| comment(&http, &address, &customer, &cases[n % CASES], n))
         .buffer_unordered(16)
         .collect()
         .await;

@@ -20,6 +20,7 @@ pub mod orgs;
 pub mod partners;
 pub mod projections;
 pub mod reports;
+pub mod settings;
 pub mod subscriptions;
 pub mod timetravel;
 pub mod tokens;
@@ -66,6 +67,7 @@ use error::ApiError;
         (name = "subscriptions", description = "Subscriptions: seats, storage, plan, renewal, \
             cancellation, apps, contacts, site, billing account, collections"),
         (name = "audit", description = "The event log, its verification, for auditors"),
+        (name = "settings", description = "What people and orgs choose: the language of their mail"),
         (name = "webhooks", description = "Endpoints that receive the events their owner may see, signed, at least once, in order"),
         (name = "events", description = "The event feed for integrators: what each caller may see of the log, paged, long-polled or streamed"),
         (name = "partners", description = "Partner relationships an org grants, and the \
@@ -106,6 +108,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(feed::router())
         .merge(webhooks::router())
+        .merge(settings::router())
         .merge(tokens::router())
         .merge(partners::router())
         .merge(orgs::router())

@@ -15,6 +15,7 @@
 
 pub mod outbox;
 pub mod render;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -127,6 +128,8 @@ struct Claimed {
     body: String,
     facts: Value,
     org_id: Option<String>,
+    /// The language the recipient or their org chose through the API, if any.
+    chosen: Option<Language>,
     old: bool,
 }
 
@@ -275,10 +278,15 @@ impl Mailer {
                         coalesce(c.facts, '{}'::jsonb) \
                           || CASE WHEN s.id IS NULL THEN '{}'::jsonb \
                                   ELSE jsonb_build_object('product', s.product, 'org_id', s.org_id) END, \
-                        c.created_at < now() - $3::float8 * interval '1 second' \
+                        c.created_at < now() - $3::float8 * interval '1 second', \
+                        coalesce(u.language, o.language) \
                    FROM claimed c \
                    LEFT JOIN subscription_view s \
                           ON c.aggregate_type = 'Subscription' AND s.id::text = c.aggregate_id \
+                   LEFT JOIN mail_languages u \
+                          ON u.kind = 'user' AND u.subject = lower(c.recipient) \
+                   LEFT JOIN mail_languages o \
+                          ON o.kind = 'org' AND o.subject = coalesce(c.facts ->> 'org_id', s.org_id) \
                   ORDER BY c.id",
                 &[
                     &self.config.lease.as_secs_f64(),
@@ -303,6 +311,7 @@ impl Mailer {
                         .map(str::to_string),
                     facts,
                     old: r.try_get(7)?,
+                    chosen: r.try_get::<_, Option<&str>>(8)?.and_then(Language::parse),
                 })
             })
             .collect::<Result<_, tokio_postgres::Error>>()
@@ -322,11 +331,16 @@ impl Mailer {
         let to: Mailbox = address
             .parse()
             .map_err(|_| format!("`{address}` is not an e-mail address"))?;
+        // The recipient's own choice, else their org's (both through the API), else the
+        // server's configuration for the org, else its default.
         let language = row
-            .org_id
-            .as_ref()
-            .and_then(|org| self.config.org_languages.get(org))
-            .copied()
+            .chosen
+            .or_else(|| {
+                row.org_id
+                    .as_ref()
+                    .and_then(|org| self.config.org_languages.get(org))
+                    .copied()
+            })
             .unwrap_or(self.config.default_language);
         let stored = Stored {
             kind: &row.kind,

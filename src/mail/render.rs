@@ -147,6 +147,16 @@ fn japanese(row: &Stored<'_>) -> Option<(String, String)> {
                 row.body
             ),
         ),
+        "partner_welcome" => {
+            let partner = fact(row.facts, "partner_id")?;
+            (
+                format!("{partner} がお客様のパートナーになりました"),
+                format!(
+                    "{partner} がお客様の組織を担当するパートナーになりました。\n\n{}",
+                    row.body
+                ),
+            )
+        }
         "subscription_cancelled" | "subscription_expired" => (
             format!("{}: サブスクリプションは終了しました", product()?),
             format!(

@@ -242,6 +242,25 @@ async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language
         bought["id"].as_str().expect("id")
     );
     ok(&app, &ada, &contacts, json!({"email": "bob@acme.test"})).await;
+    // acme grants p-good a relationship, and p-good sells acme a subscription: acme's
+    // contacts (Bob) are welcomed by their new partner twice (seed 001).
+    app.grant_partner("acme", "p-good", &["view_customers", "access_cases"])
+        .await;
+    let pat = app
+        .token(As::partner(
+            "pat@good.test",
+            "p-good",
+            &["view_customers", "access_cases"],
+        ))
+        .await;
+    app.create_subscription(
+        &pat,
+        json!({"org_id": "acme", "product": "confluence", "plan": "standard", "seats": 5,
+               "term_start": (now - chrono::Duration::days(1)).to_rfc3339(),
+               "term_end": (now + chrono::Duration::days(364)).to_rfc3339(),
+               "channel": {"kind": "partner", "partner_id": "p-good"}}),
+    )
+    .await;
     settled(&app).await;
 
     // Everything the projections queued is sent, each row once: the confirmation to Ann and
@@ -265,6 +284,7 @@ async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language
         ("purchase_confirmation", "ada@acme.test"),
         ("subscription_welcome", "ada@acme.test"),
         ("subscription_welcome", "bob@acme.test"),
+        ("partner_welcome", "bob@acme.test"),
     ]
     .iter()
     .map(|(k, t)| (k.to_string(), t.to_string()))
@@ -301,6 +321,18 @@ async fn each_mail_reaches_the_smtp_server_once_with_its_recipients_and_language
             .contains("お問い合わせを受け付けました"),
         "{}",
         confirmation.subject
+    );
+    let welcomes: Vec<&Received> = received
+        .iter()
+        .filter(|m| m.kind == "partner_welcome")
+        .collect();
+    assert_eq!(welcomes.len(), 2, "the grant and the sale: {welcomes:#?}");
+    assert!(
+        welcomes.iter().all(|m| m.to == "bob@acme.test"
+            && m.subject
+                .replace(" ", "")
+                .contains("p-goodがお客様のパートナー")),
+        "{welcomes:#?}"
     );
     // Subscription mails are rendered in the subscription's org's language too.
     let purchase = received
@@ -543,4 +575,169 @@ async fn a_server_killed_while_delivering_loses_no_mail_and_repeats_at_most_what
         received.len(),
         before
     );
+}
+
+#[tokio::test]
+async fn a_persons_language_wins_over_their_orgs_which_wins_over_the_servers() {
+    let smtp = SmtpServer::start().await;
+    let mut config = MailConfig::new(smtp.url(), "Acme Support <support@subdesk.test>");
+    config.poll = Duration::from_millis(100);
+    let settings = Settings {
+        mail: Some(config),
+        ..Settings::default()
+    };
+    let app = spawn_app_with(settings, std::sync::Arc::new(subdesk::clock::SystemClock)).await;
+    let ann = app.token(ANN).await;
+    let ada = app.token(As::org_admin("ada@acme.test", "acme")).await;
+    let bob = app.token(As::customer("Bob@acme.test", "acme")).await;
+    // acme's admin chooses Japanese for the org; Bob keeps English for himself.
+    let put = |token: String, path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .put(app.url(path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("PUT");
+            (
+                response.status(),
+                response
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let (status, org) = put(
+        ada.clone(),
+        "/v1/orgs/acme/settings",
+        json!({"language": "ja"}),
+    )
+    .await;
+    assert_eq!((status.as_u16(), &org["language"]), (200, &json!("ja")));
+    let (status, me) = put(bob.clone(), "/v1/me/settings", json!({"language": "en"})).await;
+    assert_eq!(
+        (status.as_u16(), &me["user"]),
+        (200, &json!("bob@acme.test"))
+    );
+    // Only the org's admin (or a staff admin) sets the org's; another org does not see it.
+    let (status, _) = put(
+        ann.clone(),
+        "/v1/orgs/acme/settings",
+        json!({"language": "en"}),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 403);
+    let gus = app.token(As::org_admin("gus@globex.test", "globex")).await;
+    let (status, _) = put(gus, "/v1/orgs/acme/settings", json!({"language": "en"})).await;
+    assert_eq!(status.as_u16(), 404);
+    let shown: serde_json::Value = app
+        .get("/v1/orgs/acme/settings", &ann)
+        .await
+        .json()
+        .await
+        .expect("settings");
+    assert_eq!(shown["language"], "ja");
+
+    let mut case = acme_case();
+    case["participants"] = json!(["bob@acme.test", "carl@acme.test"]);
+    app.open_case(&ann, case).await;
+    settled(&app).await;
+    let received = smtp.wait_for(3).await;
+    let language_of = |to: &str| {
+        received
+            .iter()
+            .find(|m| m.to == to && m.kind == "case_opened")
+            .map(|m| m.language.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(language_of("ann@acme.test"), "ja", "{received:#?}");
+    assert_eq!(language_of("carl@acme.test"), "ja");
+    assert_eq!(language_of("bob@acme.test"), "en");
+
+    // Cleared, Bob's mail follows the org again.
+    let (status, me) = put(bob, "/v1/me/settings", json!({"language": null})).await;
+    assert_eq!((status.as_u16(), &me["language"]), (200, &json!(null)));
+}
+
+#[tokio::test]
+async fn partner_users_who_opt_in_get_their_customers_case_mails_and_never_an_internal_note() {
+    let smtp = SmtpServer::start().await;
+    let mut config = MailConfig::new(smtp.url(), "Acme Support <support@subdesk.test>");
+    config.poll = Duration::from_millis(100);
+    let settings = Settings {
+        mail: Some(config),
+        ..Settings::default()
+    };
+    let app = spawn_app_with(settings, std::sync::Arc::new(subdesk::clock::SystemClock)).await;
+    const BOTH: &[&str] = &["view_customers", "access_cases"];
+    app.grant_partner("acme", "p-good", BOTH).await;
+    let pat = app
+        .token(As::partner("pat@good.test", "p-good", BOTH))
+        .await;
+    let mal = app
+        .token(As::partner("mal@evil.test", "p-evil", BOTH))
+        .await;
+    let vic = app
+        .token(As::partner("vic@good.test", "p-good", &["view_customers"]))
+        .await;
+    let opt_in = |token: String| {
+        let app = &app;
+        async move {
+            app.http
+                .put(app.url("/v1/me/settings"))
+                .bearer_auth(token)
+                .json(&json!({"case_alerts": true}))
+                .send()
+                .await
+                .expect("PUT")
+        }
+    };
+    let opted: serde_json::Value = opt_in(pat.clone()).await.json().await.expect("settings");
+    assert_eq!(opted["case_alerts"], true);
+    assert_eq!(opt_in(mal).await.status().as_u16(), 200);
+    // Only partner users whose token has access_cases may opt in.
+    assert_eq!(opt_in(vic).await.status().as_u16(), 403);
+    let ann = app.token(ANN).await;
+    assert_eq!(opt_in(ann.clone()).await.status().as_u16(), 403);
+
+    let opened = app.open_case(&ann, acme_case()).await;
+    let id = opened["id"].as_str().expect("id").to_string();
+    let sam = app.token(As::agent()).await;
+    let comments = format!("/v1/cases/{id}/comments");
+    ok(
+        &app,
+        &sam,
+        &comments,
+        json!({"body": "Internal: old build", "visibility": "internal"}),
+    )
+    .await;
+    ok(
+        &app,
+        &sam,
+        &comments,
+        json!({"body": "Please clear the cache."}),
+    )
+    .await;
+    settled(&app).await;
+    let queued = rows(&app).await;
+    let received = smtp.wait_for(queued.len()).await;
+    let to_pat: BTreeSet<&str> = received
+        .iter()
+        .filter(|m| m.to == "pat@good.test")
+        .map(|m| m.kind.as_str())
+        .collect();
+    assert_eq!(
+        to_pat,
+        BTreeSet::from(["case_opened", "support_reply"]),
+        "{received:#?}"
+    );
+    assert!(
+        received.iter().all(|m| m.to != "mal@evil.test"),
+        "a partner without a relationship with acme gets nothing of it"
+    );
+    assert!(received.iter().all(|m| !m.raw.contains("old build")));
 }

@@ -86,7 +86,9 @@ impl Projection for CaseProjection {
         rows::upsert(tx, "case_view", &["id"], &changed).await?;
         rows::insert(tx, "case_timeline", &fold.timeline).await?;
         rows::insert(tx, "case_attachments", &fold.attachments).await?;
+        let copies = outbox::partner_copies(tx, &fold.notifications).await?;
         insert_notifications(tx, &fold.notifications).await?;
+        insert_notifications(tx, &copies).await?;
         Ok(())
     }
 }

@@ -148,3 +148,70 @@ pub(super) async fn insert_notifications(
     .await?;
     Ok(())
 }
+
+/// The kinds of case mail the customer side gets, which opted-in partner users get a copy of.
+const PARTNER_COPIED: [&str; 5] = [
+    "case_opened",
+    "status_changed",
+    "support_reply",
+    "customer_reply",
+    "escalation",
+];
+
+/// Copies of the customer side's case mails for the partner users who opted in to alerts
+/// (`partner_case_alerts`) and whose partner may act on the case's org (`access_cases` in the
+/// relationship in force when the batch is applied).
+pub(super) async fn partner_copies(
+    tx: &Transaction<'_>,
+    rows: &[NotificationRow],
+) -> Result<Vec<NotificationRow>, ProjectionError> {
+    let copied: Vec<&NotificationRow> = rows
+        .iter()
+        .filter(|r| PARTNER_COPIED.contains(&r.kind))
+        .collect();
+    let mut orgs: Vec<&str> = copied
+        .iter()
+        .filter_map(|r| r.facts.get("org_id").and_then(serde_json::Value::as_str))
+        .collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    if orgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut watchers: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for row in rows::query(
+        tx,
+        "SELECT r.org_id, a.email FROM partner_case_alerts a \
+           JOIN partner_relationships r ON r.partner_id = a.partner_id \
+          WHERE r.active AND 'access_cases' = ANY(r.scopes) AND r.org_id = ANY($1)",
+        &[&orgs],
+    )
+    .await?
+    {
+        watchers
+            .entry(row.try_get("org_id")?)
+            .or_default()
+            .push(row.try_get("email")?);
+    }
+    let mut copies = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for row in copied {
+        let Some(emails) = row
+            .facts
+            .get("org_id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|org| watchers.get(org))
+        else {
+            continue;
+        };
+        for email in emails {
+            if seen.insert((row.source_position, row.kind, email.clone())) {
+                copies.push(NotificationRow {
+                    recipient: email.clone(),
+                    ..row.clone()
+                });
+            }
+        }
+    }
+    Ok(copies)
+}

@@ -16,6 +16,7 @@
 //! | `SeatsIncreased`, `StoragePurchased`, `AppSubscriptionAdded` | `purchase_confirmation` | contacts and the acting user |
 //! | `BillingAccountChanged` | `billing_account_moved` | contacts and the acting user |
 //! | `SubscriptionCancelled` | `subscription_cancelled` | contacts and whoever asked for the cancellation |
+//! | `SubscriptionCreated` by a partner, `PartnerRelationshipGranted` | `partner_welcome` | the org's contacts (of all its subscriptions; `welcome.rs`) |
 //!
 //! Rows are inserted with `ON CONFLICT (source_position, kind, recipient) DO NOTHING`, so a
 //! rebuild re-derives the same rows instead of sending anything twice.
@@ -41,6 +42,7 @@ use crate::rows;
 
 mod outbox;
 mod tables;
+mod welcome;
 
 use self::outbox::{contacts_and_actor, describe, mailbox, Outbox};
 use self::tables::{AppRow, EntitlementRow, PartnerCustomerRow, ViewRow};
@@ -113,7 +115,8 @@ impl Projection for SubscriptionProjection {
             };
             decoded.push((id, event, event.decode::<Subscription>()?));
         }
-        if decoded.is_empty() {
+        let mut welcomes = welcome::grants(events)?;
+        if decoded.is_empty() && welcomes.is_empty() {
             return Ok(());
         }
         let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
@@ -214,6 +217,14 @@ impl Projection for SubscriptionProjection {
                         e.term_end.date_naive()
                     ),
                 );
+                if let Some(partner) = e.channel.partner_id() {
+                    welcomes.push(welcome::Welcome {
+                        stored,
+                        org_id: e.org_id.clone(),
+                        partner_id: partner.to_string(),
+                        reason: welcome::Reason::Sold(describe(&view)),
+                    });
+                }
                 if e.created_by.role == ActorRole::Customer {
                     outbox.send(
                         stored,
@@ -453,6 +464,7 @@ impl Projection for SubscriptionProjection {
                 partner_id: view.partner_id.clone(),
             });
         }
+        welcome::send(tx, welcomes, &views, &mut outbox).await?;
         let views: Vec<ViewRow> = views.into_values().collect();
         let apps: Vec<AppRow> = apps
             .into_values()

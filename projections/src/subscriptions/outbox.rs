@@ -24,6 +24,8 @@ struct NotificationRow {
     body: String,
     aggregate_type: &'static str,
     aggregate_id: String,
+    /// What the mail is about, for rendering it in the recipient's language.
+    facts: Option<serde_json::Value>,
 }
 /// A person's address; the system principal and other non-addresses are not mailed.
 pub(super) fn mailbox(id: Option<&str>) -> Option<String> {
@@ -56,6 +58,35 @@ impl Outbox {
                 body: body.clone(),
                 aggregate_type: AGGREGATE_TYPE,
                 aggregate_id: stored.aggregate_id.clone(),
+                facts: None,
+            });
+        }
+    }
+
+    /// Like [`Outbox::send`], for an event of any stream, with the facts a translation needs.
+    pub(super) fn send_with_facts(
+        &mut self,
+        stored: &StoredEvent,
+        kind: &'static str,
+        recipients: impl IntoIterator<Item = String>,
+        subject: String,
+        body: String,
+        facts: serde_json::Value,
+    ) {
+        let recipients: BTreeSet<String> = recipients.into_iter().collect();
+        for recipient in recipients {
+            self.rows.push(NotificationRow {
+                source_position: stored.position,
+                kind,
+                recipient,
+                subject: subject.clone(),
+                body: body.clone(),
+                aggregate_type: subdesk_aggregates::upcast::AGGREGATE_TYPES
+                    .into_iter()
+                    .find(|t| *t == stored.aggregate_type)
+                    .unwrap_or(AGGREGATE_TYPE),
+                aggregate_id: stored.aggregate_id.clone(),
+                facts: Some(facts.clone()),
             });
         }
     }
@@ -67,10 +98,12 @@ impl Outbox {
         rows::execute(
             tx,
             "INSERT INTO notifications \
-                    (source_position, kind, recipient, subject, body, aggregate_type, aggregate_id) \
-             SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id \
+                    (source_position, kind, recipient, subject, body, aggregate_type, aggregate_id, \
+                     facts) \
+             SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id, \
+                    facts \
                FROM jsonb_to_recordset($1) AS n(source_position bigint, kind text, recipient text, \
-                    subject text, body text, aggregate_type text, aggregate_id text) \
+                    subject text, body text, aggregate_type text, aggregate_id text, facts jsonb) \
              ON CONFLICT (source_position, kind, recipient) DO NOTHING",
             &[&Json(&self.rows)],
         )
