@@ -189,7 +189,7 @@ impl Deliverer {
 
     /// Delivers the next page of `endpoint`'s feed, in order, stopping at the first failure.
     async fn deliver_page(&self, endpoint: Endpoint, lease: Uuid) -> Result<usize, DeliverError> {
-        let client = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
         let mut reader = endpoint.owner.reader(endpoint.id);
         if let Owner::Partner { .. } = endpoint.owner {
             reader.reach = crate::relationships::reach_of(&client, &reader).await?;
@@ -205,25 +205,10 @@ impl Deliverer {
         let mut delivered = 0;
         for event in &page.events {
             let outcome = self.post(&endpoint, event).await;
-            client
-                .execute(
-                    "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, position, \
-                                                     attempt, ok, status, error, latency_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    &[
-                        &endpoint.id,
-                        &event.id,
-                        &event.event_type,
-                        &event.position,
-                        &(endpoint.attempts + 1),
-                        &outcome.ok,
-                        &outcome.status,
-                        &outcome.error,
-                        &outcome.latency_ms,
-                    ],
-                )
-                .await?;
+            let attempt = endpoint.attempts + 1;
             if !outcome.ok {
+                self.log(&client, &endpoint, event, attempt, &outcome)
+                    .await?;
                 self.failed(&client, &endpoint, lease, event, &outcome)
                     .await?;
                 metrics::counter!("subdesk_webhook_deliveries_total", "outcome" => "failed")
@@ -233,10 +218,20 @@ impl Deliverer {
             metrics::counter!("subdesk_webhook_deliveries_total", "outcome" => "delivered")
                 .increment(1);
             delivered += 1;
-            // Past this event, under this lease only (renewed for the next one).
-            let kept = client
+            // The attempt's log row and the cursor past this event, under this lease only
+            // (renewed for the next one), in one statement. Its commit does not wait for the
+            // WAL flush: a cursor lost with a crash of PostgreSQL itself only means a repeat,
+            // which at-least-once delivery allows; a crash of this process loses nothing.
+            let tx = client.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+            let kept = tx
                 .execute(
-                    "UPDATE webhook_endpoints \
+                    "WITH logged AS ( \
+                         INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, \
+                                     position, attempt, ok, status, error, latency_ms) \
+                         VALUES ($1, $6, $7, $4, $8, true, $9, NULL, $10)) \
+                     UPDATE webhook_endpoints \
                         SET cursor_tx = $3, cursor_position = $4, attempts = 0, \
                             failing_since = NULL, next_attempt_at = NULL, \
                             leased_until = now() + make_interval(secs => $5) \
@@ -247,9 +242,15 @@ impl Deliverer {
                         &event.checkpoint.tx_id,
                         &event.checkpoint.position,
                         &self.config.lease.as_secs_f64(),
+                        &event.id,
+                        &event.event_type,
+                        &attempt,
+                        &outcome.status,
+                        &outcome.latency_ms,
                     ],
                 )
                 .await?;
+            tx.commit().await?;
             if kept == 0 {
                 return Ok(delivered); // the lease was lost (expired and taken over)
             }
@@ -273,6 +274,36 @@ impl Deliverer {
             )
             .await?;
         Ok(delivered)
+    }
+
+    /// Records a failed attempt in the delivery log.
+    async fn log(
+        &self,
+        client: &deadpool_postgres::Client,
+        endpoint: &Endpoint,
+        event: &FeedEvent,
+        attempt: i32,
+        outcome: &Outcome,
+    ) -> Result<(), DeliverError> {
+        client
+            .execute(
+                "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, position, \
+                                                 attempt, ok, status, error, latency_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &endpoint.id,
+                    &event.id,
+                    &event.event_type,
+                    &event.position,
+                    &attempt,
+                    &outcome.ok,
+                    &outcome.status,
+                    &outcome.error,
+                    &outcome.latency_ms,
+                ],
+            )
+            .await?;
+        Ok(())
     }
 
     async fn post(&self, endpoint: &Endpoint, event: &FeedEvent) -> Outcome {
