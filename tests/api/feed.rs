@@ -68,6 +68,8 @@ fn types(events: &[Value]) -> Vec<&str> {
 /// The world: ann's case (a public and an internal support comment), bob's case, a case and
 /// a subscription of globex, partner p-good granted both scopes on acme.
 struct World {
+    other_sale: String,
+    direct: String,
     ann_case: String,
     bob_case: String,
     globex_case: String,
@@ -121,9 +123,39 @@ async fn world(app: &TestApp) -> World {
         .as_str()
         .expect("id")
         .to_string();
+    // In acme also: another partner's relationship and its sale, and a direct subscription;
+    // p-good sees none of them (not its relationship, not its sale).
+    app.grant_partner("acme", "p-other", &["view_customers"])
+        .await;
+    let oz = app
+        .token(As::partner("oz@other.test", "p-other", &["view_customers"]))
+        .await;
+    let sale = |channel: Value| {
+        json!({"org_id": "acme", "product": "confluence", "plan": "standard", "seats": 5,
+               "term_start": (now - chrono::Duration::days(1)).to_rfc3339(),
+               "term_end": (now + chrono::Duration::days(364)).to_rfc3339(),
+               "channel": channel})
+    };
+    let other_sale = app
+        .create_subscription(
+            &oz,
+            sale(json!({"kind": "partner", "partner_id": "p-other"})),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let direct = app
+        .create_subscription(&app.token(ADA).await, sale(json!({"kind": "direct"})))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     app.wait_for_projection("feed", app.newest_position().await)
         .await;
     World {
+        other_sale,
+        direct,
         ann_case,
         bob_case,
         globex_case,
@@ -136,9 +168,14 @@ async fn each_caller_reads_only_what_it_sees_and_the_customer_side_never_an_inte
     let app = spawn_app().await;
     let w = world(&app).await;
 
-    // ann: her own case only, with the public comment and not the internal one.
-    let ann = read_all(&app, &app.token(ANN).await, "", 2).await;
-    assert_eq!(streams(&ann), BTreeSet::from([w.ann_case.clone()]));
+    // ann: her own case (with the public comment, not the internal one) and acme's
+    // subscriptions, which every user of the org sees.
+    let everything = read_all(&app, &app.token(ANN).await, "", 2).await;
+    assert_eq!(
+        streams(&everything),
+        BTreeSet::from([w.ann_case.clone(), w.direct.clone(), w.other_sale.clone()])
+    );
+    let ann = read_all(&app, &app.token(ANN).await, "&types=case.*", 2).await;
     assert_eq!(
         types(&ann),
         vec![
@@ -172,11 +209,25 @@ async fn each_caller_reads_only_what_it_sees_and_the_customer_side_never_an_inte
     assert!(!ada_streams.contains(&w.globex_case) && !ada_streams.contains(&w.globex_subscription));
     assert!(!serde_json::to_string(&ada).expect("json").contains(SECRET));
 
-    // The partner acme granted: acme's cases and its own relationship, nothing of globex.
+    // The partner acme granted: acme's cases and its own relationship; not the other
+    // partner's relationship or sale, not acme's direct subscription, nothing of globex.
     let pat = read_all(&app, &app.token(PAT).await, "", 100).await;
     assert_eq!(
         streams(&pat),
         BTreeSet::from([w.ann_case.clone(), w.bob_case.clone(), "acme/p-good".into()])
+    );
+    // The other partner (view_customers only): its sale and its relationship, no case.
+    let oz = app
+        .token(As::partner("oz@other.test", "p-other", &["view_customers"]))
+        .await;
+    assert_eq!(
+        streams(&read_all(&app, &oz, "", 100).await),
+        BTreeSet::from([w.other_sale.clone(), "acme/p-other".into()])
+    );
+    // bob reads acme's subscriptions too.
+    assert!(
+        streams(&read_all(&app, &app.token(BOB).await, "", 100).await)
+            .is_superset(&BTreeSet::from([w.direct.clone(), w.other_sale.clone()]))
     );
     assert!(!serde_json::to_string(&pat).expect("json").contains(SECRET));
     // A partner nobody granted anything reads nothing at all.
@@ -414,14 +465,22 @@ async fn a_stream_follows_the_log_resumes_after_the_last_event_id_and_is_bounded
             .await;
         expect_json(response, StatusCode::CREATED).await;
     }
-    let next = sse_events(&mut stream, 1).await;
-    assert_eq!(next[0].2["data"]["body"], "Try again now");
+    // (acme's subscriptions come first: they were created before.)
+    let mut next = Vec::new();
+    while !next
+        .iter()
+        .any(|(_, _, e): &(String, String, Value)| e["data"]["body"] == "Try again now")
+    {
+        next.extend(sse_events(&mut stream, 1).await);
+        assert!(next.len() < 50, "the new comment never came: {next:#?}");
+    }
+    assert!(!serde_json::to_string(&next).expect("json").contains(SECRET));
 
     // Resuming after the first event replays from the second.
     let mut resumed = open_stream(&app, &ann, Some(&first[0].0)).await;
-    let replay = sse_events(&mut resumed, 3).await;
+    let replay = sse_events(&mut resumed, 2).await;
     assert_eq!(replay[0].0, first[1].0);
-    assert_eq!(replay[2].0, next[0].0);
+    assert_eq!(replay[1].0, first[2].0);
 
     // Two streams are open; two more fit, the fifth is refused.
     let third = open_stream(&app, &ann, None).await;

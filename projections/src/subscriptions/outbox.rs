@@ -48,19 +48,7 @@ impl Outbox {
         subject: String,
         body: String,
     ) {
-        let recipients: BTreeSet<String> = recipients.into_iter().collect();
-        for recipient in recipients {
-            self.rows.push(NotificationRow {
-                source_position: stored.position,
-                kind,
-                recipient,
-                subject: subject.clone(),
-                body: body.clone(),
-                aggregate_type: AGGREGATE_TYPE,
-                aggregate_id: stored.aggregate_id.clone(),
-                facts: None,
-            });
-        }
+        self.push(stored, kind, recipients, subject, body, None);
     }
 
     /// Like [`Outbox::send`], for an event of any stream, with the facts a translation needs.
@@ -73,7 +61,23 @@ impl Outbox {
         body: String,
         facts: serde_json::Value,
     ) {
+        self.push(stored, kind, recipients, subject, body, Some(facts));
+    }
+
+    fn push(
+        &mut self,
+        stored: &StoredEvent,
+        kind: &'static str,
+        recipients: impl IntoIterator<Item = String>,
+        subject: String,
+        body: String,
+        facts: Option<serde_json::Value>,
+    ) {
         let recipients: BTreeSet<String> = recipients.into_iter().collect();
+        let aggregate_type = subdesk_aggregates::upcast::AGGREGATE_TYPES
+            .into_iter()
+            .find(|t| *t == stored.aggregate_type)
+            .unwrap_or(AGGREGATE_TYPE);
         for recipient in recipients {
             self.rows.push(NotificationRow {
                 source_position: stored.position,
@@ -81,12 +85,9 @@ impl Outbox {
                 recipient,
                 subject: subject.clone(),
                 body: body.clone(),
-                aggregate_type: subdesk_aggregates::upcast::AGGREGATE_TYPES
-                    .into_iter()
-                    .find(|t| *t == stored.aggregate_type)
-                    .unwrap_or(AGGREGATE_TYPE),
+                aggregate_type,
                 aggregate_id: stored.aggregate_id.clone(),
-                facts: Some(facts.clone()),
+                facts: facts.clone(),
             });
         }
     }
