@@ -135,7 +135,7 @@ async fn managed(state: &AppState, ctx: &Ctx, id: Uuid) -> Result<Endpoint, ApiE
     responses(
         (status = 201, body = WebhookEndpoint, description = "Registered; `secret` is shown this once"),
         (status = 403, body = Problem, description = "Not a staff admin, an org's admin nor a partner"),
-        (status = 422, body = Problem, description = "`invalid_url`, `private_target`, `unknown_event_type`"),
+        (status = 422, body = Problem, description = "`invalid_url`, `private_target`, `unknown_event_type`, `too_many_webhooks` (16 per owner)"),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -166,7 +166,16 @@ async fn create(
             created_by: ctx.principal.user.clone(),
         },
     )
-    .await?;
+    .await?
+    .ok_or_else(|| {
+        ApiError::unprocessable(
+            "too_many_webhooks",
+            format!(
+                "an owner has at most {} webhook endpoints; delete one first",
+                webhooks::MAX_ENDPOINTS_PER_OWNER
+            ),
+        )
+    })?;
     Ok((
         StatusCode::CREATED,
         Json(WebhookEndpoint::of(endpoint, true)),

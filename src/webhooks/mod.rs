@@ -185,15 +185,19 @@ pub struct NewEndpoint {
     pub created_by: String,
 }
 
+/// Most endpoints one owner may have (Stripe allows 16 too).
+pub const MAX_ENDPOINTS_PER_OWNER: i64 = 16;
+
 /// Registers an endpoint, following the feed from now on (the feed projection's position):
-/// it receives the events that come after it, not the history (replay for that).
+/// it receives the events that come after it, not the history (replay for that). `None`: the
+/// owner has [`MAX_ENDPOINTS_PER_OWNER`] already.
 pub async fn create(
     client: &impl GenericClient,
     new: &NewEndpoint,
-) -> Result<Endpoint, tokio_postgres::Error> {
+) -> Result<Option<Endpoint>, tokio_postgres::Error> {
     let (kind, owner_id, scopes) = new.owner.parts();
     let row = client
-        .query_one(
+        .query_opt(
             "INSERT INTO webhook_endpoints (id, owner_kind, owner_id, scopes, url, events, \
                                             description, secret, cursor_tx, cursor_position, \
                                             created_by) \
@@ -201,6 +205,8 @@ pub async fn create(
                     coalesce(c.last_tx::text::bigint, 0), coalesce(c.last_position, 0), $9 \
                FROM (SELECT 1) AS one \
                LEFT JOIN projection_checkpoints c ON c.name = 'feed' \
+              WHERE (SELECT count(*) FROM webhook_endpoints \
+                      WHERE owner_kind = $2 AND owner_id = $3) < $10 \
              RETURNING *",
             &[
                 &Uuid::now_v7(),
@@ -212,10 +218,11 @@ pub async fn create(
                 &new.description,
                 &sign::new_secret(),
                 &new.created_by,
+                &MAX_ENDPOINTS_PER_OWNER,
             ],
         )
         .await?;
-    Endpoint::try_from_row(&row)
+    row.as_ref().map(Endpoint::try_from_row).transpose()
 }
 
 /// One endpoint.

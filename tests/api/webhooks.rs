@@ -590,3 +590,43 @@ async fn a_server_killed_while_delivering_loses_no_event_and_repeats_at_most_the
     // nothing else does.
     assert!(sequences.len() - unique.len() <= 1, "{sequences:?}");
 }
+
+#[tokio::test]
+async fn an_owner_has_at_most_sixteen_endpoints() {
+    let app = spawn_app().await;
+    let ada = app.token(ADA).await;
+    let mut ids = Vec::new();
+    for n in 0..subdesk::webhooks::MAX_ENDPOINTS_PER_OWNER {
+        let endpoint = register(
+            &app,
+            &ada,
+            &format!("https://hooks.acme.example/{n}"),
+            json!([]),
+        )
+        .await;
+        ids.push(endpoint["id"].as_str().expect("id").to_string());
+    }
+    let refused = app
+        .post(
+            "/v1/webhooks",
+            &ada,
+            &json!({"url": "https://hooks.acme.example/17"}),
+        )
+        .await;
+    assert_eq!(
+        expect_json(refused, StatusCode::UNPROCESSABLE_ENTITY).await["code"],
+        "too_many_webhooks"
+    );
+    // Another owner is not held back by acme's.
+    register(
+        &app,
+        &app.token(EVE).await,
+        "https://hooks.globex.example/",
+        json!([]),
+    )
+    .await;
+    // Deleting one makes room.
+    let deleted = app.delete(&format!("/v1/webhooks/{}", ids[0]), &ada).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    register(&app, &ada, "https://hooks.acme.example/again", json!([])).await;
+}
