@@ -280,7 +280,8 @@ pub async fn enable(
     client
         .query_opt(
             "UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, \
-                    attempts = 0, failing_since = NULL, next_attempt_at = NULL \
+                    attempts = 0, failing_since = NULL, next_attempt_at = NULL, \
+                    lease_id = NULL, leased_until = NULL \
               WHERE id = $1 RETURNING *",
             &[&id],
         )
@@ -291,7 +292,9 @@ pub async fn enable(
 }
 
 /// Delivers again from the event at `from` (its place in the log's order), or from the
-/// beginning for [`Checkpoint::START`]; the next delivery goes at once.
+/// beginning for [`Checkpoint::START`]; the next delivery goes at once. The lease is taken
+/// from a worker delivering at this moment (its cursor updates need it), so it cannot move the
+/// cursor past the replay's start.
 pub async fn replay(
     client: &impl GenericClient,
     id: Uuid,
@@ -300,7 +303,8 @@ pub async fn replay(
     client
         .query_opt(
             "UPDATE webhook_endpoints SET cursor_tx = $2, cursor_position = $3, \
-                    attempts = 0, failing_since = NULL, next_attempt_at = NULL \
+                    attempts = 0, failing_since = NULL, next_attempt_at = NULL, \
+                    lease_id = NULL, leased_until = NULL \
               WHERE id = $1 RETURNING *",
             &[&id, &from.tx_id, &from.position],
         )

@@ -115,8 +115,8 @@ impl Projection for SubscriptionProjection {
             };
             decoded.push((id, event, event.decode::<Subscription>()?));
         }
-        let mut welcomes = welcome::grants(events)?;
-        if decoded.is_empty() && welcomes.is_empty() {
+        let grants = welcome::grants(events)?;
+        if decoded.is_empty() && grants.is_empty() {
             return Ok(());
         }
         let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
@@ -157,8 +157,26 @@ impl Projection for SubscriptionProjection {
         let mut assignments_changed = BTreeSet::new();
         let mut apps_changed = BTreeSet::new();
         let mut outbox = Outbox::default();
+        // Whom a new partner welcomes: the org's contacts at the grant or the sale.
+        let welcomed_orgs = grants
+            .iter()
+            .map(|g| g.org_id.clone())
+            .chain(decoded.iter().filter_map(|(_, _, event)| match event {
+                SubscriptionEvent::SubscriptionCreated(e) if e.channel.partner_id().is_some() => {
+                    Some(e.org_id.clone())
+                }
+                _ => None,
+            }))
+            .collect();
+        let contacts = welcome::Contacts::load(tx, welcomed_orgs).await?;
+        let mut grants = grants.into_iter().peekable();
 
         for (id, stored, event) in decoded {
+            // The grants that came before this event, with the contacts as they were then.
+            while let Some(grant) = grants.next_if(|g| g.stored.checkpoint() < stored.checkpoint())
+            {
+                welcome::queue(&grant, contacts.of(&grant.org_id, &views), &mut outbox);
+            }
             if let SubscriptionEvent::SubscriptionCreated(e) = &event {
                 let partner_id = e.channel.partner_id().map(str::to_string);
                 if let Some(partner) = &partner_id {
@@ -218,12 +236,13 @@ impl Projection for SubscriptionProjection {
                     ),
                 );
                 if let Some(partner) = e.channel.partner_id() {
-                    welcomes.push(welcome::Welcome {
+                    let sale = welcome::Welcome {
                         stored,
                         org_id: e.org_id.clone(),
                         partner_id: partner.to_string(),
                         reason: welcome::Reason::Sold(describe(&view)),
-                    });
+                    };
+                    welcome::queue(&sale, contacts.of(&e.org_id, &views), &mut outbox);
                 }
                 if e.created_by.role == ActorRole::Customer {
                     outbox.send(
@@ -464,7 +483,9 @@ impl Projection for SubscriptionProjection {
                 partner_id: view.partner_id.clone(),
             });
         }
-        welcome::send(tx, welcomes, &views, &mut outbox).await?;
+        for grant in grants {
+            welcome::queue(&grant, contacts.of(&grant.org_id, &views), &mut outbox);
+        }
         let views: Vec<ViewRow> = views.into_values().collect();
         let apps: Vec<AppRow> = apps
             .into_values()

@@ -1,8 +1,8 @@
 //! Seed 001's welcome from a partner: when an org grants a partner a relationship, or a partner
 //! sells the org a subscription, the org's contacts (the contacts of every subscription of the
-//! org, as this batch leaves them) are told who the partner is and what it may do for them.
+//! org at that event) are told who the partner is and what it may do for them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use deadpool_postgres::Transaction;
 use serde_json::json;
@@ -53,76 +53,89 @@ pub(super) fn grants(events: &[StoredEvent]) -> Result<Vec<Welcome<'_>>, Project
     Ok(found)
 }
 
-/// Queues the welcomes: one mail per contact of the org.
-pub(super) async fn send(
-    tx: &Transaction<'_>,
-    welcomes: Vec<Welcome<'_>>,
-    views: &HashMap<Uuid, ViewRow>,
-    outbox: &mut Outbox,
-) -> Result<(), ProjectionError> {
-    if welcomes.is_empty() {
-        return Ok(());
+/// The contacts of the subscriptions of some orgs as stored before the batch; with the rows
+/// the batch has folded so far, the org's contacts at any event of the batch, whatever the
+/// batch boundaries (so a rebuild mails the same people).
+pub(super) struct Contacts {
+    stored: HashMap<Uuid, (String, Vec<String>)>,
+}
+
+impl Contacts {
+    pub(super) async fn load(
+        tx: &Transaction<'_>,
+        mut orgs: Vec<String>,
+    ) -> Result<Self, ProjectionError> {
+        orgs.sort_unstable();
+        orgs.dedup();
+        let mut stored = HashMap::new();
+        if !orgs.is_empty() {
+            for row in rows::query(
+                tx,
+                "SELECT id, org_id, contacts FROM subscription_view WHERE org_id = ANY($1)",
+                &[&orgs],
+            )
+            .await?
+            {
+                let contacts: serde_json::Value = row.try_get("contacts")?;
+                let contacts = serde_json::from_value(contacts).unwrap_or_default();
+                stored.insert(row.try_get("id")?, (row.try_get("org_id")?, contacts));
+            }
+        }
+        Ok(Self { stored })
     }
-    let mut orgs: Vec<String> = welcomes.iter().map(|w| w.org_id.clone()).collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    // The org's subscriptions as stored, then as this batch leaves them.
-    let mut contacts_of: HashMap<Uuid, (String, Vec<String>)> = HashMap::new();
-    for row in rows::query(
-        tx,
-        "SELECT id, org_id, contacts FROM subscription_view WHERE org_id = ANY($1)",
-        &[&orgs],
-    )
-    .await?
-    {
-        let contacts: serde_json::Value = row.try_get("contacts")?;
-        let contacts = serde_json::from_value(contacts).unwrap_or_default();
-        contacts_of.insert(row.try_get("id")?, (row.try_get("org_id")?, contacts));
+
+    /// The contacts of `org`'s subscriptions now: `views` holds the rows the batch touched, as
+    /// folded up to the current event.
+    pub(super) fn of(&self, org: &str, views: &HashMap<Uuid, ViewRow>) -> BTreeSet<String> {
+        let untouched = self
+            .stored
+            .iter()
+            .filter(|(id, (o, _))| o == org && !views.contains_key(id))
+            .flat_map(|(_, (_, contacts))| contacts.iter());
+        let touched = views
+            .values()
+            .filter(|view| view.org_id == org)
+            .flat_map(|view| view.contacts.iter());
+        untouched
+            .chain(touched)
+            .map(|c| c.trim().to_lowercase())
+            .collect()
     }
-    for view in views.values() {
-        contacts_of.insert(view.id, (view.org_id.clone(), view.contacts.clone()));
+}
+
+/// Queues one welcome mail per contact of the org.
+pub(super) fn queue(welcome: &Welcome<'_>, contacts: BTreeSet<String>, outbox: &mut Outbox) {
+    if contacts.is_empty() {
+        return;
     }
-    let mut by_org: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for (org, contacts) in contacts_of.values() {
-        by_org
-            .entry(org.as_str())
-            .or_default()
-            .extend(contacts.iter().map(|c| c.trim().to_lowercase()));
-    }
-    for welcome in welcomes {
-        let Some(contacts) = by_org.get(welcome.org_id.as_str()) else {
-            continue;
-        };
-        let partner = &welcome.partner_id;
-        let (subject, body) = match &welcome.reason {
-            Reason::Granted(scopes) => (
-                format!("{partner} is now your partner"),
-                format!(
-                    "Your organisation {} granted {partner} access ({}). {partner} can now \
-                     {}. Your organisation's admin can end this at any time in the portal.",
-                    welcome.org_id,
-                    scopes.join(", "),
-                    what_it_may_do(scopes)
-                ),
+    let partner = &welcome.partner_id;
+    let (subject, body) = match &welcome.reason {
+        Reason::Granted(scopes) => (
+            format!("{partner} is now your partner"),
+            format!(
+                "Your organisation {} granted {partner} access ({}). {partner} can now \
+                 {}. Your organisation's admin can end this at any time in the portal.",
+                welcome.org_id,
+                scopes.join(", "),
+                what_it_may_do(scopes)
             ),
-            Reason::Sold(described) => (
-                format!("{partner} set up a subscription for you"),
-                format!(
-                    "{partner} bought {described} for your organisation and manages it for you. \
-                     Sign in to the portal to link a site and add contacts."
-                ),
+        ),
+        Reason::Sold(described) => (
+            format!("{partner} set up a subscription for you"),
+            format!(
+                "{partner} bought {described} for your organisation and manages it for you. \
+                 Sign in to the portal to link a site and add contacts."
             ),
-        };
-        outbox.send_with_facts(
-            welcome.stored,
-            "partner_welcome",
-            contacts.iter().cloned(),
-            subject,
-            body,
-            json!({"org_id": welcome.org_id, "partner_id": partner}),
-        );
-    }
-    Ok(())
+        ),
+    };
+    outbox.send_with_facts(
+        welcome.stored,
+        "partner_welcome",
+        contacts,
+        subject,
+        body,
+        json!({"org_id": welcome.org_id, "partner_id": partner}),
+    );
 }
 
 fn what_it_may_do(scopes: &[&str]) -> String {
