@@ -25,7 +25,8 @@ pub async fn serve(
             "scheduler",
             move || {
                 Arc::clone(&state.scheduler).run(
-                    state.runner.subscribe(),
+                    // Timers are rows of the timers projection: it alone changes them.
+                    state.runner.subscribe_to("timers"),
                     state.runner.outdated(),
                     stop.clone(),
                 )
@@ -73,7 +74,8 @@ pub async fn serve(
         state.settings.webhooks.clone(),
     ) {
         Ok(deliverer) => Some(tokio::spawn(
-            deliverer.run(state.runner.subscribe(), shutdown.child_token()),
+            // Deliveries read the feed projection's index.
+            deliverer.run(state.runner.subscribe_to("feed"), shutdown.child_token()),
         )),
         Err(error) => {
             tracing::error!(%error, "webhook delivery cannot start");

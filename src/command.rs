@@ -18,7 +18,9 @@ use rand::Rng;
 use subdesk_aggregates::{Actor, ActorRole};
 
 use crate::idempotency::{self, IdempotencyKey, KeyRecord};
-use crate::store::{CachedEventStore, CommandScope, Committed, Denied, Guard, COMMAND_SCOPE};
+use crate::store::{
+    Appends, CachedEventStore, CommandScope, Committed, Denied, Guard, COMMAND_SCOPE,
+};
 
 /// Attempts before a conflict is given up and reported.
 const MAX_ATTEMPTS: u32 = 6;
@@ -130,11 +132,13 @@ where
         pool: Pool,
         services: A::Services,
         cache_capacity: usize,
+        appends: Appends,
     ) -> Self {
         let store = CachedEventStore::new(
             PostgresEventRepository::new(sqlx),
             pool.clone(),
             cache_capacity,
+            appends,
         );
         Self {
             cqrs: CqrsFramework::new(store.clone(), Vec::new(), services),

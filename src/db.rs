@@ -79,6 +79,18 @@ impl Target {
                 idle_in_transaction.as_millis().to_string(),
             ));
         }
+        self.with_settings(&settings)
+    }
+
+    /// The same target whose sessions append events without the events table's NOTIFY
+    /// (migration V22): for the command path of a process whose projection runner announces
+    /// its appends itself (`Runner::run`), at most one NOTIFY per few milliseconds.
+    pub fn without_append_notify(&self) -> Self {
+        self.with_settings(&[("subdesk.notify", "off".to_string())])
+    }
+
+    /// The same target with server settings `-c name=value` on every session.
+    fn with_settings(&self, settings: &[(&str, String)]) -> Self {
         let mut target = self.clone();
         if settings.is_empty() {
             return target;
@@ -93,7 +105,9 @@ impl Target {
             _ => extra,
         };
         target.config.options(options);
-        target.sqlx = target.sqlx.options(settings);
+        target.sqlx = target
+            .sqlx
+            .options(settings.iter().map(|(name, value)| (*name, value.as_str())));
         target
     }
 

@@ -20,6 +20,7 @@ use crate::auth::Authenticator;
 use crate::command::CommandBus;
 use crate::db::{DbError, Target};
 use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::store::Appends;
 
 /// Tunables of a running server.
 #[derive(Debug, Clone)]
@@ -146,7 +147,10 @@ impl AppState {
         // The command path has connections of its own (as it had when it wrote through
         // sqlx), so that commands and the projection runners never wait for each other's
         // connections.
-        let command_pool = target.pool(settings.pool_size)?;
+        // They append without the events table's NOTIFY: the runner announces this
+        // process's appends itself, coalesced (see `Runner::run`).
+        let command_pool = target.without_append_notify().pool(settings.pool_size)?;
+        let appends: Appends = Arc::new(tokio::sync::watch::channel(0).0);
         let business_calendars: Arc<dyn Calendars> = Arc::new(crate::calendars::LogCalendars {
             pool: pool.clone(),
             default: settings.default_calendar.clone(),
@@ -158,12 +162,14 @@ impl AppState {
             command_pool.clone(),
             CalendarServices::new(Arc::clone(&clock)),
             settings.aggregate_cache,
+            Arc::clone(&appends),
         ));
         let cases = Arc::new(CommandBus::new(
             sqlx.clone(),
             command_pool.clone(),
             case_services,
             settings.aggregate_cache,
+            Arc::clone(&appends),
         ));
         let subscription_services =
             SubscriptionServices::new(Arc::clone(&clock), settings.subscription_policy.clone());
@@ -172,12 +178,14 @@ impl AppState {
             command_pool.clone(),
             subscription_services,
             settings.aggregate_cache,
+            Arc::clone(&appends),
         ));
         let relationships = Arc::new(CommandBus::new(
             sqlx,
             command_pool,
             RelationshipServices::new(Arc::clone(&clock)),
             settings.aggregate_cache,
+            Arc::clone(&appends),
         ));
         let mut projections = subdesk_projections::all();
         projections.push(Arc::new(crate::process::collections::KeptProducts::new(
@@ -190,15 +198,18 @@ impl AppState {
             ),
         ));
         projections.extend(settings.extra_projections.0.iter().cloned());
-        let runner = Arc::new(Runner::new(
-            pool.clone(),
-            Some(target.config.clone()),
-            projections,
-            RunnerConfig {
-                schema_version: Some(crate::db::latest_migration()),
-                ..settings.projection.clone()
-            },
-        ));
+        let runner = Arc::new(
+            Runner::new(
+                pool.clone(),
+                Some(target.config.clone()),
+                projections,
+                RunnerConfig {
+                    schema_version: Some(crate::db::latest_migration()),
+                    ..settings.projection.clone()
+                },
+            )
+            .announcing(appends.subscribe()),
+        );
         let scheduler = Arc::new(Scheduler::new(
             pool.clone(),
             Arc::clone(&cases),

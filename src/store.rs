@@ -77,12 +77,19 @@ tokio::task_local! {
 /// Aggregate states by id, each with the stream version it reflects.
 type StateCache<A> = Arc<Mutex<LruCache<String, (usize, A)>>>;
 
+/// Bumped after every append of this process's command path. The projection runner watches
+/// it: it wakes this process's projections at once and announces the appends to other
+/// processes with one NOTIFY per few milliseconds, because the command connections append
+/// without the events table's own NOTIFY (see `Target::without_append_notify`).
+pub type Appends = Arc<tokio::sync::watch::Sender<u64>>;
+
 /// The event store of one aggregate type. Clones share the repository and the cache.
 pub struct CachedEventStore<A: Aggregate> {
     repo: Arc<PostgresEventRepository>,
     pool: Pool,
     upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
     cache: Option<StateCache<A>>,
+    appends: Appends,
 }
 
 impl<A: Aggregate> Clone for CachedEventStore<A> {
@@ -92,20 +99,27 @@ impl<A: Aggregate> Clone for CachedEventStore<A> {
             pool: self.pool.clone(),
             upcasters: Arc::clone(&self.upcasters),
             cache: self.cache.clone(),
+            appends: Arc::clone(&self.appends),
         }
     }
 }
 
 impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
     /// `cache_capacity` aggregates are kept in memory; 0 disables the cache. `pool` runs the
-    /// hot path (newer events, appends).
-    pub fn new(repo: PostgresEventRepository, pool: Pool, cache_capacity: usize) -> Self {
+    /// hot path (newer events, appends); `appends` is bumped after each append.
+    pub fn new(
+        repo: PostgresEventRepository,
+        pool: Pool,
+        cache_capacity: usize,
+        appends: Appends,
+    ) -> Self {
         Self {
             repo: Arc::new(repo),
             pool,
             upcasters: Arc::new(upcasters_for(A::TYPE)),
             cache: NonZeroUsize::new(cache_capacity)
                 .map(|n| Arc::new(Mutex::new(LruCache::new(n)))),
+            appends,
         }
     }
 
@@ -355,6 +369,7 @@ impl<A: Aggregate + Clone + 'static> EventStore<A> for CachedEventStore<A> {
                 .map(SerializedEvent::try_from)
                 .collect::<Result<Vec<_>, _>>()?;
             position = Some(self.append(&serialized).await?);
+            self.appends.send_modify(|n| *n = n.wrapping_add(1));
         }
         let version = start + envelopes.len();
         // The sink applied the new events to the context's aggregate during `handle`.

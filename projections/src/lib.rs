@@ -44,7 +44,7 @@ pub mod timers;
 pub use error::ProjectionError;
 pub use event::{Checkpoint, StoredEvent};
 pub use projection::Projection;
-pub use runner::{Runner, RunnerConfig};
+pub use runner::{Runner, RunnerConfig, EVENTS_CHANNEL};
 
 /// Every projection of the product, in the order they are registered with the runner.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {

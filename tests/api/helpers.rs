@@ -153,10 +153,18 @@ pub async fn spawn_app_with(settings: Settings, clock: Arc<dyn Clock>) -> TestAp
 /// A server on an existing database (several may share one, as processes would).
 pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clock>) -> TestApp {
     subdesk::telemetry::init_logging();
+    // Polls every 200 ms unless the test chose its own interval.
+    let poll_interval = if settings.projection.poll_interval
+        == subdesk_projections::RunnerConfig::default().poll_interval
+    {
+        Duration::from_millis(200)
+    } else {
+        settings.projection.poll_interval
+    };
     let settings = Settings {
         pool_size: 8,
         projection: subdesk_projections::RunnerConfig {
-            poll_interval: Duration::from_millis(200),
+            poll_interval,
             ..settings.projection
         },
         ..settings

@@ -36,4 +36,5 @@ mod timers;
 mod timetravel;
 mod tokens;
 mod upcasting;
+mod wakes;
 mod webhooks;

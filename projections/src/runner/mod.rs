@@ -74,12 +74,16 @@ pub struct Runner {
     config: RunnerConfig,
     /// Bumped whenever this process moves a checkpoint; read-your-writes waiters watch it.
     advanced: watch::Sender<u64>,
+    /// The same, per projection: a worker that reads one read model wakes only for it.
+    advanced_by: std::collections::HashMap<&'static str, watch::Sender<u64>>,
     /// Bumped on every NOTIFY from the events table; the runner loops watch it.
     woken: watch::Sender<u64>,
     /// What the loops and the monitor know of each projection.
     board: Arc<Board>,
     /// The database is newer than this binary: no projection runs here.
     outdated: watch::Sender<bool>,
+    /// Bumped by this process's command path after each append (see [`Runner::announcing`]).
+    appends: Option<watch::Receiver<u64>>,
 }
 
 impl Runner {
@@ -99,10 +103,20 @@ impl Runner {
             projections,
             config,
             advanced: watch::channel(0).0,
+            advanced_by: names.iter().map(|n| (*n, watch::channel(0).0)).collect(),
             woken: watch::channel(0).0,
             board,
             outdated: watch::channel(false).0,
+            appends: None,
         }
+    }
+
+    /// This process's command path appends without the events table's NOTIFY and bumps
+    /// `appends` instead: [`Runner::run`] then wakes the projections here at once and tells
+    /// other processes with one NOTIFY per few milliseconds, however many appends there were.
+    pub fn announcing(mut self, appends: watch::Receiver<u64>) -> Self {
+        self.appends = Some(appends);
+        self
     }
 
     /// Each projection's state, checkpoint and failures, the horizon, and whether this binary
@@ -128,6 +142,22 @@ impl Runner {
     /// A receiver that changes whenever this process applies a batch.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.advanced.subscribe()
+    }
+
+    /// A receiver that changes whenever this process applies a batch to projection `name`
+    /// (any projection's batch when there is no such projection).
+    pub fn subscribe_to(&self, name: &str) -> watch::Receiver<u64> {
+        self.advanced_by
+            .get(name)
+            .map_or_else(|| self.advanced.subscribe(), watch::Sender::subscribe)
+    }
+
+    /// Tells the waiters that `name` moved its checkpoint.
+    fn advanced(&self, name: &str) {
+        self.advanced.send_modify(|v| *v = v.wrapping_add(1));
+        if let Some(one) = self.advanced_by.get(name) {
+            one.send_modify(|v| *v = v.wrapping_add(1));
+        }
     }
 
     /// Creates the checkpoint rows that do not exist yet (at start, before any batch, so a
@@ -198,7 +228,7 @@ impl Runner {
         save_checkpoint(&tx, name, end, applied).await?;
         tx.commit().await?;
 
-        self.advanced.send_modify(|v| *v = v.wrapping_add(1));
+        self.advanced(name);
         metrics::counter!("subdesk_projection_events_total", "projection" => name)
             .increment(applied as u64);
         metrics::histogram!("subdesk_projection_batch_seconds", "projection" => name)
@@ -284,7 +314,7 @@ impl Runner {
         }
         save_checkpoint(&tx, name, end, count).await?;
         tx.commit().await?;
-        self.advanced.send_modify(|v| *v = v.wrapping_add(1));
+        self.advanced(name);
         Ok(count)
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Runner, EVENTS_CHANNEL};
@@ -17,6 +18,9 @@ use crate::projection::Projection;
 /// How long a runner woken by a notification waits before reading, so that the commits of
 /// the next moments are applied in the same batch (see bench/RESULTS.md).
 const COALESCE: Duration = Duration::from_millis(3);
+
+/// How long the announcer lets appends gather before one NOTIFY tells other processes.
+const ANNOUNCE_COALESCE: Duration = Duration::from_millis(2);
 
 /// How often the monitor samples checkpoints and the horizon.
 const MONITOR_INTERVAL: Duration = Duration::from_secs(1);
@@ -39,6 +43,11 @@ impl Runner {
                 shutdown.clone(),
             );
             tasks.push(tokio::spawn(listening));
+        }
+        if let Some(appends) = self.appends.clone() {
+            tasks.push(tokio::spawn(
+                Arc::clone(&self).announce(appends, shutdown.clone()),
+            ));
         }
         tasks.push(tokio::spawn(Arc::clone(&self).monitor(shutdown.clone())));
         for projection in self.projections.clone() {
@@ -64,6 +73,42 @@ impl Runner {
                 tracing::error!(%error, "projection task ended abnormally");
             }
         }
+    }
+
+    /// Wakes this process's projections as soon as its command path has appended, and tells
+    /// the other processes (their `LISTEN`) with one NOTIFY for all the appends of a few
+    /// milliseconds: a NOTIFY takes a database-wide lock at commit, so one per append made
+    /// the appends commit one at a time (see migration V22).
+    async fn announce(
+        self: Arc<Self>,
+        mut appends: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = appends.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            self.woken.send_modify(|v| *v = v.wrapping_add(1));
+            tokio::time::sleep(ANNOUNCE_COALESCE).await;
+            // The appends of the pause are announced by this one NOTIFY; this process's own
+            // loops were woken above and are still within their coalescing window.
+            appends.borrow_and_update();
+            if let Err(error) = self.notify_others().await {
+                tracing::debug!(%error, "announcing appends failed; other processes poll");
+            }
+        }
+    }
+
+    async fn notify_others(&self) -> Result<(), ProjectionError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached("SELECT pg_notify($1, '')").await?;
+        client.execute(&statement, &[&EVENTS_CHANNEL]).await?;
+        Ok(())
     }
 
     /// Samples, once a second, every projection's checkpoint, whether events wait behind it
@@ -206,11 +251,21 @@ impl Runner {
                 }
             }
             match self.run_once(projection.as_ref()).await {
-                Ok(applied) if applied > 0 => {
+                Ok(applied) if applied as i64 >= self.config.batch_size => {
+                    // A full batch: more is waiting.
                     failures = 0;
                     quick_retries = 0;
                     self.board.failing(name, None);
                     continue;
+                }
+                Ok(applied) if applied > 0 => {
+                    // The batch took what there was. Whatever was appended meanwhile has
+                    // bumped `woken` already, so waiting for it below misses nothing and lets
+                    // the next batch gather instead of reading again at once (which under
+                    // load cost a transaction per projection that mostly found nothing).
+                    failures = 0;
+                    quick_retries = 0;
+                    self.board.failing(name, None);
                 }
                 Ok(_) => {
                     failures = 0;
