@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use subdesk::auth::TokenSpec;
 use subdesk_aggregates::ActorRole;
 
+use crate::cpu::CpuMeter;
 use crate::env::{wait_for_projections, Bench};
 use crate::load::{self, Api, Share};
 use crate::{pgbench, seed, Options, Report};
@@ -66,6 +67,7 @@ pub async fn commands(
     }
     let (customer, agent) = tokens(&target).await?;
 
+    let postmaster = bench.postmaster_pid().await?;
     let mut rows = Vec::new();
     let mut rss = 0.0f64;
     for (level, (cases, subscriptions)) in levels.iter().zip(&sets) {
@@ -76,8 +78,11 @@ pub async fn commands(
         let mut outcome = load::Outcome::default();
         let mut ceilings = Vec::new();
         let mut ratios = Vec::new();
+        let mut cpu = Vec::new();
+        let mut ceiling_cpu = Vec::new();
         for _ in 0..3 {
             // The ceiling runs alone: no server, so no projection runner skipping its rows.
+            let meter = CpuMeter::start(postmaster, None);
             let ceiling = pgbench::run(
                 bench.socket_dir(),
                 db,
@@ -86,11 +91,16 @@ pub async fn commands(
                 round,
             )
             .await?;
+            ceiling_cpu.push(meter.per_thousand(ceiling.transactions as usize).database);
             let server = bench.server(db, &[]).await?;
             // The projections skip pgbench's rows, but let them do so before measuring.
             wait_for_projections(&client, Duration::from_secs(120)).await?;
             let api = Api::new(&server.address, customer.clone(), agent.clone(), 256);
+            let meter = CpuMeter::start(postmaster, Some(server.pid));
             let part = load::closed_loop(&api, &shares, round).await?;
+            // The read-model work the load caused counts too.
+            wait_for_projections(&client, Duration::from_secs(60)).await?;
+            cpu.push(meter.per_thousand(part.acks.len()));
             rss = rss.max(server.peak_rss_mib());
             server.stop().await?;
             ratios.push(part.rate() / ceiling.tps);
@@ -123,8 +133,12 @@ pub async fn commands(
             ceiling_tx.tps,
             outcome.error_summary()
         );
+        let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+        let database = mean(&cpu.iter().map(|c| c.database).collect::<Vec<_>>());
+        let own = mean(&cpu.iter().map(|c| c.server).collect::<Vec<_>>());
+        let ceiling_database = mean(&ceiling_cpu);
         rows.push(format!(
-            "| {level} | {:.0} | {:.1} | {:.1} | {p99:.1} | {:.1} | {tps:.0} (p50 {ceiling_p50:.1}, p99 {ceiling_p99:.1}) | **{ratio:.2}** ({:.2} to {:.2}) | {:.0} | {} |",
+            "| {level} | {:.0} | {:.1} | {:.1} | {p99:.1} | {:.1} | {tps:.0} (p50 {ceiling_p50:.1}, p99 {ceiling_p99:.1}) | **{ratio:.2}** ({:.2} to {:.2}) | {database:.3} | {own:.3} | {ceiling_database:.3} | {:.0} | {} |",
             outcome.rate(),
             p50,
             outcome.percentile(95.0),
@@ -146,8 +160,8 @@ pub async fn commands(
              subdesk; the ratio is the median of the three rounds' ratios (range in \
              brackets). `command_tx.sql` (stream read + BEGIN/INSERT/COMMIT, as postgres-es \
              sends it) once for reference.\n\n\
-             | concurrency | subdesk cmd/s | p50 ms | p95 ms | p99 ms | p99/p50 | ceiling tx/s | subdesk / ceiling | ceiling (explicit tx) tx/s | errors |\n\
-             |---|---|---|---|---|---|---|---|---|---|\n{}\n\n\
+             | concurrency | subdesk cmd/s | p50 ms | p95 ms | p99 ms | p99/p50 | ceiling tx/s | subdesk / ceiling | PostgreSQL CPU s / 1,000 cmd | subdesk CPU s / 1,000 cmd | PostgreSQL CPU s / 1,000 ceiling tx | ceiling (explicit tx) tx/s | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n{}\n\n\
              Server peak RSS: {rss:.0} MiB",
             options.seconds,
             rows.join("\n")

@@ -32,15 +32,24 @@ pub struct Bench {
 }
 
 impl Bench {
-    pub async fn start(server_bin: PathBuf) -> anyhow::Result<Self> {
+    /// Starts the cluster; with `statements`, pg_stat_statements is loaded (see `cpu`).
+    pub async fn start(server_bin: PathBuf, statements: bool) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("subdesk-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         hand_over(&dir)?;
+        let mut settings: Vec<(String, String)> = SETTINGS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if statements {
+            settings.push((
+                "shared_preload_libraries".into(),
+                "pg_stat_statements".into(),
+            ));
+            settings.push(("pg_stat_statements.track".into(), "all".into()));
+        }
         let options = ClusterOptions {
-            settings: SETTINGS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            settings,
             remove_on_stop: true,
         };
         let cluster = LocalCluster::start(&dir, &options)
@@ -52,7 +61,9 @@ impl Bench {
         })
     }
 
-    /// A fresh, migrated database `name` (dropped first if a previous scenario left it).
+    /// A fresh database `name` (dropped first if a previous scenario left it), migrated by
+    /// the binary under test (`subdesk migrate`), so that an older binary given as
+    /// `--baseline-bin` runs on the schema it knows.
     pub async fn database(&self, name: &str) -> anyhow::Result<Target> {
         let admin = self.connect("postgres").await?;
         admin
@@ -62,7 +73,9 @@ impl Bench {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
         let target = Target::local(&self.cluster, name);
-        subdesk::db::migrate(&target).await?;
+        run_cli(&self.server_bin(), &self.url(name), &["migrate"], None)
+            .await
+            .with_context(|| format!("migrating {name}"))?;
         Ok(target)
     }
 
@@ -74,6 +87,17 @@ impl Bench {
             .await?;
         tokio::spawn(connection);
         Ok(client)
+    }
+
+    /// The postmaster's pid: the parent of a backend.
+    pub async fn postmaster_pid(&self) -> anyhow::Result<u32> {
+        let client = self.connect("postgres").await?;
+        let backend: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await?
+            .get(0);
+        let (ppid, _, _) = stat(backend as u32).context("reading the backend's /proc entry")?;
+        Ok(ppid)
     }
 
     pub fn url(&self, dbname: &str) -> String {
@@ -192,6 +216,57 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat` (`USER_HZ`, fixed at 100 by
+/// the kernel's ABI whatever the kernel's own tick rate).
+const USER_HZ: f64 = 100.0;
+
+/// The fields of `/proc/<pid>/stat` after the command name: (ppid, utime + stime, cutime +
+/// cstime) in seconds.
+fn stat(pid: u32) -> Option<(u32, f64, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and brackets: the fields start after the last ')'.
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 2..)?.split(' ').collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let ppid = fields.get(1)?.parse().ok()?;
+    // Field 14 of the man page is index 11 here (state is field 3, index 0).
+    let own = number(11)? + number(12)?;
+    let children = number(13)? + number(14)?;
+    Some((ppid, own / USER_HZ, children / USER_HZ))
+}
+
+/// CPU seconds (user + system) that process `pid` has used so far.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    stat(pid).map_or(0.0, |(_, own, _)| own)
+}
+
+/// CPU seconds (user + system) that the PostgreSQL cluster whose postmaster is `postmaster`
+/// has used so far: the postmaster, its live children (backends, walwriter, checkpointer,
+/// ...) and the children that have exited (which the postmaster has waited for). The
+/// difference of two readings is the cluster's work in between.
+pub fn cluster_cpu_seconds(postmaster: u32) -> f64 {
+    let Some((_, own, exited)) = stat(postmaster) else {
+        return 0.0;
+    };
+    let mut total = own + exited;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some((ppid, own, _)) = stat(pid) {
+                if ppid == postmaster {
+                    total += own;
+                }
+            }
+        }
+    }
+    total
 }
 
 /// `VmHWM` of a process (its peak resident set), in MiB.

@@ -68,6 +68,9 @@ pub struct Share {
     turn: usize,
     /// Comments only (the stream-length scenario): no lifecycle, no subscriptions.
     comments_only: bool,
+    /// With `comments_only`: every comment is an agent's internal note (the command whose
+    /// database cost issue 16 measures).
+    internal: bool,
 }
 
 impl Share {
@@ -98,9 +101,21 @@ impl Share {
                         .collect(),
                     turn: 0,
                     comments_only,
+                    internal: false,
                 }))
             })
             .collect()
+    }
+
+    /// Splits `cases` among `workers`, each sending only internal comments as the agent.
+    pub fn split_internal(cases: &[Uuid], workers: usize) -> Vec<Arc<Mutex<Share>>> {
+        let shares = Self::split(cases, &[], workers, true);
+        for share in &shares {
+            if let Ok(mut share) = share.try_lock() {
+                share.internal = true;
+            }
+        }
+        shares
     }
 
     /// Sends this share's next command. `None` when it failed (counted by the caller).
@@ -127,6 +142,16 @@ impl Share {
         }
         let i = self.turn % self.cases.len();
         let case = &mut self.cases[i];
+        if self.comments_only && self.internal {
+            let id = case.id.ok_or("no case")?;
+            let body =
+                json!({"body": "Cache node 3 again; restarting it.", "visibility": "internal"});
+            return Ok(
+                send(api, &format!("/v1/cases/{id}/comments"), &api.agent, &body)
+                    .await?
+                    .0,
+            );
+        }
         if self.comments_only {
             let id = case.id.ok_or("no case")?;
             let token = if self.turn.is_multiple_of(2) {

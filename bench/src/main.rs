@@ -7,7 +7,9 @@
 //! prints a Markdown report. Every figure is a ratio against a baseline measured in the same
 //! run, since the machine is shared.
 //!
-//! - [`env`]: the cluster, one database per scenario, server processes, peak RSS.
+//! - [`env`]: the cluster, one database per scenario, server processes, peak RSS, CPU from
+//!   `/proc`.
+//! - [`cpu`]: `cpu`, the database's and subdesk's CPU per 1,000 commands.
 //! - [`seed`]: realistic logs from the domain's own event types, COPYed in bulk.
 //! - [`load`]: the HTTP command mix, closed or open loop.
 //! - [`pgbench`]: the ceiling, `pgbench` with `bench/pgbench/*.sql`.
@@ -16,6 +18,7 @@
 //!   dashboard on a large log).
 
 mod commands;
+mod cpu;
 mod env;
 mod load;
 mod log;
@@ -33,6 +36,8 @@ use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
+    /// CPU per command of the database and of subdesk: internal comments at concurrency 32.
+    Cpu,
     /// Command throughput and latency at concurrency 8, 32, 128 against the pgbench ceiling.
     Commands,
     /// Throughput on 1,000-event streams against 10-event streams.
@@ -90,6 +95,10 @@ pub struct Options {
     /// shared the machine's state.
     #[arg(long)]
     pub baseline_bin: Option<PathBuf>,
+    /// Loads pg_stat_statements into the bench cluster, and `cpu` reports the statements that
+    /// took the most time (a profile; it costs the database some CPU of its own).
+    #[arg(long)]
+    pub statements: bool,
 }
 
 /// The Markdown report, printed at the end.
@@ -174,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let server_bin = server_binary(&options)?;
     eprintln!("benchmarking {}", server_bin.display());
-    let bench = env::Bench::start(server_bin).await?;
+    let bench = env::Bench::start(server_bin, options.statements).await?;
     let mut report = Report::default();
     let result = run(&bench, &options, &mut report).await;
     bench.stop().await;
@@ -194,6 +203,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
         binaries.push((String::new(), under_test));
     }
     for scenario in [
+        Scenario::Cpu,
         Scenario::Commands,
         Scenario::Streams,
         Scenario::Lag,
@@ -211,6 +221,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
             eprintln!("{scenario:?}{label}: {}", bin.display());
             bench.set_server_bin(bin.clone());
             match scenario {
+                Scenario::Cpu => cpu::cpu(bench, options, report, label).await?,
                 Scenario::Commands => commands::commands(bench, options, report, label).await?,
                 Scenario::Streams => commands::streams(bench, options, report, label).await?,
                 Scenario::Lag => commands::lag(bench, options, report, label).await?,

@@ -36,6 +36,8 @@ pub struct Ceiling {
     pub tps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Transactions run (one per logged latency).
+    pub transactions: u64,
 }
 
 /// Runs `script` with `clients` clients for `duration` on database `dbname`.
@@ -54,6 +56,8 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs)?;
     let output = tokio::process::Command::new(&bin)
+        // As subdesk's command connections do (migration V22): no NOTIFY per append.
+        .env("PGOPTIONS", "-c subdesk.notify=off")
         .args(["-n", "-M", "prepared", "-j", "2", "-l"])
         .arg(format!("--log-prefix={}", logs.join("tx").display()))
         .arg("-c")
@@ -100,6 +104,7 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&logs);
     Ok(Ceiling {
         tps,
+        transactions: latencies.len() as u64,
         p50_ms: crate::load::percentile_ms(&mut latencies, 50.0),
         p99_ms: crate::load::percentile_ms(&mut latencies, 99.0),
     })
