@@ -1320,3 +1320,74 @@ async fn a_case_has_a_request_type_that_lists_filter_on_and_escalated_cases_filt
     .await;
     assert_eq!(detail["request_type"], "technical", "the default");
 }
+
+/// Internal notes are written as deltas when a batch holds nothing else for their case (see
+/// `projections/src/cases/notes.rs`); a replay through the full fold (the opening in the same
+/// batch) must leave the same row and timeline.
+#[tokio::test]
+async fn internal_notes_written_in_place_leave_what_the_full_fold_leaves() {
+    let app = spawn_acme().await;
+    let ann = app.token(As::customer("ann@acme.test", "acme")).await;
+    let sam = app.token(As::agent()).await;
+    let id = app.open_case(&ann, acme_ticket()).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let path = format!("/v1/cases/{id}/comments");
+    let note = |body: &str| json!({"body": body, "visibility": "internal"});
+    // Each command read back before the next: every note is a batch of its own.
+    for body in [
+        note("cache node 3"),
+        note("restarted it"),
+        json!({"body": "Could you try again?"}),
+        note("waiting on them"),
+    ] {
+        let receipt = ok(&app, &sam, &path, body).await;
+        read_ok(&app, &sam, &format!("/v1/cases/{id}"), &receipt["position"]).await;
+    }
+    let last = ok(&app, &sam, &path, note("one more")).await;
+    let live = read_ok(&app, &sam, &format!("/v1/cases/{id}"), &last["position"]).await;
+    // Five comments and the first response that support's public one gave.
+    assert_eq!(live["version"], 7);
+
+    let db = app.db().await;
+    let snapshot = |db: tokio_postgres::Client| async move {
+        let row: serde_json::Value = db
+            .query_one("SELECT to_jsonb(c) FROM case_view c", &[])
+            .await
+            .expect("row")
+            .get(0);
+        let timeline: serde_json::Value = db
+            .query_one(
+                "SELECT jsonb_agg(to_jsonb(t) ORDER BY sequence) FROM case_timeline t",
+                &[],
+            )
+            .await
+            .expect("timeline")
+            .get(0);
+        (db, row, timeline)
+    };
+    let (db, row, timeline) = snapshot(db).await;
+    assert_eq!(row["internal_comments"], 4);
+    assert_eq!(row["public_comments"], 1);
+    assert_eq!(row["version"], 7);
+    assert_eq!(timeline.as_array().map(Vec::len), Some(7));
+    assert_eq!(timeline[6]["visibility"], "internal");
+    assert_eq!(timeline[6]["body"], "one more");
+    assert!(row["last_activity_at"].as_str() > row["last_public_activity_at"].as_str());
+
+    // Replay from the start in one batch, the opening first: every event through the fold.
+    db.batch_execute(
+        "BEGIN; \
+         SELECT pg_advisory_xact_lock(23900, hashtext('cases')); \
+         DELETE FROM case_view; DELETE FROM case_timeline; DELETE FROM case_attachments; \
+         UPDATE projection_checkpoints SET last_tx = '0', last_position = 0 WHERE name = 'cases'; \
+         COMMIT;",
+    )
+    .await
+    .expect("reset the projection");
+    read_ok(&app, &sam, &format!("/v1/cases/{id}"), &last["position"]).await;
+    let (_, row_again, timeline_again) = snapshot(db).await;
+    assert_eq!(row_again, row);
+    assert_eq!(timeline_again, timeline);
+}

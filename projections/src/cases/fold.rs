@@ -489,7 +489,7 @@ impl Fold {
 }
 
 /// Timeline kinds: the event type in snake case, which clients can switch on.
-fn kind_of(stored: &StoredEvent) -> String {
+pub(super) fn kind_of(stored: &StoredEvent) -> String {
     match stored.event_type.as_str() {
         "CaseOpened" => "opened",
         "CaseAssigned" => "assigned",

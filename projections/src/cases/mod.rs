@@ -12,7 +12,10 @@
 //! customer side: no notification, no move of `last_public_activity_at`.
 //!
 //! This file is the [`Projection`] impl, which loads, folds and writes one batch; `tables` holds
-//! the row types, `fold` the fold of events into them, and `outbox` the e-mails it derives.
+//! the row types, `fold` the fold of events into them, `notes` the internal notes it writes
+//! as deltas without loading their rows, and `outbox` the e-mails it derives.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -25,6 +28,7 @@ use crate::projection::Projection;
 use crate::rows;
 
 mod fold;
+mod notes;
 mod outbox;
 mod tables;
 
@@ -61,6 +65,23 @@ impl Projection for CaseProjection {
             };
             decoded.push((id, event, event.decode::<SupportCase>()?));
         }
+        // Cases whose every event in this batch is an internal note are written as deltas,
+        // without loading their rows (see `notes`).
+        let mut notes_only: HashMap<Uuid, bool> = HashMap::new();
+        for (id, stored, event) in &decoded {
+            let is_note = notes::note(*id, stored, event).is_some();
+            *notes_only.entry(*id).or_insert(true) &= is_note;
+        }
+        let mut note_rows = Vec::new();
+        decoded.retain(|(id, stored, event)| {
+            if notes_only.get(id) == Some(&true) {
+                note_rows.extend(notes::note(*id, stored, event));
+                false
+            } else {
+                true
+            }
+        });
+        notes::write(tx, note_rows).await?;
         if decoded.is_empty() {
             return Ok(());
         }

@@ -38,6 +38,8 @@ pub struct CaseFacts {
     pub next_reply_due: Option<DateTime<Utc>>,
     pub next_replies_met: i32,
     pub next_replies_breached: i32,
+    /// The stream version of the last event that changed a fact (events that change none,
+    /// such as internal notes, are skipped before any SQL: see `changes_no_fact`).
     pub version: i64,
 }
 

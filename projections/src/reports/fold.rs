@@ -25,6 +25,29 @@ fn to_i32(n: u32) -> i32 {
 /// Per-day counts keyed by (day, org, product): opened, resolved, auto-resolved.
 pub(super) type DayCounts = BTreeMap<(NaiveDate, String, String), [i32; 3]>;
 
+/// Whether `event` changes no fact of its case: the projection skips it before any SQL (a
+/// row's `version` is the stream version of the last event that changed it). An internal
+/// note (no reply clock in it) is the common one: agents write many.
+pub(super) fn changes_no_fact(event: &SupportCaseEvent) -> bool {
+    match event {
+        SupportCaseEvent::CommentAdded(e) => {
+            e.next_reply.is_none()
+                && !(e.author.role.is_staff() && e.visibility == Visibility::Public)
+        }
+        SupportCaseEvent::CaseAssigned(_)
+        | SupportCaseEvent::ParticipantAdded(_)
+        | SupportCaseEvent::ParticipantRemoved(_)
+        | SupportCaseEvent::AttachmentAdded(_)
+        | SupportCaseEvent::EscalationRequested(_)
+        | SupportCaseEvent::CaseEscalated(_)
+        | SupportCaseEvent::DataAccessGranted(_)
+        | SupportCaseEvent::DataAccessRevoked(_)
+        | SupportCaseEvent::SlaWarningRaised(_)
+        | SupportCaseEvent::SlaBreached(_) => true,
+        _ => false,
+    }
+}
+
 /// Folds one case event into `facts` (the case's row, if its opening was seen) and `days`.
 /// Returns false for an event of a case whose opening this read model never saw.
 pub(super) fn fold_case(

@@ -48,7 +48,7 @@ use self::counters::{
     active_deltas, open_case_deltas, write_active, write_case_days, write_open_cases, CaseDayDelta,
 };
 pub use self::facts::{CaseFacts, SubscriptionFacts};
-use self::fold::{fold_case, fold_subscription, DayCounts};
+use self::fold::{changes_no_fact, fold_case, fold_subscription, DayCounts};
 
 pub struct ReportProjection;
 
@@ -73,7 +73,10 @@ impl ReportProjection {
             let Ok(id) = Uuid::parse_str(&event.aggregate_id) else {
                 continue;
             };
-            decoded.push((id, event, event.decode::<SupportCase>()?));
+            let case_event = event.decode::<SupportCase>()?;
+            if !changes_no_fact(&case_event) {
+                decoded.push((id, event, case_event));
+            }
         }
         if decoded.is_empty() {
             return Ok(());
