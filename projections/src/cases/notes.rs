@@ -79,7 +79,14 @@ pub(super) async fn write(
     for (id, delta) in &deltas {
         ids.push(*id);
         versions.push(delta.version);
-        ats.push(delta.at);
+        // As text, for PostgreSQL to round to microseconds exactly as it does for the fold's
+        // rows (written through jsonb); a bound timestamp would be truncated instead.
+        ats.push(
+            serde_json::to_value(delta.at)
+                .ok()
+                .and_then(|at| at.as_str().map(str::to_string))
+                .unwrap_or_else(|| delta.at.to_rfc3339()),
+        );
         counts.push(delta.notes);
     }
     let updated: HashSet<Uuid> = rows::query(
@@ -88,7 +95,7 @@ pub(super) async fn write(
             SET version = d.version, \
                 last_activity_at = greatest(c.last_activity_at, d.at), \
                 internal_comments = c.internal_comments + d.notes \
-           FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::int[]) \
+           FROM unnest($1::uuid[], $2::bigint[], $3::text[]::timestamptz[], $4::int[]) \
                 AS d(id, version, at, notes) \
           WHERE c.id = d.id \
          RETURNING c.id",

@@ -251,21 +251,14 @@ impl Runner {
                 }
             }
             match self.run_once(projection.as_ref()).await {
-                Ok(applied) if applied as i64 >= self.config.batch_size => {
-                    // A full batch: more is waiting.
+                Ok(applied) if applied > 0 => {
+                    // Read again at once: events appended meanwhile, and events that sat above
+                    // the horizon behind a transaction that has finished since (a projection's
+                    // or the scheduler's, which announce nothing when they commit).
                     failures = 0;
                     quick_retries = 0;
                     self.board.failing(name, None);
                     continue;
-                }
-                Ok(applied) if applied > 0 => {
-                    // The batch took what there was. Whatever was appended meanwhile has
-                    // bumped `woken` already, so waiting for it below misses nothing and lets
-                    // the next batch gather instead of reading again at once (which under
-                    // load cost a transaction per projection that mostly found nothing).
-                    failures = 0;
-                    quick_retries = 0;
-                    self.board.failing(name, None);
                 }
                 Ok(_) => {
                     failures = 0;
