@@ -1109,17 +1109,7 @@ async fn rebuilding_the_cases_projection_rederives_the_same_rows_and_no_second_e
     let (db, view, timeline, outbox) = snapshot(db).await;
     assert!(outbox > 0);
 
-    // Replay from the start, holding the projection's claim (the runner's advisory lock,
-    // namespace 0x5d5c) so that the running runner cannot interleave a batch.
-    db.batch_execute(
-        "BEGIN; \
-         SELECT pg_advisory_xact_lock(23900, hashtext('cases')); \
-         DELETE FROM case_view; DELETE FROM case_timeline; DELETE FROM case_attachments; \
-         UPDATE projection_checkpoints SET last_tx = '0', last_position = 0 WHERE name = 'cases'; \
-         COMMIT;",
-    )
-    .await
-    .expect("reset the projection");
+    replay_cases_from_start(&db).await;
     read_ok(&app, &ann, &format!("/v1/cases/{id}"), &last["position"]).await;
     let (_, view_again, timeline_again, outbox_again) = snapshot(db).await;
     assert_eq!(view_again, view);
@@ -1321,6 +1311,21 @@ async fn a_case_has_a_request_type_that_lists_filter_on_and_escalated_cases_filt
     assert_eq!(detail["request_type"], "technical", "the default");
 }
 
+/// Empties the cases projection's tables and moves its checkpoint to the start, holding the
+/// projection's claim (the runner's advisory lock, namespace 0x5d5c) so that the running
+/// runner cannot interleave a batch: it then replays the whole log.
+async fn replay_cases_from_start(db: &tokio_postgres::Client) {
+    db.batch_execute(
+        "BEGIN; \
+         SELECT pg_advisory_xact_lock(23900, hashtext('cases')); \
+         DELETE FROM case_view; DELETE FROM case_timeline; DELETE FROM case_attachments; \
+         UPDATE projection_checkpoints SET last_tx = '0', last_position = 0 WHERE name = 'cases'; \
+         COMMIT;",
+    )
+    .await
+    .expect("reset the projection");
+}
+
 /// Internal notes are written as deltas when a batch holds nothing else for their case (see
 /// `projections/src/cases/notes.rs`); a replay through the full fold (the opening in the same
 /// batch) must leave the same row and timeline.
@@ -1377,15 +1382,7 @@ async fn internal_notes_written_in_place_leave_what_the_full_fold_leaves() {
     assert!(row["last_activity_at"].as_str() > row["last_public_activity_at"].as_str());
 
     // Replay from the start in one batch, the opening first: every event through the fold.
-    db.batch_execute(
-        "BEGIN; \
-         SELECT pg_advisory_xact_lock(23900, hashtext('cases')); \
-         DELETE FROM case_view; DELETE FROM case_timeline; DELETE FROM case_attachments; \
-         UPDATE projection_checkpoints SET last_tx = '0', last_position = 0 WHERE name = 'cases'; \
-         COMMIT;",
-    )
-    .await
-    .expect("reset the projection");
+    replay_cases_from_start(&db).await;
     read_ok(&app, &sam, &format!("/v1/cases/{id}"), &last["position"]).await;
     let (_, row_again, timeline_again) = snapshot(db).await;
     assert_eq!(row_again, row);

@@ -34,18 +34,25 @@ pub(super) fn changes_no_fact(event: &SupportCaseEvent) -> bool {
             e.next_reply.is_none()
                 && !(e.author.role.is_staff() && e.visibility == Visibility::Public)
         }
-        SupportCaseEvent::CaseAssigned(_)
-        | SupportCaseEvent::ParticipantAdded(_)
-        | SupportCaseEvent::ParticipantRemoved(_)
-        | SupportCaseEvent::AttachmentAdded(_)
-        | SupportCaseEvent::EscalationRequested(_)
-        | SupportCaseEvent::CaseEscalated(_)
-        | SupportCaseEvent::DataAccessGranted(_)
-        | SupportCaseEvent::DataAccessRevoked(_)
-        | SupportCaseEvent::SlaWarningRaised(_)
-        | SupportCaseEvent::SlaBreached(_) => true,
-        _ => false,
+        other => inert(other),
     }
+}
+
+/// The case events that no report counts: the fold leaves the facts as they are.
+fn inert(event: &SupportCaseEvent) -> bool {
+    matches!(
+        event,
+        SupportCaseEvent::CaseAssigned(_)
+            | SupportCaseEvent::ParticipantAdded(_)
+            | SupportCaseEvent::ParticipantRemoved(_)
+            | SupportCaseEvent::AttachmentAdded(_)
+            | SupportCaseEvent::EscalationRequested(_)
+            | SupportCaseEvent::CaseEscalated(_)
+            | SupportCaseEvent::DataAccessGranted(_)
+            | SupportCaseEvent::DataAccessRevoked(_)
+            | SupportCaseEvent::SlaWarningRaised(_)
+            | SupportCaseEvent::SlaBreached(_)
+    )
 }
 
 /// Folds one case event into `facts` (the case's row, if its opening was seen) and `days`.
@@ -157,16 +164,8 @@ pub(super) fn fold_case(
             facts.status = CaseStatus::Closed.as_str().into();
             facts.closed_at = Some(e.at);
         }
-        SupportCaseEvent::CaseAssigned(_)
-        | SupportCaseEvent::ParticipantAdded(_)
-        | SupportCaseEvent::ParticipantRemoved(_)
-        | SupportCaseEvent::AttachmentAdded(_)
-        | SupportCaseEvent::EscalationRequested(_)
-        | SupportCaseEvent::CaseEscalated(_)
-        | SupportCaseEvent::DataAccessGranted(_)
-        | SupportCaseEvent::DataAccessRevoked(_)
-        | SupportCaseEvent::SlaWarningRaised(_)
-        | SupportCaseEvent::SlaBreached(_) => {}
+        // The rest are `inert`: no report counts them.
+        _ => {}
     }
     true
 }
