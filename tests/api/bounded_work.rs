@@ -84,17 +84,7 @@ async fn an_upload_whose_boundary_never_comes_is_cut_off_at_the_limit_with_413()
     let server = ServerProcess::start(&target, &["--max-attachment-size", "1MiB"]).await;
     let token = issue_token(&target, As::customer("ann@acme.test", "acme")).await;
     let http = reqwest::Client::new();
-    let opened: Value = http
-        .post(format!("{}/v1/cases", server.address))
-        .bearer_auth(&token)
-        .json(&acme_case())
-        .send()
-        .await
-        .expect("open")
-        .json()
-        .await
-        .expect("receipt");
-    let id = opened["id"].as_str().expect("id").to_string();
+    let id = server.open_case(&http, &token).await;
     let pid = server.child.id().expect("pid");
     let before = rss_of(pid);
 

@@ -538,6 +538,19 @@ pub async fn spawn_serve(
 }
 
 impl ServerProcess {
+    /// Opens [`acme_case`] over HTTP as `token`; returns the case's id.
+    pub async fn open_case(&self, http: &reqwest::Client, token: &str) -> String {
+        let response = http
+            .post(format!("{}/v1/cases", self.address))
+            .bearer_auth(token)
+            .json(&acme_case())
+            .send()
+            .await
+            .expect("open");
+        let opened = expect_json(response, reqwest::StatusCode::CREATED).await;
+        opened["id"].as_str().expect("id").to_string()
+    }
+
     /// Starts the real binary with `extra` serve flags and waits until it listens.
     pub async fn start(target: &Target, extra: &[&str]) -> Self {
         Self::start_with_env(target, extra, &[]).await

@@ -642,15 +642,7 @@ async fn waiting_cases(
     let sam = issue_token(target, As::agent()).await;
     let mut ids = Vec::new();
     for _ in 0..n {
-        let response = http
-            .post(format!("{}/v1/cases", server.address))
-            .bearer_auth(&ann)
-            .json(&acme_case())
-            .send()
-            .await
-            .expect("open");
-        let opened = expect_json(response, StatusCode::CREATED).await;
-        let id = opened["id"].as_str().expect("id").to_string();
+        let id = server.open_case(&http, &ann).await;
         let asked = http
             .post(format!("{}/v1/cases/{id}/request-info", server.address))
             .bearer_auth(&sam)

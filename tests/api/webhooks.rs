@@ -534,17 +534,7 @@ async fn a_server_killed_while_delivering_loses_no_event_and_repeats_at_most_the
         .expect("endpoint");
     receiver.trust(endpoint["secret"].as_str().expect("secret"));
     let ann = issue_token(&target, ANN).await;
-    let case: Value = http
-        .post(format!("{}/v1/cases", server.address))
-        .bearer_auth(&ann)
-        .json(&acme_case())
-        .send()
-        .await
-        .expect("open")
-        .json()
-        .await
-        .expect("case");
-    let case = case["id"].as_str().expect("id").to_string();
+    let case = server.open_case(&http, &ann).await;
     for n in 0..COMMENTS {
         let response = http
             .post(format!("{}/v1/cases/{case}/comments", server.address))

@@ -51,20 +51,9 @@ impl Outbox {
         self.push(stored, kind, recipients, subject, body, None);
     }
 
-    /// Like [`Outbox::send`], for an event of any stream, with the facts a translation needs.
-    pub(super) fn send_with_facts(
-        &mut self,
-        stored: &StoredEvent,
-        kind: &'static str,
-        recipients: impl IntoIterator<Item = String>,
-        subject: String,
-        body: String,
-        facts: serde_json::Value,
-    ) {
-        self.push(stored, kind, recipients, subject, body, Some(facts));
-    }
-
-    fn push(
+    /// [`Outbox::send`] with the facts a translation needs (`facts`), for an event of any
+    /// stream.
+    pub(super) fn push(
         &mut self,
         stored: &StoredEvent,
         kind: &'static str,

@@ -128,13 +128,13 @@ pub(super) fn queue(welcome: &Welcome<'_>, contacts: BTreeSet<String>, outbox: &
             ),
         ),
     };
-    outbox.send_with_facts(
+    outbox.push(
         welcome.stored,
         "partner_welcome",
         contacts,
         subject,
         body,
-        json!({"org_id": welcome.org_id, "partner_id": partner}),
+        Some(json!({"org_id": welcome.org_id, "partner_id": partner})),
     );
 }
 
