@@ -27,6 +27,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let database = Database::open(&cli.db)
         .await
         .context("opening the database")?;
+    let master = crate::privacy::load_master_key(&cli.db.keys, &cli.db.data_dir)?;
+    subdesk_projections::privacy::install(master)?;
     let result = dispatch(&cli, &database).await;
     database.close().await;
     result
@@ -101,6 +103,10 @@ async fn serve_command(
     db::migrate(&database.target)
         .await
         .context("applying migrations")?;
+    {
+        let pool = database.target.pool(1)?;
+        crate::privacy::keyring::check_master(&**pool.get().await?).await?;
+    }
     let settings = Settings {
         read_wait: args.read_wait,
         projection: RunnerConfig {

@@ -133,12 +133,14 @@ where
         services: A::Services,
         cache_capacity: usize,
         appends: Appends,
+        keyring: std::sync::Arc<crate::privacy::Keyring>,
     ) -> Self {
         let store = CachedEventStore::new(
             PostgresEventRepository::new(sqlx),
             pool.clone(),
             cache_capacity,
             appends,
+            keyring,
         );
         Self {
             cqrs: CqrsFramework::new(store.clone(), Vec::new(), services),

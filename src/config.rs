@@ -52,6 +52,9 @@ pub struct DbArgs {
     )]
     pub read_database_url: Option<String>,
 
+    #[command(flatten)]
+    pub keys: crate::privacy::KeyArgs,
+
     /// Connections per pool (the write path and the read path each have one).
     #[arg(
         long,

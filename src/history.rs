@@ -75,7 +75,7 @@ pub async fn stream(
     client: &impl GenericClient,
     aggregate_type: &str,
     aggregate_id: &str,
-) -> Result<Vec<StoredEvent>, tokio_postgres::Error> {
+) -> Result<Vec<StoredEvent>, subdesk_projections::ProjectionError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
           WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"

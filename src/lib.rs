@@ -42,6 +42,7 @@ pub mod http;
 pub mod idempotency;
 pub mod mail;
 pub mod pg;
+pub mod privacy;
 pub mod process;
 pub mod reach;
 pub mod read;

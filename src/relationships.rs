@@ -75,17 +75,54 @@ impl Relationship {
 pub async fn of_org(
     client: &impl GenericClient,
     org_id: &str,
-) -> Result<Vec<Relationship>, tokio_postgres::Error> {
+) -> Result<Vec<Relationship>, subdesk_projections::ProjectionError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM partner_relationships WHERE org_id = $1 \
+        "SELECT {COLUMNS}, granted_position FROM partner_relationships WHERE org_id = $1 \
           ORDER BY active DESC, partner_id"
     );
-    client
-        .query(&sql, &[&org_id])
-        .await?
-        .iter()
-        .map(Relationship::from_row)
-        .collect()
+    let rows = client.query(&sql, &[&org_id]).await?;
+    let mut listed = Vec::with_capacity(rows.len());
+    let mut grants = Vec::new();
+    for row in &rows {
+        let relationship = Relationship::from_row(row)?;
+        if relationship.granted_by.is_none() {
+            if let Some(position) = row.try_get::<_, Option<i64>>("granted_position")? {
+                grants.push((listed.len(), position));
+            }
+        }
+        listed.push(relationship);
+    }
+    fill_granted_by(client, &mut listed, &grants).await?;
+    Ok(listed)
+}
+
+/// Who granted each relationship, from its grant event (`(index, position)` pairs): the
+/// table cannot hold it, since the trigger that keeps the table cannot open sealed data.
+async fn fill_granted_by(
+    client: &impl GenericClient,
+    listed: &mut [Relationship],
+    grants: &[(usize, i64)],
+) -> Result<(), subdesk_projections::ProjectionError> {
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<i64> = grants.iter().map(|(_, position)| *position).collect();
+    let sql = format!(
+        "SELECT {} FROM events WHERE position = ANY($1)",
+        subdesk_projections::event::EVENT_COLUMNS
+    );
+    let mut by_position = std::collections::HashMap::new();
+    for row in client.query(&sql, &[&positions]).await? {
+        let event = subdesk_projections::StoredEvent::try_from(&row)?;
+        let by = event.payload["by"]["id"].as_str().map(str::to_string);
+        by_position.insert(event.position, by);
+    }
+    for (index, position) in grants {
+        if let Some(relationship) = listed.get_mut(*index) {
+            relationship.granted_by = by_position.remove(position).flatten();
+        }
+    }
+    Ok(())
 }
 
 /// The active relationships of a partner, by org.

@@ -151,6 +151,7 @@ impl AppState {
         // process's appends itself, coalesced (see `Runner::run`).
         let command_pool = target.without_append_notify().pool(settings.pool_size)?;
         let appends: Appends = Arc::new(tokio::sync::watch::channel(0).0);
+        let keyring = Arc::new(crate::privacy::Keyring::default());
         let business_calendars: Arc<dyn Calendars> = Arc::new(crate::calendars::LogCalendars {
             pool: pool.clone(),
             default: settings.default_calendar.clone(),
@@ -163,6 +164,7 @@ impl AppState {
             CalendarServices::new(Arc::clone(&clock)),
             settings.aggregate_cache,
             Arc::clone(&appends),
+            Arc::clone(&keyring),
         ));
         let cases = Arc::new(CommandBus::new(
             sqlx.clone(),
@@ -170,6 +172,7 @@ impl AppState {
             case_services,
             settings.aggregate_cache,
             Arc::clone(&appends),
+            Arc::clone(&keyring),
         ));
         let subscription_services =
             SubscriptionServices::new(Arc::clone(&clock), settings.subscription_policy.clone());
@@ -179,6 +182,7 @@ impl AppState {
             subscription_services,
             settings.aggregate_cache,
             Arc::clone(&appends),
+            Arc::clone(&keyring),
         ));
         let relationships = Arc::new(CommandBus::new(
             sqlx,
@@ -186,6 +190,7 @@ impl AppState {
             RelationshipServices::new(Arc::clone(&clock)),
             settings.aggregate_cache,
             Arc::clone(&appends),
+            Arc::clone(&keyring),
         ));
         let mut projections = subdesk_projections::all();
         projections.push(Arc::new(crate::process::collections::KeptProducts::new(

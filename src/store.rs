@@ -36,6 +36,8 @@ use deadpool_postgres::Pool;
 use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use subdesk_aggregates::upcast::{upcast, upcasters_for};
+
+use crate::privacy::keyring::{self, Keyring, KeyringError, NewKey};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
@@ -90,6 +92,7 @@ pub struct CachedEventStore<A: Aggregate> {
     upcasters: Arc<Vec<Box<dyn EventUpcaster>>>,
     cache: Option<StateCache<A>>,
     appends: Appends,
+    keyring: Arc<Keyring>,
 }
 
 impl<A: Aggregate> Clone for CachedEventStore<A> {
@@ -100,18 +103,21 @@ impl<A: Aggregate> Clone for CachedEventStore<A> {
             upcasters: Arc::clone(&self.upcasters),
             cache: self.cache.clone(),
             appends: Arc::clone(&self.appends),
+            keyring: Arc::clone(&self.keyring),
         }
     }
 }
 
 impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
     /// `cache_capacity` aggregates are kept in memory; 0 disables the cache. `pool` runs the
-    /// hot path (newer events, appends); `appends` is bumped after each append.
+    /// hot path (newer events, appends); `appends` is bumped after each append; `keyring`
+    /// holds the data keys that seal personal data.
     pub fn new(
         repo: PostgresEventRepository,
         pool: Pool,
         cache_capacity: usize,
         appends: Appends,
+        keyring: Arc<Keyring>,
     ) -> Self {
         Self {
             repo: Arc::new(repo),
@@ -120,6 +126,7 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
             cache: NonZeroUsize::new(cache_capacity)
                 .map(|n| Arc::new(Mutex::new(LruCache::new(n)))),
             appends,
+            keyring,
         }
     }
 
@@ -127,6 +134,13 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
         let cache = self.cache.as_ref()?;
         let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(aggregate_id).cloned()
+    }
+
+    /// Forgets every cached state (an erasure may have changed what the events read as).
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
     }
 
     fn remember(&self, aggregate_id: &str, version: usize, state: &A) {
@@ -193,7 +207,8 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
             .query(&statement, &[&A::TYPE, &aggregate_id, &after])
             .await
             .map_err(database_error)?;
-        rows.iter()
+        let mut events = rows
+            .iter()
             .map(|row| {
                 Ok(SerializedEvent::new(
                     aggregate_id.to_string(),
@@ -206,20 +221,41 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
                 ))
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(database_error)
+            .map_err(database_error)?;
+        keyring::open_events(&**client, &mut events)
+            .await
+            .map_err(keyring_error)?;
+        Ok(events)
     }
 
     /// Appends `events` (consecutive, of one stream) with one statement, which is its own
     /// transaction, and returns the position of the last one. The triggers of the events
     /// table run per row in order: each row's hash sees the row before it, the idempotency
     /// key is recorded with the first and moved along by the others, one NOTIFY.
-    async fn append(&self, events: &[SerializedEvent]) -> Result<i64, AggregateError<A::Error>> {
-        let mut sql = String::from(
+    ///
+    /// Data keys made for this append's subjects (`new_keys`) are inserted by the same
+    /// statement, so a key commits with the first event that uses it, or not at all; two
+    /// appends that made a key for the same new subject collide on `subject_keys.subject`
+    /// like a lost race, and the retry finds the winner's key.
+    async fn append(
+        &self,
+        events: &[SerializedEvent],
+        new_keys: &[NewKey],
+    ) -> Result<i64, AggregateError<A::Error>> {
+        let offset = if new_keys.is_empty() { 0 } else { 3 };
+        let mut sql = String::new();
+        if offset > 0 {
+            sql.push_str(
+                "WITH new_keys AS (INSERT INTO subject_keys (key_id, subject, wrapped) \
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])) ",
+            );
+        }
+        sql.push_str(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
              event_version, payload, metadata) VALUES ",
         );
         for i in 0..events.len() {
-            let p = i * 7;
+            let p = offset + i * 7;
             if i > 0 {
                 sql.push_str(", ");
             }
@@ -239,7 +275,15 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
             .iter()
             .map(|e| i64::try_from(e.sequence).unwrap_or(i64::MAX))
             .collect();
-        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(events.len() * 7);
+        let key_ids: Vec<uuid::Uuid> = new_keys.iter().map(|k| k.key_id).collect();
+        let subjects: Vec<&str> = new_keys.iter().map(|k| k.digest.as_str()).collect();
+        let wrapped: Vec<&[u8]> = new_keys.iter().map(|k| k.wrapped.as_slice()).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(offset + events.len() * 7);
+        if offset > 0 {
+            params.push(&key_ids);
+            params.push(&subjects);
+            params.push(&wrapped);
+        }
         for (event, sequence) in events.iter().zip(&sequences) {
             params.push(&event.aggregate_type);
             params.push(&event.aggregate_id);
@@ -289,6 +333,14 @@ fn pool_error<E: std::error::Error>(error: deadpool_postgres::PoolError) -> Aggr
     AggregateError::DatabaseConnectionError(Box::new(error))
 }
 
+fn keyring_error<E: std::error::Error>(error: KeyringError) -> AggregateError<E> {
+    match error {
+        KeyringError::Database(error) => database_error(error),
+        KeyringError::Pool(error) => pool_error(error),
+        other => AggregateError::UnexpectedError(Box::new(other)),
+    }
+}
+
 /// Whether a tokio-postgres error means the server went away or refuses connections now
 /// (closed connection, class 08 connection exception, class 57P operator intervention).
 pub fn is_connection_error(error: &tokio_postgres::Error) -> bool {
@@ -307,7 +359,11 @@ impl<A: Aggregate + Clone + 'static> EventStore<A> for CachedEventStore<A> {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let events = self.repo.get_events::<A>(aggregate_id).await?;
+        let mut events = self.repo.get_events::<A>(aggregate_id).await?;
+        let client = self.pool.get().await.map_err(pool_error)?;
+        keyring::open_events(&**client, &mut events)
+            .await
+            .map_err(keyring_error)?;
         self.deserialize(events)
     }
 
@@ -364,11 +420,15 @@ impl<A: Aggregate + Clone + 'static> EventStore<A> for CachedEventStore<A> {
             .collect();
         let mut position = None;
         if !envelopes.is_empty() {
-            let serialized = envelopes
+            let mut serialized = envelopes
                 .iter()
                 .map(SerializedEvent::try_from)
                 .collect::<Result<Vec<_>, _>>()?;
-            position = Some(self.append(&serialized).await?);
+            let new_keys = keyring::seal_events(&self.keyring, &self.pool, &mut serialized)
+                .await
+                .map_err(keyring_error)?;
+            position = Some(self.append(&serialized, &new_keys).await?);
+            self.keyring.remember(&new_keys);
             self.appends.send_modify(|n| *n = n.wrapping_add(1));
         }
         let version = start + envelopes.len();

@@ -13,6 +13,13 @@ pub enum ProjectionError {
         event_version: String,
         source: serde_json::Error,
     },
+    /// An event's sealed personal data does not open: the database's keys were wrapped by
+    /// another master key, or stored data was altered.
+    #[error("event {position} cannot be opened: {source}")]
+    Sealed {
+        position: i64,
+        source: crate::privacy::PrivacyError,
+    },
     /// A side effect of the batch failed: a command a process manager issues could not be
     /// run (database unreachable, conflicts). The batch rolls back and is tried again; the
     /// commands must be idempotent for that to be safe.
@@ -42,7 +49,13 @@ impl ProjectionError {
             Self::Database(error) => error
                 .code()
                 .is_some_and(|code| matches!(&code.code()[..2], "22" | "23")),
-            Self::Pool(_) | Self::SideEffect(_) | Self::Busy(_) | Self::Internal(_) => false,
+            // Sealed data that does not open says more about the process (its master key)
+            // than about the event: setting the event aside would skip it for good.
+            Self::Pool(_)
+            | Self::SideEffect(_)
+            | Self::Busy(_)
+            | Self::Internal(_)
+            | Self::Sealed { .. } => false,
         }
     }
 }

@@ -59,16 +59,23 @@ pub struct StoredEvent {
 /// column, or `ORDER BY tx_id` means the alias, which no index has, and every batch sorts
 /// the whole log (it did: a rebuild of a million events read each batch by a parallel full
 /// scan and sort).
-pub const EVENT_COLUMNS: &str = "position, tx_id::text::bigint AS tx_id, aggregate_type, \
-     aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+///
+/// It also selects the wrapped keys of a sealed event's subjects (`keys`, see
+/// [`crate::privacy`]), so that the event opens as it is read.
+pub const EVENT_COLUMNS: &str = concat!(
+    "position, tx_id::text::bigint AS tx_id, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata, recorded_at, ",
+    crate::sealed_keys_column!()
+);
 
 impl TryFrom<&Row> for StoredEvent {
-    type Error = tokio_postgres::Error;
+    type Error = ProjectionError;
 
-    /// Reads a row selected with [`EVENT_COLUMNS`]; a NULL or a column of another type is an
-    /// error.
+    /// Reads a row selected with [`EVENT_COLUMNS`] and opens its sealed fields (an erased
+    /// subject's read as [`crate::privacy::ERASED`]); a NULL, a column of another type or
+    /// sealed data that does not open is an error.
     fn try_from(row: &Row) -> Result<Self, Self::Error> {
-        Ok(Self {
+        let mut event = Self {
             position: row.try_get("position")?,
             tx_id: row.try_get("tx_id")?,
             aggregate_type: row.try_get("aggregate_type")?,
@@ -79,7 +86,19 @@ impl TryFrom<&Row> for StoredEvent {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
-        })
+        };
+        let keys: Option<Value> = row.try_get("keys")?;
+        crate::privacy::seal::open(
+            &mut event.event_version,
+            &mut event.payload,
+            &mut event.metadata,
+            keys.as_ref(),
+        )
+        .map_err(|source| ProjectionError::Sealed {
+            position: event.position,
+            source,
+        })?;
+        Ok(event)
     }
 }
 
@@ -186,10 +205,7 @@ pub async fn read_batch_until(
             ],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::try_from)
-        .collect::<Result<Vec<_>, _>>()?)
+    rows.iter().map(StoredEvent::try_from).collect()
 }
 
 /// Reads up to `limit` events after `after` in catch-up order, only from transactions that
@@ -207,10 +223,7 @@ pub async fn read_batch(
             &[&after.tx_id.to_string(), &after.position, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::try_from)
-        .collect::<Result<Vec<_>, _>>()?)
+    rows.iter().map(StoredEvent::try_from).collect()
 }
 
 /// [`read_batch`] on a statement prepared once per connection, for readers that run it
@@ -227,10 +240,7 @@ pub async fn read_batch_prepared(
             &[&after.tx_id.to_string(), &after.position, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::try_from)
-        .collect::<Result<Vec<_>, _>>()?)
+    rows.iter().map(StoredEvent::try_from).collect()
 }
 
 pub(crate) fn read_batch_sql() -> String {

@@ -32,6 +32,7 @@ pub mod event;
 pub mod feed;
 pub mod health;
 pub mod listen;
+pub mod privacy;
 mod projection;
 pub mod rebuild;
 pub mod reports;

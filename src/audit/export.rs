@@ -28,7 +28,7 @@ pub async fn page(
     after: Checkpoint,
     filter: &Filter,
     limit: i64,
-) -> Result<Vec<AuditEvent>, tokio_postgres::Error> {
+) -> Result<Vec<AuditEvent>, subdesk_projections::ProjectionError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS}, hash FROM events \
           WHERE (tx_id, position) > ($1::text::xid8, $2) \
@@ -65,6 +65,8 @@ pub async fn page(
 pub enum ExportError {
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Read(#[from] subdesk_projections::ProjectionError),
     #[error("writing: {0}")]
     Write(#[from] std::io::Error),
     #[error("encoding: {0}")]

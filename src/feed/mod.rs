@@ -120,7 +120,7 @@ pub async fn page(
     after: Checkpoint,
     filter: &TypeFilter,
     limit: i64,
-) -> Result<Page, tokio_postgres::Error> {
+) -> Result<Page, subdesk_projections::ProjectionError> {
     let bound = scan_bound(limit);
     let scanned = match audiences(principal) {
         None => scan::log(client, after, bound).await?,

@@ -117,7 +117,7 @@ pub(super) async fn index(
 pub(super) async fn events(
     client: &impl GenericClient,
     positions: &[i64],
-) -> Result<Vec<StoredEvent>, tokio_postgres::Error> {
+) -> Result<Vec<StoredEvent>, subdesk_projections::ProjectionError> {
     if positions.is_empty() {
         return Ok(Vec::new());
     }

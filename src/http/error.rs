@@ -259,6 +259,12 @@ impl From<subdesk_projections::ProjectionError> for ApiError {
         match error {
             ProjectionError::Database(e) => e.into(),
             ProjectionError::Pool(e) => e.into(),
+            // Sealed data that does not open: this process has the wrong master key (an
+            // operator's fix), not a bad request.
+            sealed @ ProjectionError::Sealed { .. } => Self::Unavailable {
+                code: "keys_unavailable",
+                detail: sealed.to_string(),
+            },
             other => Self::Internal(other.to_string()),
         }
     }

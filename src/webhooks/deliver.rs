@@ -70,6 +70,8 @@ pub enum DeliverError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("http client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("{0}")]
+    Read(#[from] subdesk_projections::ProjectionError),
 }
 
 /// What a receiver gets: the event as its owner may see it.

@@ -305,7 +305,19 @@ async fn every_event_carries_the_request_metadata_and_a_chained_hash() {
         .expect("events");
     assert_eq!(rows.len(), 2);
     let first: serde_json::Value = rows[0].get(0);
-    assert_eq!(first["actor_id"], "ann@acme.test");
+    // The actor's address is personal: stored sealed, read back through the history.
+    assert_eq!(first["actor_id"], serde_json::Value::Null);
+    assert!(first["$sealed"].is_array(), "{first}");
+    assert!(!first.to_string().contains("ann@acme.test"));
+    let auditor = app.token(As::auditor()).await;
+    let history = expect_json(
+        app.get(&format!("/v1/cases/{id}/history"), &auditor).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(history[0]["metadata"]["actor_id"], "ann@acme.test");
+    assert_eq!(history[0]["event_version"], "2.3");
+    assert!(history[0]["metadata"].get("$sealed").is_none());
     assert_eq!(first["actor_role"], "customer");
     assert_eq!(first["request_id"], "req-123");
     assert_eq!(first["correlation_id"], "corr-9");

@@ -15,6 +15,7 @@ fn subdesk(data_dir: &Path) -> Command {
     command
         .env_remove("DATABASE_URL")
         .env_remove("SUBDESK_READ_DATABASE_URL")
+        .env_remove("SUBDESK_MASTER_KEY")
         .env("RUST_LOG", "warn")
         .arg("--data-dir")
         .arg(data_dir);
@@ -187,6 +188,7 @@ async fn a_command_prints_its_result_alone_and_nothing_else_unless_asked() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_subdesk"));
         command
             .env_remove("RUST_LOG")
+            .env("SUBDESK_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
             .env("DATABASE_URL", crate::helpers::database_url(&target));
         if verbose {
             command.arg("-v");

@@ -19,6 +19,18 @@ use tokio_util::sync::CancellationToken;
 
 const TEMPLATE: &str = "subdesk_template";
 
+/// The master key of every server and command the tests run (in process and as processes),
+/// so that they open each other's sealed events.
+pub const TEST_MASTER_KEY: &str =
+    "5ab7e4c0d1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c";
+
+/// Installs [`TEST_MASTER_KEY`] in this test process.
+pub fn install_test_master_key() {
+    let key = subdesk_projections::privacy::MasterKey::from_hex(TEST_MASTER_KEY)
+        .expect("the test master key is 64 hex digits");
+    subdesk_projections::privacy::install(key).expect("one master key per test process");
+}
+
 struct TestCluster {
     cluster: LocalCluster,
 }
@@ -70,6 +82,7 @@ fn cluster() -> &'static TestCluster {
 
 /// A fresh, migrated database of its own.
 pub async fn fresh_database() -> Target {
+    install_test_master_key();
     let cluster = &cluster().cluster;
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let (client, connection) = cluster
@@ -109,6 +122,7 @@ pub fn database_url(target: &Target) -> String {
 pub async fn subdesk_cli(target: &Target, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
         .env("DATABASE_URL", database_url(target))
+        .env("SUBDESK_MASTER_KEY", TEST_MASTER_KEY)
         .env("RUST_LOG", "warn")
         .args(args)
         .output()
@@ -170,6 +184,9 @@ pub async fn spawn_app_on(target: Target, settings: Settings, clock: Arc<dyn Clo
         ..settings
     };
     seed_acme_entitlement(&target).await;
+    subdesk::privacy::keyring::check_master(&connect(&target).await)
+        .await
+        .expect("the test database takes the test master key");
     let state = AppState::build(&target, &target, settings, clock).expect("build app state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -505,6 +522,7 @@ pub async fn spawn_serve(
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
         .env("DATABASE_URL", database_url(target))
+        .env("SUBDESK_MASTER_KEY", TEST_MASTER_KEY)
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0", "--pool-size", "6"])

@@ -89,6 +89,7 @@ fn rebuild_with_info_log(
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_subdesk"))
         .env("DATABASE_URL", database_url(target))
+        .env("SUBDESK_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
         .env("RUST_LOG", "info")
         .args(["projections", "rebuild", name])
         .stdout(std::process::Stdio::null())

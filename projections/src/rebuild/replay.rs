@@ -46,10 +46,7 @@ pub(super) async fn read_ahead(
             &[&after.tx_id.to_string(), &after.position, &REBUILD_BATCH],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(StoredEvent::try_from)
-        .collect::<Result<Vec<_>, _>>()?)
+    rows.iter().map(StoredEvent::try_from).collect()
 }
 
 /// Applies one batch to one projection's shadow tables in a transaction of its own.
