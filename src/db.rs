@@ -246,6 +246,10 @@ pub fn retryable_sqlstate(sqlstate: &str) -> Option<&'static str> {
         "40001" => "serialization_failure",
         "40P01" => "deadlock_detected",
         "55P03" => "lock_not_available",
+        // A statement of a transaction failed and the error that reached the caller is a
+        // later statement's (pipelined queries): the first failure is unknown, and the reads
+        // that meet this (a read model swapped in by a rebuild) succeed when tried again.
+        "25P02" => "transaction_aborted",
         "25006" => "database_read_only",
         "53300" => "too_many_connections",
         s if s.starts_with("53") => "insufficient_resources",

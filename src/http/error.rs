@@ -228,7 +228,10 @@ impl From<tokio_postgres::Error> for ApiError {
                  range, or text with a NUL character)",
             );
         }
-        Self::Internal(error.to_string())
+        match error.as_db_error() {
+            Some(db) => Self::Internal(format!("{}: {}", db.code().code(), db.message())),
+            None => Self::Internal(error.to_string()),
+        }
     }
 }
 

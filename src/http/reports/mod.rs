@@ -160,12 +160,43 @@ pub async fn cases(
     filter: &ReportFilter,
 ) -> Result<CasesReport, ApiError> {
     let (now, period) = now_and_period(state, filter)?;
-    let mut client = state.read_pool.get().await?;
-    let tx = read::report_transaction(&mut client).await?;
-    let orgs = case_orgs(&*tx, principal, filter).await?;
-    let report = read::cases(&*tx, &orgs, period, now).await?;
-    tx.commit().await?;
-    Ok(report)
+    retried(|| async move {
+        let mut client = state.read_pool.get().await?;
+        let tx = read::report_transaction(&mut client).await?;
+        let orgs = case_orgs(&*tx, principal, filter).await?;
+        let report = read::cases(&*tx, &orgs, period, now).await?;
+        tx.commit().await?;
+        Ok(report)
+    })
+    .await
+}
+
+/// Runs a report's read again (a few times, with a short pause) when it collided with
+/// concurrent work: a rebuild swapping in the report tables (after an erasure, say) can
+/// deadlock with a reader of several of them, or abort its transaction.
+async fn retried<T, F, Fut>(mut read: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut pause = std::time::Duration::from_millis(20);
+    for _ in 0..5 {
+        match read().await {
+            Err(ApiError::Unavailable {
+                code:
+                    "deadlock_detected"
+                    | "serialization_failure"
+                    | "lock_not_available"
+                    | "transaction_aborted",
+                ..
+            }) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            answer => return answer,
+        }
+    }
+    read().await
 }
 
 /// The SLA report for `principal`.
@@ -175,13 +206,16 @@ pub async fn sla(
     filter: &ReportFilter,
 ) -> Result<SlaReport, ApiError> {
     let (now, period) = now_and_period(state, filter)?;
-    let mut client = state.read_pool.get().await?;
-    let tx = read::report_transaction(&mut client).await?;
-    let orgs = case_orgs(&*tx, principal, filter).await?;
-    let policy = &state.settings.case_policy;
-    let report = read::sla(&*tx, &orgs, period, now, policy).await?;
-    tx.commit().await?;
-    Ok(report)
+    retried(|| async move {
+        let mut client = state.read_pool.get().await?;
+        let tx = read::report_transaction(&mut client).await?;
+        let orgs = case_orgs(&*tx, principal, filter).await?;
+        let policy = &state.settings.case_policy;
+        let report = read::sla(&*tx, &orgs, period, now, policy).await?;
+        tx.commit().await?;
+        Ok(report)
+    })
+    .await
 }
 
 /// The subscription report for `principal`.
@@ -192,11 +226,15 @@ pub async fn subscriptions(
 ) -> Result<SubscriptionsReport, ApiError> {
     let (now, period) = now_and_period(state, filter)?;
     let scope = subscription_scope(principal, filter)?;
-    let mut client = state.read_pool.get().await?;
-    let tx = read::report_transaction(&mut client).await?;
-    let report = read::subscriptions(&*tx, &scope, period, now).await?;
-    tx.commit().await?;
-    Ok(report)
+    let scope = &scope;
+    retried(|| async move {
+        let mut client = state.read_pool.get().await?;
+        let tx = read::report_transaction(&mut client).await?;
+        let report = read::subscriptions(&*tx, scope, period, now).await?;
+        tx.commit().await?;
+        Ok(report)
+    })
+    .await
 }
 
 // --- handlers ---------------------------------------------------------------------------------
