@@ -60,6 +60,17 @@ pub async fn serve(
             shutdown.child_token(),
         ))
     };
+    let erasures = {
+        let state = state.clone();
+        tokio::spawn(subdesk_projections::listen::listen(
+            state.listen_config.clone(),
+            crate::privacy::erase::ERASURES_CHANNEL,
+            // Also on every (re)connection: an erasure may have been missed meanwhile.
+            move |_| state.forget_personal_data(),
+            shutdown.child_token(),
+        ))
+    };
+    let erasures_finished = tokio::spawn(finish_erasures(state.clone(), shutdown.child_token()));
     let upkeep = tokio::spawn(metrics_upkeep(state.clone(), shutdown.child_token()));
     let mail = match &state.settings.mail {
         Some(config) => match crate::mail::Mailer::new(state.pool.clone(), config.clone()) {
@@ -96,10 +107,18 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
-    for task in [runner, scheduler, housekeeping, revocations, upkeep]
-        .into_iter()
-        .chain(mail)
-        .chain(webhooks)
+    for task in [
+        runner,
+        scheduler,
+        housekeeping,
+        revocations,
+        erasures,
+        erasures_finished,
+        upkeep,
+    ]
+    .into_iter()
+    .chain(mail)
+    .chain(webhooks)
     {
         if let Err(error) = task.await {
             tracing::error!(%error, "background task ended abnormally");
@@ -136,6 +155,26 @@ async fn housekeeping(state: AppState, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// The background part of erasures: whenever one is recorded in this process (`erasure_wake`)
+/// and once a minute (another process's may have been interrupted), until shutdown.
+async fn finish_erasures(state: AppState, stop: CancellationToken) {
+    loop {
+        let projections = state.rebuildable_projections();
+        let projections: Vec<&dyn subdesk_projections::Projection> =
+            projections.iter().map(|p| p.as_ref()).collect();
+        if let Err(error) =
+            crate::privacy::erase::complete_running(&state.erasure_pool, &projections).await
+        {
+            tracing::error!(%error, "erasures failed in their background part");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = state.erasure_wake.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
         }
     }
 }

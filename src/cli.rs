@@ -77,6 +77,7 @@ async fn dispatch(cli: &Cli, database: &Database) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Privacy { command } => privacy_command(database, command).await,
         Command::Projections { command } => {
             db::migrate(&database.target).await?;
             // A rebuild reads on one connection and writes each read model on another. The
@@ -283,5 +284,62 @@ fn webhook_config(args: &crate::config::WebhookArgs) -> crate::webhooks::deliver
         timeout: args.webhook_timeout,
         lease: args.webhook_timeout.saturating_mul(2),
         ..Default::default()
+    }
+}
+
+async fn privacy_command(
+    database: &Database,
+    command: &crate::privacy::PrivacyCommand,
+) -> anyhow::Result<ExitCode> {
+    let crate::privacy::PrivacyCommand::Erase { subject, reason } = command;
+    db::migrate(&database.target).await?;
+    let state = AppState::build(
+        &database.target,
+        &database.target,
+        Settings {
+            pool_size: 2,
+            ..Settings::default()
+        },
+        Arc::new(SystemClock),
+    )?;
+    let recorded = {
+        let mut client = state.pool.get().await?;
+        crate::privacy::keyring::check_master(&**client).await?;
+        let tx = client.transaction().await?;
+        let meta = crate::command::CommandMeta::system("cli:privacy-erase");
+        let recorded = crate::privacy::erase::record(
+            &tx,
+            &state.pool,
+            &state.keyring,
+            subject,
+            reason.trim(),
+            &crate::privacy::erase::Requester {
+                actor: meta.actor.clone(),
+                metadata: meta.to_map(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        recorded
+    };
+    let projections = state.rebuildable_projections();
+    let projections: Vec<&dyn subdesk_projections::Projection> =
+        projections.iter().map(|p| p.as_ref()).collect();
+    // Another process may hold the erasures' lock: wait for it to finish this one.
+    loop {
+        crate::privacy::erase::complete_running(&state.erasure_pool, &projections).await?;
+        let client = state.pool.get().await?;
+        let now = crate::privacy::erase::find(&**client, recorded.id)
+            .await?
+            .context("the erasure vanished")?;
+        if now.status != "running" {
+            println!("{}", serde_json::to_string_pretty(&now)?);
+            return Ok(if now.status == "completed" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

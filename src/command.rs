@@ -51,7 +51,7 @@ impl CommandMeta {
         }
     }
 
-    fn to_map(&self) -> HashMap<String, String> {
+    pub(crate) fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             ("actor_id".to_string(), self.actor.id.clone()),
             (
@@ -147,6 +147,11 @@ where
             store,
             pool,
         }
+    }
+
+    /// Forgets every cached aggregate state (an erasure changed what events read as).
+    pub fn forget_cached(&self) {
+        self.store.forget_all();
     }
 
     /// Handles `command` on aggregate `id`. `guard` runs on the loaded state before the

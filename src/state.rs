@@ -110,6 +110,34 @@ pub struct AppInner {
     pub listen_config: tokio_postgres::Config,
     /// The open event streams (`GET /v1/events` as Server-Sent Events).
     pub streams: Arc<crate::feed::slots::StreamSlots>,
+    /// The data keys of the command path.
+    pub keyring: Arc<crate::privacy::Keyring>,
+    /// Connections of the erasures' background part (a rebuild of every read model needs
+    /// one per projection and one more), apart from the live runner's.
+    pub erasure_pool: Pool,
+    /// Wakes the erasures' background part (see `app::finish_erasures`).
+    pub erasure_wake: tokio::sync::Notify,
+}
+
+impl AppInner {
+    /// Forgets every cached data key and aggregate state (an erasure happened).
+    pub fn forget_personal_data(&self) {
+        self.keyring.forget_all();
+        self.cases.forget_cached();
+        self.subscriptions.forget_cached();
+        self.relationships.forget_cached();
+        self.calendars.forget_cached();
+    }
+
+    /// The projections an erasure rebuilds: every one a rebuild may replay.
+    pub fn rebuildable_projections(&self) -> Vec<Arc<dyn subdesk_projections::Projection>> {
+        self.runner
+            .projections()
+            .iter()
+            .filter(|p| p.rebuildable())
+            .cloned()
+            .collect()
+    }
 }
 
 /// Cheap to clone; what every handler receives.
@@ -203,6 +231,7 @@ impl AppState {
             ),
         ));
         projections.extend(settings.extra_projections.0.iter().cloned());
+        let erasure_pool = target.pool(projections.len() + 2)?;
         let runner = Arc::new(
             Runner::new(
                 pool.clone(),
@@ -250,6 +279,9 @@ impl AppState {
             metrics: crate::telemetry::metrics(),
             listen_config: target.config.clone(),
             streams: Arc::default(),
+            keyring,
+            erasure_pool,
+            erasure_wake: tokio::sync::Notify::new(),
         })))
     }
 }

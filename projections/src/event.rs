@@ -50,6 +50,9 @@ pub struct StoredEvent {
     pub payload: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// Whether it was stored sealed (its personal fields encrypted; see [`crate::privacy`]).
+    /// `event_version` and the payload are the opened ones.
+    pub sealed: bool,
 }
 
 /// The column list every reader selects, with the names [`StoredEvent`]'s `TryFrom<&Row>`
@@ -86,7 +89,9 @@ impl TryFrom<&Row> for StoredEvent {
             payload: row.try_get("payload")?,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
+            sealed: false,
         };
+        event.sealed = event.event_version.ends_with(crate::privacy::SEALED_SUFFIX);
         let keys: Option<Value> = row.try_get("keys")?;
         crate::privacy::seal::open(
             &mut event.event_version,

@@ -30,7 +30,15 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(event: StoredEvent, hash: &[u8]) -> Self {
-        let stored_version = event.event_version.clone();
+        let stored_version = if event.sealed {
+            format!(
+                "{}{}",
+                event.event_version,
+                subdesk_projections::privacy::SEALED_SUFFIX
+            )
+        } else {
+            event.event_version.clone()
+        };
         let event = event.upcasted();
         Self {
             position: event.position,

@@ -18,6 +18,7 @@ pub mod feed;
 pub mod health;
 pub mod orgs;
 pub mod partners;
+pub mod privacy;
 pub mod projections;
 pub mod reports;
 pub mod settings;
@@ -75,6 +76,7 @@ use error::ApiError;
         (name = "orgs", description = "An org's settings: the business calendar its service \
             levels count on"),
         (name = "tokens", description = "API tokens, for admins"),
+        (name = "privacy", description = "Erasure of data subjects (crypto-shredding), for admins"),
         (name = "reports", description = "Dashboards: cases, first-response SLA and \
             resolution times, subscriptions and seats, renewals, cancellations; JSON or CSV, \
             scoped to what the caller sees"),
@@ -110,6 +112,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(settings::router())
         .merge(tokens::router())
+        .merge(privacy::router())
         .merge(partners::router())
         .merge(orgs::router())
         .merge(calendars::router())

@@ -2,6 +2,7 @@
 //! keys of the command path ([`keyring`]). What is sealed, and how, is
 //! `subdesk_projections::privacy`.
 
+pub mod erase;
 pub mod keyring;
 
 use std::path::Path;
@@ -10,6 +11,21 @@ use anyhow::Context;
 use subdesk_projections::privacy::MasterKey;
 
 pub use keyring::{Keyring, KeyringError};
+
+/// `subdesk privacy ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PrivacyCommand {
+    /// Erase a data subject and wait until everything derived from their data is scrubbed
+    /// (read models rebuilt); prints the erasure as JSON.
+    Erase {
+        /// Their e-mail address (a staff user: their user id).
+        #[arg(long)]
+        subject: String,
+        /// Why, for the record (do not name the person).
+        #[arg(long)]
+        reason: String,
+    },
+}
 
 /// Where the master key comes from.
 #[derive(Clone, clap::Args)]

@@ -121,7 +121,7 @@ impl Who {
                 matches!(self, Ann | Ada | Pat | Pvc | Sam | Root | Audrey)
             }
             Target::Org => !matches!(self, Gus | Mal),
-            Target::Token => self == Root,
+            Target::Token | Target::Erasure => self == Root,
             Target::Webhook => matches!(self, Ada | Root),
         }
     }
@@ -142,6 +142,8 @@ enum Target {
     Org,
     /// `/v1/tokens/{id}...`: a token (admins only).
     Token,
+    /// `/v1/privacy/erasures/{id}`: an erasure (admins only).
+    Erasure,
     /// `/v1/webhooks/{id}...`: acme's webhook endpoint, which its admin registered (only the
     /// org's admin and staff admins manage it; everyone else gets 404).
     Webhook,
@@ -158,6 +160,8 @@ fn targets_of(template: &str) -> Result<Vec<Target>, String> {
         vec![Target::Org]
     } else if template.starts_with("/v1/tokens/{id}") {
         vec![Target::Token]
+    } else if template.starts_with("/v1/privacy/erasures/{id}") {
+        vec![Target::Erasure]
     } else if template.starts_with("/v1/webhooks/{id}") {
         vec![Target::Webhook]
     } else if template.contains('{') {
@@ -294,6 +298,7 @@ struct World {
     direct: Sub,
     partner: Sub,
     token_id: String,
+    erasure_id: String,
     webhook_id: String,
     org: String,
     /// The text of the internal comment.
@@ -420,6 +425,17 @@ async fn world() -> (TestApp, World) {
     )
     .await;
 
+    let erasure = expect_json(
+        app.post(
+            "/v1/privacy/erasures",
+            &root,
+            &json!({"subject": "gone@elsewhere.test", "reason": "the matrix's erasure"}),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
     let webhook = expect_json(
         app.post(
             "/v1/webhooks",
@@ -448,6 +464,7 @@ async fn world() -> (TestApp, World) {
         direct,
         partner,
         token_id: text_of(&issued, "id"),
+        erasure_id: text_of(&erasure, "id"),
         webhook_id: text_of(&webhook, "id"),
         org: ORG.into(),
         marker,
@@ -471,6 +488,7 @@ impl World {
         let id = match target {
             Target::Case => self.case_id.as_str(),
             Target::Token => self.token_id.as_str(),
+            Target::Erasure => self.erasure_id.as_str(),
             Target::Webhook => self.webhook_id.as_str(),
             _ => sub.map_or("", |s| s.id.as_str()),
         };
@@ -503,6 +521,7 @@ impl World {
             direct: sub(&self.direct),
             partner: sub(&self.partner),
             token_id: fresh(),
+            erasure_id: fresh(),
             webhook_id: fresh(),
             org: "no-such-org".into(),
             ..self.clone()
@@ -515,6 +534,7 @@ impl World {
             self.case_id.clone(),
             self.attachment_id.clone(),
             self.token_id.clone(),
+            self.erasure_id.clone(),
             self.webhook_id.clone(),
             self.org.clone(),
         ];
@@ -549,7 +569,7 @@ impl World {
             }
             Target::Org => vec![("the org", ORG.to_string(), true)],
             Target::Webhook => vec![("the webhook id", self.webhook_id.clone(), false)],
-            Target::Nothing | Target::Token => Vec::new(),
+            Target::Nothing | Target::Token | Target::Erasure => Vec::new(),
         }
     }
 }
@@ -716,7 +736,7 @@ async fn run_as(who: Who, plan: &[Operation]) -> Run {
                 }
             }
             // Refused for the role, not for a tenant: tokens are the admins'.
-            Target::Token if !who.sees(target) => {
+            Target::Token | Target::Erasure if !who.sees(target) => {
                 if status != StatusCode::FORBIDDEN {
                     problems.push(format!("{status}, expected 403 (admins only)"));
                 }

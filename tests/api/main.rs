@@ -16,6 +16,7 @@ mod cli;
 mod conflicts;
 mod dashboard;
 mod entitlements;
+mod erasure;
 mod faults;
 mod feed;
 mod hardening;

@@ -143,6 +143,7 @@ mod tests {
             payload: serde_json::to_value(event).expect("payload"),
             metadata: json!({}),
             recorded_at: t0(),
+            sealed: false,
         }
     }
 

@@ -142,6 +142,7 @@ pub(super) async fn insert_notifications(
          SELECT source_position, kind, recipient, subject, body, aggregate_type, aggregate_id, \
                 facts \
            FROM jsonb_populate_recordset(NULL::notifications, $1) \
+          WHERE recipient <> '[erased]' \
          ON CONFLICT (source_position, kind, recipient) DO NOTHING",
         &[&Json(rows)],
     )

@@ -94,6 +94,7 @@ impl Outbox {
                     facts \
                FROM jsonb_to_recordset($1) AS n(source_position bigint, kind text, recipient text, \
                     subject text, body text, aggregate_type text, aggregate_id text, facts jsonb) \
+              WHERE recipient <> '[erased]' \
              ON CONFLICT (source_position, kind, recipient) DO NOTHING",
             &[&Json(&self.rows)],
         )

@@ -310,7 +310,7 @@ fn safe_file_name(name: &str) -> String {
     params(("id" = Uuid, Path), ("attachment_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The file's bytes, with the content type it was uploaded with", content_type = "*/*", body = Vec<u8>),
-        (status = 404, body = Problem, description = "No such case or attachment, or not visible"),
+        (status = 404, body = Problem, description = "No such case or attachment, not visible, or erased with its uploader"),
     ))]
 async fn download_attachment(
     State(state): State<AppState>,
@@ -333,9 +333,14 @@ async fn download_attachment(
         )
         .await?
         .ok_or_else(|| {
-            ApiError::Internal(format!(
-                "the bytes of attachment {attachment_id} are missing"
-            ))
+            // An erasure of its uploader deleted the bytes (and erased the name).
+            if added.name == subdesk_projections::privacy::ERASED {
+                ApiError::NotFound("the attachment was erased with its uploader".into())
+            } else {
+                ApiError::Internal(format!(
+                    "the bytes of attachment {attachment_id} are missing"
+                ))
+            }
         })?;
     let content: Vec<u8> = row.try_get(0)?;
     if hex::encode(Sha256::digest(&content)) != added.sha256 {
