@@ -306,13 +306,27 @@ pub async fn complete_running(
     if !locked {
         return Ok(0);
     }
+    let result = complete_locked(&lock, pool, projections).await;
+    // Always let go of the session lock, or this connection would keep it in the pool.
+    let unlocked = lock
+        .execute("SELECT pg_advisory_unlock(x'e7a5'::int, 0)", &[])
+        .await;
+    let completed = result?;
+    unlocked?;
+    Ok(completed)
+}
+
+async fn complete_locked(
+    lock: &deadpool_postgres::Object,
+    pool: &Pool,
+    projections: &[&dyn Projection],
+) -> Result<usize, EraseError> {
     let mut completed = 0;
-    let result = loop {
-        let ids = match running(&**lock).await {
-            Ok(ids) if ids.is_empty() => break Ok(completed),
-            Ok(ids) => ids,
-            Err(error) => break Err(error),
-        };
+    loop {
+        let ids = running(&***lock).await?;
+        if ids.is_empty() {
+            return Ok(completed);
+        }
         match scrub_derived(pool, projections, &ids).await {
             Ok(()) => completed += ids.len(),
             Err(error) => {
@@ -322,13 +336,10 @@ pub async fn complete_running(
                     &[&ids, &error.to_string()],
                 )
                 .await?;
-                break Err(error);
+                return Err(error);
             }
         }
-    };
-    lock.execute("SELECT pg_advisory_unlock(x'e7a5'::int, 0)", &[])
-        .await?;
-    result
+    }
 }
 
 /// Scrubs what was derived from the events of erasures `ids`, and marks them completed.
@@ -385,6 +396,21 @@ async fn scrub_derived(
                      OR (aggregate_type, aggregate_id) IN \
                         (SELECT aggregate_type, aggregate_id FROM events \
                           WHERE position = ANY($1) AND event_type = 'CaseOpened')",
+                &[positions],
+            )
+            .await?;
+        // Error texts about their events may quote them (a decoding error, a receiver's
+        // answer): the texts go, the records stay.
+        client
+            .execute(
+                "UPDATE projection_dead_letters SET error = '[erased]' WHERE position = ANY($1)",
+                &[positions],
+            )
+            .await?;
+        client
+            .execute(
+                "UPDATE webhook_deliveries SET error = '[erased]' \
+                  WHERE position = ANY($1) AND error IS NOT NULL",
                 &[positions],
             )
             .await?;
