@@ -39,15 +39,16 @@ pub const SEALED_SUFFIX: &str = "+sealed";
 /// select it as `keys` beside the event's columns (see `event::EVENT_COLUMNS`).
 #[macro_export]
 macro_rules! sealed_keys_column {
+    // `= ANY (ARRAY(...))` rather than `IN (...)`: an index probe per key, not a scan of
+    // `subject_keys` per event.
     () => {
         "CASE WHEN event_version LIKE '%+sealed' THEN \
            (SELECT jsonb_object_agg(k.key_id::text, encode(k.wrapped, 'hex')) \
               FROM subject_keys k \
-             WHERE k.key_id IN (SELECT (x #>> '{}')::uuid \
-                                  FROM jsonb_path_query(payload, '$.\"$sealed\"[*].key') x \
-                                UNION ALL \
-                                SELECT (x #>> '{}')::uuid \
-                                  FROM jsonb_path_query(metadata, '$.\"$sealed\"[*].key') x)) \
+             WHERE k.key_id = ANY (ARRAY( \
+                     SELECT (e ->> 'key')::uuid \
+                       FROM jsonb_array_elements(coalesce(payload -> '$sealed', '[]') \
+                                                 || coalesce(metadata -> '$sealed', '[]')) e))) \
          END AS keys"
     };
 }
@@ -151,8 +152,25 @@ impl MasterKey {
         seal_bytes(&self.cipher(), key_id.as_bytes(), &key.0)
     }
 
-    /// Opens a wrapped data key.
+    /// Opens a wrapped data key, from a cache of the keys this process opened before (by key
+    /// id and wrapped bytes: a key is used only when its stored row came with the event, so
+    /// the cache never outlives an erasure).
     pub fn unwrap_key(&self, key_id: Uuid, wrapped: &[u8]) -> Result<DataKey, PrivacyError> {
+        let mut opened = OPENED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((master, bytes, key)) = opened.get(&key_id) {
+            if *master == self.0 && bytes.as_slice() == wrapped {
+                return Ok(key.clone());
+            }
+        }
+        let key = self.unwrap_uncached(key_id, wrapped)?;
+        if opened.len() >= OPENED_CAPACITY {
+            opened.clear();
+        }
+        opened.insert(key_id, (self.0, wrapped.to_vec(), key.clone()));
+        Ok(key)
+    }
+
+    fn unwrap_uncached(&self, key_id: Uuid, wrapped: &[u8]) -> Result<DataKey, PrivacyError> {
         let bytes = open_bytes(&self.cipher(), key_id.as_bytes(), wrapped)
             .ok_or(PrivacyError::Unwrap(key_id))?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| PrivacyError::Unwrap(key_id))?;
@@ -219,6 +237,14 @@ fn open_bytes(cipher: &Aes256Gcm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> 
 }
 
 static MASTER: OnceLock<MasterKey> = OnceLock::new();
+
+/// Data keys this process unwrapped, by key id, with the master key and wrapped bytes they
+/// came from.
+type Opened = std::collections::HashMap<Uuid, ([u8; 32], Vec<u8>, DataKey)>;
+static OPENED: std::sync::LazyLock<std::sync::Mutex<Opened>> =
+    std::sync::LazyLock::new(Default::default);
+/// Keys kept opened at most (then the cache starts over).
+const OPENED_CAPACITY: usize = 100_000;
 
 /// Installs the process's master key (once; installing the same key again is a no-op).
 pub fn install(key: MasterKey) -> Result<(), PrivacyError> {
