@@ -298,3 +298,59 @@ macro_rules! command_routes {
     };
 }
 pub(crate) use command_routes;
+
+/// The first answer to a request that appends no event (issuing a token, requesting an
+/// erasure), for the same request repeated with its `Idempotency-Key`: 422 if the key came
+/// with another request.
+pub(super) fn replay_stored(record: KeyRecord, request_hash: &str) -> Result<Response, ApiError> {
+    if record.request_hash != request_hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used within the last 24 hours for a different request",
+        ));
+    }
+    let (status, body) = record
+        .response
+        .ok_or_else(|| ApiError::Internal("an idempotency key without its answer".into()))?;
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Json(body),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+/// Takes `key` in `tx` for a request that appends no event, with the answer to remember.
+/// `None`: taken (commit `tx` and answer). `Some`: not taken; answer this instead (the first
+/// request's answer, or 409 while that one is still being handled) and drop `tx`.
+pub(super) async fn take_or_replay(
+    state: &AppState,
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &idempotency::IdempotencyKey,
+    request_id: &str,
+    resource: (&str, &str),
+    answer: (StatusCode, &serde_json::Value),
+) -> Result<Option<Response>, ApiError> {
+    let taken = idempotency::take_without_events(
+        &**tx,
+        key,
+        request_id,
+        resource,
+        answer.0.as_u16(),
+        answer.1,
+    )
+    .await?;
+    if taken {
+        return Ok(None);
+    }
+    match idempotency::find(&state.pool, key).await? {
+        Some(record) => replay_stored(record, &key.request_hash).map(Some),
+        None => Err(ApiError::Conflict {
+            code: "idempotency_key_in_use",
+            detail: "another request with this Idempotency-Key is being handled".into(),
+        }),
+    }
+}

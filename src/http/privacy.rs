@@ -2,7 +2,7 @@
 //! `crate::privacy::erase`) and follow the erasure's progress.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::command::REPLAYED;
+use super::command::{replay_stored, take_or_replay};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
 use crate::http::contract::Idempotent;
@@ -85,7 +85,7 @@ async fn request_erasure(
     let meta = ctx.meta(&body.hash);
     if let Some(key) = &meta.idempotency {
         if let Some(record) = idempotency::find(&state.pool, key).await? {
-            return replay(record, &body.hash);
+            return replay_stored(record, &body.hash);
         }
     }
     let request = body.value;
@@ -106,51 +106,24 @@ async fn request_erasure(
     if let Some(key) = &meta.idempotency {
         let remembered =
             serde_json::to_value(&recorded).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let taken = idempotency::take_without_events(
-            &*tx,
+        let resource = (erase::AGGREGATE_TYPE, recorded.id.to_string());
+        if let Some(answer) = take_or_replay(
+            &state,
+            &tx,
             key,
             &ctx.request_id,
-            (erase::AGGREGATE_TYPE, &recorded.id.to_string()),
-            StatusCode::ACCEPTED.as_u16(),
-            &remembered,
+            (resource.0, &resource.1),
+            (StatusCode::ACCEPTED, &remembered),
         )
-        .await?;
-        if !taken {
-            tx.rollback().await?;
-            return match idempotency::find(&state.pool, key).await? {
-                Some(record) => replay(record, &body.hash),
-                None => Err(ApiError::Conflict {
-                    code: "idempotency_key_in_use",
-                    detail: "another request with this Idempotency-Key is being handled".into(),
-                }),
-            };
+        .await?
+        {
+            return Ok(answer);
         }
     }
     tx.commit().await?;
     state.forget_personal_data();
     state.erasure_wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(recorded)).into_response())
-}
-
-fn replay(record: idempotency::KeyRecord, request_hash: &str) -> Result<Response, ApiError> {
-    if record.request_hash != request_hash {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used within the last 24 hours for a different request",
-        ));
-    }
-    let (status, body) = record
-        .response
-        .ok_or_else(|| ApiError::Internal("erasure key without a response".into()))?;
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED),
-        Json(body),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(REPLAYED, HeaderValue::from_static("true"));
-    Ok(response)
 }
 
 /// An erasure and how far it has come.

@@ -5,7 +5,7 @@
 //! hash is kept): revoke it and issue a new one if it was lost.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::command::REPLAYED;
+use super::command::{replay_stored, take_or_replay};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
 use crate::auth::{self, TokenInfo, TokenSpec};
@@ -104,7 +104,7 @@ async fn issue_token(
     let key = ctx.meta(&body.hash).idempotency;
     if let Some(key) = &key {
         if let Some(record) = idempotency::find(&state.pool, key).await? {
-            return replay(record, &body.hash);
+            return replay_stored(record, &body.hash);
         }
     }
     let role = request
@@ -147,24 +147,17 @@ async fn issue_token(
             info: info.clone(),
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let taken = idempotency::take_without_events(
-            &*tx,
+        if let Some(answer) = take_or_replay(
+            &state,
+            &tx,
             key,
             &ctx.request_id,
             ("ApiToken", &id.to_string()),
-            StatusCode::CREATED.as_u16(),
-            &remembered,
+            (StatusCode::CREATED, &remembered),
         )
-        .await?;
-        if !taken {
-            tx.rollback().await?;
-            return match idempotency::find(&state.pool, key).await? {
-                Some(record) => replay(record, &body.hash),
-                None => Err(ApiError::Conflict {
-                    code: "idempotency_key_in_use",
-                    detail: "another request with this Idempotency-Key is being handled".into(),
-                }),
-            };
+        .await?
+        {
+            return Ok(answer);
         }
     }
     tx.commit().await?;
@@ -176,27 +169,6 @@ async fn issue_token(
         }),
     )
         .into_response())
-}
-
-fn replay(record: idempotency::KeyRecord, request_hash: &str) -> Result<Response, ApiError> {
-    if record.request_hash != request_hash {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used within the last 24 hours for a different request",
-        ));
-    }
-    let (status, body) = record
-        .response
-        .ok_or_else(|| ApiError::Internal("token key without a response".into()))?;
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
-        Json(body),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(REPLAYED, HeaderValue::from_static("true"));
-    Ok(response)
 }
 
 /// Revoke a token: it stops working on the next request, in this process at once and in
