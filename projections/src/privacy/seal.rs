@@ -199,21 +199,31 @@ mod tests {
         )
     }
 
+    /// The process's master key, and the opening sealed with fresh keys for its subjects.
+    #[allow(clippy::type_complexity)]
+    fn sealed_opening() -> (
+        MasterKey,
+        HashMap<String, (Uuid, DataKey)>,
+        (String, Value, Value),
+    ) {
+        let _ = crate::privacy::install(MasterKey::generate());
+        let master = crate::privacy::master().expect("installed").clone();
+        let (mut payload, mut metadata) = opening();
+        let mut version = "2.3".to_string();
+        let found = spots("SupportCase", "CaseOpened", &payload, &metadata);
+        let keys = keys_for(&["ann@acme.example", "bob@acme.example", "cy@acme.example"]);
+        seal(&mut version, &mut payload, &mut metadata, &found, |s| {
+            keys.get(s).cloned()
+        })
+        .expect("seal");
+        (master, keys, (version, payload, metadata))
+    }
+
     #[test]
     fn a_sealed_event_holds_no_personal_text_and_opens_to_what_it_was() {
-        let master = crate::privacy::MasterKey::generate();
-        let _ = crate::privacy::install(master.clone());
-        let master = crate::privacy::master().expect("installed").clone();
+        let (master, keys, (version, payload, metadata)) = sealed_opening();
         {
             let (original, original_meta) = opening();
-            let (mut payload, mut metadata) = opening();
-            let mut version = "2.3".to_string();
-            let found = spots("SupportCase", "CaseOpened", &payload, &metadata);
-            let keys = keys_for(&["ann@acme.example", "bob@acme.example", "cy@acme.example"]);
-            seal(&mut version, &mut payload, &mut metadata, &found, |s| {
-                keys.get(s).cloned()
-            })
-            .expect("seal");
             assert_eq!(version, "2.3+sealed");
             let stored = format!("{payload}{metadata}");
             for secret in ["ann@", "bob@", "cy@", "Printer", "Monday", "1234"] {
@@ -249,16 +259,7 @@ mod tests {
 
     #[test]
     fn altered_ciphertext_is_an_error_not_an_erasure() {
-        let _ = crate::privacy::install(crate::privacy::MasterKey::generate());
-        let master = crate::privacy::master().expect("installed").clone();
-        let (mut payload, mut metadata) = opening();
-        let mut version = "2.3".to_string();
-        let found = spots("SupportCase", "CaseOpened", &payload, &metadata);
-        let keys = keys_for(&["ann@acme.example", "bob@acme.example", "cy@acme.example"]);
-        seal(&mut version, &mut payload, &mut metadata, &found, |s| {
-            keys.get(s).cloned()
-        })
-        .expect("seal");
+        let (master, keys, (mut version, mut payload, mut metadata)) = sealed_opening();
         let data = payload["$sealed"][0]["data"]
             .as_str()
             .expect("data")
