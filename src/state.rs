@@ -127,6 +127,7 @@ impl AppInner {
         self.subscriptions.forget_cached();
         self.relationships.forget_cached();
         self.calendars.forget_cached();
+        self.runner.forget_read_events();
     }
 
     /// The projections an erasure rebuilds: every one a rebuild may replay.

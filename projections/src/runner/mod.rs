@@ -14,8 +14,9 @@
 //! every open transaction id holds the horizon back for all readers.
 //!
 //! This file holds the [`Runner`] and its one-batch transaction; `batch` sorts a batch into what
-//! is applied and what waits, `checkpoint` reads and moves the checkpoint row, and `tasks` holds
-//! the long-running loops [`Runner::run`] spawns.
+//! is applied and what waits, `checkpoint` reads and moves the checkpoint row, `shared` lets the
+//! projections of a process share one read (and one opening) of each stretch of the log, and
+//! `tasks` holds the long-running loops [`Runner::run`] spawns.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,11 +31,13 @@ use crate::health::{Board, Health};
 
 mod batch;
 mod checkpoint;
+mod shared;
 mod tasks;
 
 use self::batch::{park, parked_behind, prepare};
 pub use self::checkpoint::has_applied;
 use self::checkpoint::{load_checkpoint, save_checkpoint};
+use self::shared::SharedReads;
 pub use crate::projection::Projection;
 // Re-exported so that the claim keeps its old path inside the crate; the runner takes it too.
 pub(crate) use crate::projection::CLAIM_NAMESPACE;
@@ -84,6 +87,8 @@ pub struct Runner {
     outdated: watch::Sender<bool>,
     /// Bumped by this process's command path after each append (see [`Runner::announcing`]).
     appends: Option<watch::Receiver<u64>>,
+    /// The last stretch of the log read, shared by all the projections here.
+    shared: SharedReads,
 }
 
 impl Runner {
@@ -108,6 +113,7 @@ impl Runner {
             board,
             outdated: watch::channel(false).0,
             appends: None,
+            shared: SharedReads::default(),
         }
     }
 
@@ -150,6 +156,12 @@ impl Runner {
         self.advanced_by
             .get(name)
             .map_or_else(|| self.advanced.subscribe(), watch::Sender::subscribe)
+    }
+
+    /// Drops the events read and opened for the projections here: called when an erasure has
+    /// destroyed keys, so that no event opened before it is applied after it.
+    pub fn forget_read_events(&self) {
+        self.shared.forget();
     }
 
     /// Tells the waiters that `name` moved its checkpoint.
@@ -204,7 +216,7 @@ impl Runner {
             return Ok(0);
         }
         let after = load_checkpoint(&tx, name).await?;
-        let events = read_batch_prepared(&tx, after, self.config.batch_size).await?;
+        let events = self.shared.read(&tx, after, self.config.batch_size).await?;
         if events.is_empty() {
             return Ok(0);
         }
