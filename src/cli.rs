@@ -291,7 +291,6 @@ async fn privacy_command(
     database: &Database,
     command: &crate::privacy::PrivacyCommand,
 ) -> anyhow::Result<ExitCode> {
-    let crate::privacy::PrivacyCommand::Erase { subject, reason } = command;
     db::migrate(&database.target).await?;
     let state = AppState::build(
         &database.target,
@@ -302,6 +301,43 @@ async fn privacy_command(
         },
         Arc::new(SystemClock),
     )?;
+    match command {
+        crate::privacy::PrivacyCommand::Erase { subject, reason } => {
+            erase(&state, subject, reason).await
+        }
+        crate::privacy::PrivacyCommand::SealExisting => seal_existing(&state).await,
+    }
+}
+
+async fn seal_existing(state: &AppState) -> anyhow::Result<ExitCode> {
+    let report = {
+        let mut client = state.pool.get().await?;
+        crate::privacy::keyring::check_master(&**client).await?;
+        let tx = client.transaction().await?;
+        let report = crate::privacy::rewrite::seal_existing(&tx, |n| {
+            if n % 100_000 == 0 && n > 0 {
+                eprintln!("{n} events read");
+            }
+        })
+        .await?;
+        tx.commit().await?;
+        report
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!(
+        "sealed {} events in {} streams ({} hashes moved, each anchored) in {:.1} s",
+        report.events_sealed, report.streams_rewritten, report.events_rehashed, report.seconds
+    );
+    for erasure in &report.erasures_reopened {
+        eprintln!("erasure {erasure} covers sealed data again: finishing it");
+        if wait_for_erasure(state, *erasure).await? != ExitCode::SUCCESS {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn erase(state: &AppState, subject: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let recorded = {
         let mut client = state.pool.get().await?;
         crate::privacy::keyring::check_master(&**client).await?;
@@ -322,6 +358,12 @@ async fn privacy_command(
         tx.commit().await?;
         recorded
     };
+    wait_for_erasure(state, recorded.id).await
+}
+
+/// Finishes the running erasures (or waits while another process does) until `id` is done;
+/// prints it as JSON.
+async fn wait_for_erasure(state: &AppState, id: uuid::Uuid) -> anyhow::Result<ExitCode> {
     let projections = state.rebuildable_projections();
     let projections: Vec<&dyn subdesk_projections::Projection> =
         projections.iter().map(|p| p.as_ref()).collect();
@@ -329,7 +371,7 @@ async fn privacy_command(
     loop {
         crate::privacy::erase::complete_running(&state.erasure_pool, &projections).await?;
         let client = state.pool.get().await?;
-        let now = crate::privacy::erase::find(&**client, recorded.id)
+        let now = crate::privacy::erase::find(&**client, id)
             .await?
             .context("the erasure vanished")?;
         if now.status != "running" {

@@ -194,12 +194,15 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
         version: usize,
     ) -> Result<Vec<SerializedEvent>, AggregateError<A::Error>> {
         let client = self.pool.get().await.map_err(pool_error)?;
+        // The wrapped keys of each sealed event come with it: one round trip.
         let statement = client
-            .prepare_cached(
-                "SELECT sequence, event_type, event_version, payload, metadata FROM events \
+            .prepare_cached(concat!(
+                "SELECT sequence, event_type, event_version, payload, metadata, ",
+                subdesk_projections::sealed_keys_column!(),
+                " FROM events \
                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
-                  ORDER BY sequence",
-            )
+                  ORDER BY sequence"
+            ))
             .await
             .map_err(database_error)?;
         let after = i64::try_from(version).unwrap_or(i64::MAX);
@@ -207,24 +210,32 @@ impl<A: Aggregate + Clone + 'static> CachedEventStore<A> {
             .query(&statement, &[&A::TYPE, &aggregate_id, &after])
             .await
             .map_err(database_error)?;
-        let mut events = rows
-            .iter()
-            .map(|row| {
-                Ok(SerializedEvent::new(
-                    aggregate_id.to_string(),
-                    usize::try_from(row.try_get::<_, i64>("sequence")?).unwrap_or_default(),
-                    A::TYPE.to_string(),
-                    row.try_get("event_type")?,
-                    row.try_get("event_version")?,
-                    row.try_get("payload")?,
-                    row.try_get("metadata")?,
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let read = || -> Result<_, tokio_postgres::Error> {
+                Ok((
+                    SerializedEvent::new(
+                        aggregate_id.to_string(),
+                        usize::try_from(row.try_get::<_, i64>("sequence")?).unwrap_or_default(),
+                        A::TYPE.to_string(),
+                        row.try_get("event_type")?,
+                        row.try_get("event_version")?,
+                        row.try_get("payload")?,
+                        row.try_get("metadata")?,
+                    ),
+                    row.try_get::<_, Option<serde_json::Value>>("keys")?,
                 ))
-            })
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(database_error)?;
-        keyring::open_events(&**client, &mut events)
-            .await
-            .map_err(keyring_error)?;
+            };
+            let (mut event, keys) = read().map_err(database_error)?;
+            subdesk_projections::privacy::seal::open(
+                &mut event.event_version,
+                &mut event.payload,
+                &mut event.metadata,
+                keys.as_ref(),
+            )
+            .map_err(|e| keyring_error(KeyringError::Privacy(e)))?;
+            events.push(event);
+        }
         Ok(events)
     }
 

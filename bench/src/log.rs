@@ -1,5 +1,5 @@
 //! The scenarios on a large log: `rebuild` (against a naive one-event-at-a-time replay),
-//! `export` and `verify`.
+//! `export` and `verify`, and `seal` (`subdesk privacy seal-existing`).
 
 use std::time::{Duration, Instant};
 
@@ -194,5 +194,81 @@ pub async fn audit(
             verify.peak_rss_mib,
         ),
     );
+    Ok(())
+}
+
+/// `seal`: `subdesk privacy seal-existing` on a copy of the large log, which the bench writes
+/// in plain text as a release before sealing did. The pass holds appends for its whole
+/// duration, so its rate says how long writes wait; `verify` on the same log is its baseline
+/// (one read of the log in stream order, as the pass makes), then `verify` again with the
+/// anchors to check.
+pub async fn seal(
+    bench: &Bench,
+    options: &Options,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<()> {
+    const COPY: &str = "bench_seal";
+    let events = ensure_log(bench, options).await?;
+    let admin = bench.connect("postgres").await?;
+    // Two statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {COPY}"))
+        .await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {COPY} TEMPLATE {DB}"))
+        .await?;
+    let url = bench.url(COPY);
+    let plain = run_cli(&bench.server_bin(), &url, &["verify"], None).await?;
+    let pass = run_cli(
+        &bench.server_bin(),
+        &url,
+        &["privacy", "seal-existing"],
+        None,
+    )
+    .await?;
+    let anchored = run_cli(&bench.server_bin(), &url, &["verify"], None).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE {COPY}"))
+        .await?;
+    let rate = |wall: Duration| events as f64 / wall.as_secs_f64();
+    eprintln!(
+        "seal-existing: {events} events in {:?} ({:.0} events/s); verify before {:.0}, after {:.0} events/s",
+        pass.wall,
+        rate(pass.wall),
+        rate(plain.wall),
+        rate(anchored.wall)
+    );
+    let summary = pass
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("sealed "))
+        .unwrap_or("")
+        .to_string();
+    report.section(
+        &format!("seal-existing{label}"),
+        &format!(
+            "`subdesk privacy seal-existing` on a copy of the log of {events} events (written \
+             in plain text, as before sealing), in one transaction that holds appends \
+             throughout; `verify` of the same log before and after (after: with the anchors \
+             checked). Wall time of the whole process.\n\n\
+             | command | seconds | events/s | peak RSS MiB |\n|---|---|---|---|\n\
+             | `subdesk verify` (plain log) | {:.1} | {:.0} | {:.0} |\n\
+             | `subdesk privacy seal-existing` | {:.1} | **{:.0}** | {:.0} |\n\
+             | `subdesk verify` (sealed, anchors checked) | {:.1} | {:.0} | {:.0} |\n\n\
+             Pass / verify: **{:.2}**. `{summary}`",
+            plain.wall.as_secs_f64(),
+            rate(plain.wall),
+            plain.peak_rss_mib,
+            pass.wall.as_secs_f64(),
+            rate(pass.wall),
+            pass.peak_rss_mib,
+            anchored.wall.as_secs_f64(),
+            rate(anchored.wall),
+            anchored.peak_rss_mib,
+            rate(pass.wall) / rate(plain.wall),
+        ),
+    );
+    report.rss(&format!("seal-existing (CLI){label}"), pass.peak_rss_mib);
     Ok(())
 }

@@ -50,6 +50,10 @@ enum Scenario {
     Rebuild,
     /// `subdesk export` and `subdesk verify` on the large log.
     Audit,
+    /// `subdesk privacy seal-existing` on a copy of the large log (written in plain text, as
+    /// by a release before sealing), against `verify` of the same log; then `verify` with the
+    /// anchors the pass left.
+    Seal,
     /// Report endpoints and the dashboard's refresh on a log of many cases, against
     /// `/healthz` and a primary-key read.
     Reports,
@@ -210,6 +214,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
         Scenario::Timers,
         Scenario::Rebuild,
         Scenario::Audit,
+        Scenario::Seal,
         Scenario::Reports,
         Scenario::Mail,
         Scenario::Webhooks,
@@ -228,6 +233,7 @@ async fn run(bench: &env::Bench, options: &Options, report: &mut Report) -> anyh
                 Scenario::Timers => timers::timers(bench, options, report, label).await?,
                 Scenario::Rebuild => log::rebuild(bench, options, report, label).await?,
                 Scenario::Audit => log::audit(bench, options, report, label).await?,
+                Scenario::Seal => log::seal(bench, options, report, label).await?,
                 Scenario::Reports => reports::reports(bench, options, report, label).await?,
                 Scenario::Mail => mail::mail(bench, options, report, label).await?,
                 Scenario::Webhooks => webhooks::webhooks(bench, options, report, label).await?,

@@ -1,6 +1,8 @@
 //! What auditors need beyond the history endpoints: verification of the hash chains, and the
 //! log as JSON Lines.
 
+pub mod anchors;
+pub mod chain;
 pub mod export;
 pub mod verify;
 

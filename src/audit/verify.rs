@@ -4,32 +4,14 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use subdesk_projections::ProjectionError;
 use tokio_postgres::types::ToSql;
 
-/// Which streams to verify (all when both are `None`).
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub aggregate_type: Option<String>,
-    pub aggregate_id: Option<String>,
-}
-
-/// The first place where the log is not what its chain says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct BrokenLink {
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    /// `hash_mismatch` (content or order changed) or `missing_event` (a gap in the stream).
-    pub problem: String,
-    /// What the chain says the hash (or the sequence) should be.
-    pub expected: String,
-    /// What is stored.
-    pub found: String,
-}
+pub use super::anchors::AnchorsReport;
+pub use super::chain::{canonical, BrokenLink, Scope};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
@@ -38,40 +20,18 @@ pub struct VerifyReport {
     pub streams: u64,
     pub seconds: f64,
     pub first_broken: Option<BrokenLink>,
+    /// The anchors of events sealed in place (`subdesk privacy seal-existing`), checked when
+    /// every chain is intact.
+    pub anchors: AnchorsReport,
 }
 
-/// The canonical bytes of an event (see `events_canonical` in migration V1).
-#[allow(clippy::too_many_arguments)]
-pub fn canonical(
-    aggregate_type: &str,
-    aggregate_id: &str,
-    sequence: i64,
-    event_type: &str,
-    event_version: &str,
-    recorded_at: DateTime<Utc>,
-    payload: &str,
-    metadata: &str,
-) -> Vec<u8> {
-    [
-        aggregate_type,
-        aggregate_id,
-        &sequence.to_string(),
-        event_type,
-        event_version,
-        &recorded_at.timestamp_micros().to_string(),
-        payload,
-        metadata,
-    ]
-    .join("\n")
-    .into_bytes()
-}
-
-/// Verifies the chains of the streams in `scope`; `progress` gets the running event count.
+/// Verifies the chains of the streams in `scope`, then their anchors; `progress` gets the
+/// running event count.
 pub async fn verify(
     client: &tokio_postgres::Client,
     scope: &Scope,
     mut progress: impl FnMut(u64),
-) -> Result<VerifyReport, tokio_postgres::Error> {
+) -> Result<VerifyReport, ProjectionError> {
     let started = Instant::now();
     // `payload::text` is jsonb's canonical text form: sorted keys, fixed spacing.
     let sql = "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
@@ -152,12 +112,18 @@ pub async fn verify(
         expected_sequence += 1;
     }
     progress(events);
+    let mut anchors = AnchorsReport::default();
+    if first_broken.is_none() {
+        anchors = super::anchors::check(client, scope).await?;
+        first_broken.clone_from(&anchors.first_mismatch);
+    }
     Ok(VerifyReport {
         ok: first_broken.is_none(),
         events,
         streams,
         seconds: started.elapsed().as_secs_f64(),
         first_broken,
+        anchors,
     })
 }
 
@@ -201,7 +167,8 @@ struct Exported {
 }
 
 /// Compares the log with an earlier export (JSON Lines from `subdesk export`): every exported
-/// event must still be in the log with the hash it had. The chain alone cannot show a stream
+/// event must still be in the log with the hash it had, or with the hash its anchor records
+/// for it, when `subdesk privacy seal-existing` sealed it in place since. The chain alone cannot show a stream
 /// that lost its newest events, nor a stream rewritten and re-hashed by someone who can write
 /// the table; an export kept elsewhere can.
 pub async fn verify_against(
@@ -259,20 +226,28 @@ async fn compare(
     let sequences: Vec<i64> = batch.iter().map(|e| e.sequence).collect();
     let rows = client
         .query(
-            "SELECT x.i, encode(e.hash, 'hex') AS hash \
+            "SELECT x.i, encode(e.hash, 'hex') AS hash, \
+                    CASE WHEN a.new_hash = e.hash THEN encode(a.old_hash, 'hex') END AS anchored \
                FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY \
                     AS x(aggregate_type, aggregate_id, sequence, i) \
                LEFT JOIN events e ON e.aggregate_type = x.aggregate_type \
                     AND e.aggregate_id = x.aggregate_id AND e.sequence = x.sequence \
+               LEFT JOIN chain_anchors a ON a.aggregate_type = x.aggregate_type \
+                    AND a.aggregate_id = x.aggregate_id AND a.sequence = x.sequence \
               ORDER BY x.i",
             &[&types, &ids, &sequences],
         )
         .await?;
     for (exported, row) in batch.iter().zip(rows) {
         let found: Option<String> = row.try_get("hash")?;
+        // An event sealed in place since the export: its anchor holds the hash exported (and
+        // `verify` checks that the event still gives that hash back).
+        let anchored: Option<String> = row.try_get("anchored")?;
         let problem = match &found {
             None => "missing_event",
-            Some(hash) if *hash != exported.hash => "hash_mismatch",
+            Some(hash) if *hash != exported.hash && anchored != Some(exported.hash.clone()) => {
+                "hash_mismatch"
+            }
             Some(_) => continue,
         };
         return Ok(Some(AnchorMismatch {

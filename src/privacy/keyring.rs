@@ -198,14 +198,7 @@ pub async fn open_events(
         if !event.event_version.ends_with(privacy::SEALED_SUFFIX) {
             continue;
         }
-        for target in [&event.payload, &event.metadata] {
-            let entries = target.get(seal::SEALED_FIELD).and_then(Value::as_array);
-            for entry in entries.into_iter().flatten() {
-                if let Some(id) = entry.get("key").and_then(Value::as_str) {
-                    ids.extend(id.parse::<Uuid>().ok());
-                }
-            }
-        }
+        ids.extend(seal::key_ids(&event.payload, &event.metadata));
     }
     let mut keys = serde_json::Map::new();
     if !ids.is_empty() {

@@ -4,6 +4,7 @@
 
 pub mod erase;
 pub mod keyring;
+pub mod rewrite;
 
 use std::path::Path;
 
@@ -25,6 +26,10 @@ pub enum PrivacyCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Seal the personal data of events written before sealing existed, in place, in one
+    /// transaction (appends wait meanwhile; reads go on); keeps every position and records the
+    /// old chain hashes as anchors that `verify` checks. Prints what it did as JSON.
+    SealExisting,
 }
 
 /// Where the master key comes from.

@@ -14,7 +14,7 @@ use crate::helpers::{
 };
 
 /// Everything in the database, as `pg_dump` writes it.
-async fn pg_dump(app: &TestApp) -> String {
+pub(crate) async fn pg_dump(app: &TestApp) -> String {
     let output = tokio::process::Command::new("/usr/lib/postgresql/15/bin/pg_dump")
         .arg("--no-owner")
         .arg(database_url(&app.target))

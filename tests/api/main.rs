@@ -30,6 +30,7 @@ mod partner_relationships;
 mod projections;
 mod replica;
 mod reports;
+mod seal_existing;
 mod sla;
 mod subscriptions;
 mod timeouts;

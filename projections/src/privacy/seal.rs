@@ -73,6 +73,20 @@ pub fn seal(
     Ok(())
 }
 
+/// The key ids a stored event's sealed entries name (none for an event never sealed).
+pub fn key_ids(payload: &Value, metadata: &Value) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for target in [payload, metadata] {
+        let entries = target.get(SEALED_FIELD).and_then(Value::as_array);
+        for entry in entries.into_iter().flatten() {
+            if let Some(id) = entry.get("key").and_then(Value::as_str) {
+                ids.extend(id.parse::<Uuid>().ok());
+            }
+        }
+    }
+    ids
+}
+
 /// Opens a stored event in place: every sealed field gets its value back, or [`ERASED`] when
 /// its key no longer exists; the `$sealed` lists go and the version loses its suffix. `keys`
 /// is what [`super::SEALED_KEYS`] selected with the event. An event that was never sealed is
