@@ -425,19 +425,40 @@ async fn scrub_derived(
     Ok(())
 }
 
-/// Rebuilds every read model, waiting while an operator's rebuild or drift check holds one.
+/// Rebuilds every read model, waiting while an operator's rebuild or drift check holds one,
+/// and trying again when the swap loses a race with readers (a deadlock with a reader of
+/// several read-model tables, a lock wait that timed out): the swap's transaction rolls back
+/// whole, so the old tables stay until a try succeeds.
 async fn rebuild(pool: &Pool, projections: &[&dyn Projection]) -> Result<(), EraseError> {
+    use subdesk_projections::ProjectionError;
     let mut pause = std::time::Duration::from_millis(200);
     loop {
-        match subdesk_projections::rebuild::rebuild_all(pool, projections, &|_, _| {}).await {
-            Err(subdesk_projections::ProjectionError::Busy(why))
-                if pause < std::time::Duration::from_secs(60) =>
-            {
-                tracing::info!(%why, "erasure waits for a rebuild in progress");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            result => return result.map(|_| ()).map_err(EraseError::from),
+        let why =
+            match subdesk_projections::rebuild::rebuild_all(pool, projections, &|_, _| {}).await {
+                Err(ProjectionError::Busy(why)) => why,
+                Err(ProjectionError::Database(error)) if lost_a_race(&error) => error.to_string(),
+                result => return result.map(|_| ()).map_err(EraseError::from),
+            };
+        if pause >= std::time::Duration::from_secs(60) {
+            return Err(EraseError::from(ProjectionError::Busy(why)));
         }
+        tracing::info!(%why, "erasure's rebuild waits and tries again");
+        tokio::time::sleep(pause).await;
+        pause *= 2;
     }
+}
+
+/// A deadlock, serialization failure, lock wait or statement timeout: the rebuild's swap lost
+/// a race with readers and may be tried again.
+fn lost_a_race(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    error.code().is_some_and(|code| {
+        [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::QUERY_CANCELED,
+        ]
+        .contains(code)
+    })
 }
