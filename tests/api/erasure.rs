@@ -29,7 +29,7 @@ pub(crate) async fn pg_dump(app: &TestApp) -> String {
     String::from_utf8_lossy(&output.stdout).to_lowercase()
 }
 
-async fn erasure_done(app: &TestApp, admin: &str, id: &str) -> Value {
+pub(crate) async fn erasure_done(app: &TestApp, admin: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let erasure = expect_json(

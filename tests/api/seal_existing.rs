@@ -5,7 +5,6 @@
 //! erasure of someone erased before the pass.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -110,20 +109,8 @@ async fn erase(app: &TestApp, root: &str, subject: &str) -> String {
 }
 
 async fn wait_completed(app: &TestApp, root: &str, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let erasure = expect_json(
-            app.get(&format!("/v1/privacy/erasures/{id}"), root).await,
-            StatusCode::OK,
-        )
-        .await;
-        if erasure["status"] == "completed" {
-            return;
-        }
-        assert_eq!(erasure["status"], "running", "{erasure}");
-        assert!(Instant::now() < deadline, "{erasure}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let done = crate::erasure::erasure_done(app, root, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
 }
 
 fn succeeded(output: &std::process::Output) -> Value {
