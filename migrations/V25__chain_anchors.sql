@@ -25,8 +25,9 @@ CREATE TABLE chain_anchors (
 );
 
 -- The log stays append-only. The one change let through: in a transaction that set
--- `subdesk.sealing_rewrite` to `on`, a row keeps every column that names it and its time, its
--- version stays or gains `+sealed`, and its new hash is the one its anchor records.
+-- `subdesk.sealing_rewrite` to `on`, a row keeps every column that names it and its time,
+-- either gains `+sealed` (its fields sealed) or keeps its version and content (only its hash
+-- moves with its stream's chain), and its new hash is the one its anchor records.
 CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -39,8 +40,12 @@ BEGIN
        AND NEW.sequence = OLD.sequence
        AND NEW.event_type = OLD.event_type
        AND NEW.recorded_at = OLD.recorded_at
-       AND (NEW.event_version = OLD.event_version
-            OR NEW.event_version = OLD.event_version || '+sealed')
+       -- Sealed now (its fields change with its version), or only re-hashed (nothing else
+       -- changes).
+       AND (NEW.event_version = OLD.event_version || '+sealed'
+            OR (NEW.event_version = OLD.event_version
+                AND NEW.payload = OLD.payload
+                AND NEW.metadata = OLD.metadata))
        AND EXISTS (SELECT 1 FROM chain_anchors a
                     WHERE a.aggregate_type = OLD.aggregate_type
                       AND a.aggregate_id = OLD.aggregate_id

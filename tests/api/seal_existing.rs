@@ -274,6 +274,16 @@ async fn events_written_before_sealing_are_sealed_in_place_anchored_and_then_era
         .await;
     assert!(refused.is_err(), "an arbitrary rewrite went through");
     let _ = db.batch_execute("ROLLBACK").await;
+    // Not even of a row whose anchor records its current hash: only sealing changes content.
+    let refused = db
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL subdesk.sealing_rewrite = 'on'; \
+             UPDATE events SET payload = payload || '{{\"forged\": true}}' \
+              WHERE aggregate_id = '{old_anns}' AND sequence = 2; COMMIT"
+        ))
+        .await;
+    assert!(refused.is_err(), "an anchored row's content was changed");
+    let _ = db.batch_execute("ROLLBACK").await;
 
     // Erasing Ann now reaches her events from before sealing.
     erase(&app, &root, "ann@acme.test").await;

@@ -110,6 +110,8 @@ impl SharedReads {
     ) -> Result<Vec<StoredEvent>, ProjectionError> {
         let wanted = usize::try_from(limit).unwrap_or(0).max(1);
         if let Some(events) = self.cached(after, wanted) {
+            metrics::counter!("subdesk_projection_shared_reads_total", "outcome" => "shared")
+                .increment(1);
             return Ok(events);
         }
         let _reading = self.reading.lock().await;
@@ -131,10 +133,7 @@ impl SharedReads {
     }
 
     fn cached(&self, after: Checkpoint, limit: usize) -> Option<Vec<StoredEvent>> {
-        let events = self.lock().after(after, limit)?;
-        metrics::counter!("subdesk_projection_shared_reads_total", "outcome" => "shared")
-            .increment(1);
-        Some(events)
+        self.lock().after(after, limit)
     }
 
     /// Drops what was read: an erasure has destroyed keys, and events opened before it must
