@@ -323,6 +323,22 @@ pub(super) fn replay_stored(record: KeyRecord, request_hash: &str) -> Result<Res
     Ok(response)
 }
 
+/// The stored answer to a request that appends no event, when its `Idempotency-Key` was
+/// seen before: the prelude of such handlers, before any work.
+pub(super) async fn replay_if_seen(
+    state: &AppState,
+    key: Option<&idempotency::IdempotencyKey>,
+    request_hash: &str,
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    match idempotency::find(&state.pool, key).await? {
+        Some(record) => replay_stored(record, request_hash).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Takes `key` in `tx` for a request that appends no event, with the answer to remember.
 /// `None`: taken (commit `tx` and answer). `Some`: not taken; answer this instead (the first
 /// request's answer, or 409 while that one is still being handled) and drop `tx`.

@@ -12,11 +12,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::command::{replay_stored, take_or_replay};
+use super::command::{replay_if_seen, take_or_replay};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
 use crate::http::contract::Idempotent;
-use crate::idempotency;
 use crate::privacy::erase::{self, EraseError, Erasure};
 use crate::state::AppState;
 
@@ -83,10 +82,8 @@ async fn request_erasure(
 ) -> Result<Response, ApiError> {
     ensure_admin(&ctx)?;
     let meta = ctx.meta(&body.hash);
-    if let Some(key) = &meta.idempotency {
-        if let Some(record) = idempotency::find(&state.pool, key).await? {
-            return replay_stored(record, &body.hash);
-        }
+    if let Some(replayed) = replay_if_seen(&state, meta.idempotency.as_ref(), &body.hash).await? {
+        return Ok(replayed);
     }
     let request = body.value;
     let mut client = state.pool.get().await?;

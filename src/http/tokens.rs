@@ -15,12 +15,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::command::{replay_stored, take_or_replay};
+use super::command::{replay_if_seen, take_or_replay};
 use super::error::{ApiError, Problem};
 use super::extract::{Ctx, JsonBody};
 use crate::auth::{self, TokenInfo, TokenSpec};
 use crate::http::contract::Idempotent;
-use crate::idempotency;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,10 +101,8 @@ async fn issue_token(
     ensure_admin(&ctx)?;
     let request = body.value;
     let key = ctx.meta(&body.hash).idempotency;
-    if let Some(key) = &key {
-        if let Some(record) = idempotency::find(&state.pool, key).await? {
-            return replay_stored(record, &body.hash);
-        }
+    if let Some(replayed) = replay_if_seen(&state, key.as_ref(), &body.hash).await? {
+        return Ok(replayed);
     }
     let role = request
         .role

@@ -153,25 +153,19 @@ pub async fn record(
     }
     let master = privacy::master()?;
     let digest = master.subject_digest(&address);
-    let destroyed: Vec<Uuid> = tx
-        .query(
-            "DELETE FROM subject_keys WHERE subject = $1 RETURNING key_id",
-            &[&digest],
-        )
-        .await?
-        .iter()
-        .map(|row| row.try_get("key_id"))
-        .collect::<Result<_, _>>()?;
+    let destroyed = key_ids(
+        tx,
+        "DELETE FROM subject_keys WHERE subject = $1 RETURNING key_id",
+        &digest,
+    )
+    .await?;
     // Keys earlier erasures of the same subject destroyed: their events are scrubbed again.
-    let earlier: Vec<Uuid> = tx
-        .query(
-            "SELECT DISTINCT k FROM erasures, unnest(key_ids) AS k WHERE subject = $1",
-            &[&digest],
-        )
-        .await?
-        .iter()
-        .map(|row| row.try_get("k"))
-        .collect::<Result<_, _>>()?;
+    let earlier = key_ids(
+        tx,
+        "SELECT DISTINCT k AS key_id FROM erasures, unnest(key_ids) AS k WHERE subject = $1",
+        &digest,
+    )
+    .await?;
     let id = Uuid::now_v7();
     let at = Utc::now();
     let position = append_recorded(tx, pool, keys, id, &digest, &destroyed, reason, by, at).await?;
@@ -461,4 +455,17 @@ fn lost_a_race(error: &tokio_postgres::Error) -> bool {
         ]
         .contains(code)
     })
+}
+
+/// The `key_id` column of what `sql` returns for the subject's digest.
+async fn key_ids(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    digest: &str,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    tx.query(sql, &[&digest])
+        .await?
+        .iter()
+        .map(|row| row.try_get("key_id"))
+        .collect()
 }
